@@ -1,0 +1,58 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is here too.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+
+.PHONY: install run test check lint format typecheck protos protos-check buf-lint buf-breaking unit bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## Start the embedded database and the gRPC server in the foreground (Ctrl-C stops both).
+run: install
+	$(BIN)/pipelinejobs up
+
+## Everything CI checks: generated code, proto lint, ruff, mypy and the whole test suite.
+test: install check
+	$(PY) -m pytest
+
+check: protos-check buf-lint lint typecheck
+
+protos: install
+	$(PY) scripts/gen_protos.py
+
+protos-check: install
+	$(PY) scripts/gen_protos.py --check
+
+buf-lint: install
+	$(BIN)/buf lint
+
+## Compare the contract with main's; used by CI once main has a previous version.
+buf-breaking: install
+	$(BIN)/buf breaking --against '.git#branch=main'
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(PY) -m pytest -m "not slow"
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""The PipelineJobs gRPC server: the only writer of job state."""

@@ -1,0 +1,5 @@
+"""``python -m pipelinejobs_server up|serve|health``."""
+
+from .cli import main
+
+raise SystemExit(main())

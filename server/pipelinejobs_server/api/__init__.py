@@ -1,0 +1,1 @@
+"""The gRPC API layer: servicers, error mapping, conversions and the server factory."""

@@ -1,0 +1,72 @@
+"""What every RPC does around its handler: find the caller, map domain errors, log without secrets."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from ..domain.errors import PipelineJobsError
+from ..service.credentials import Credentials, Principal
+from .errors import abort, codes_for
+
+log = logging.getLogger("pipelinejobs.rpc")
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Any, Request, Context, Principal | None], Awaitable[Response]]
+
+
+def api_key(context: Context) -> str | None:
+    """The API key from 'authorization: Bearer <key>' (or 'x-api-key') metadata."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, credential = value.partition(" ")
+            if scheme.lower() == "bearer" and credential.strip():
+                return credential.strip()
+        if key == "x-api-key" and isinstance(value, str) and value:
+            return value
+    return None
+
+
+class HasCredentials:
+    credentials: Credentials
+
+
+def rpc(handler: Handler[Request, Response]) -> Callable[[Any, Request, Context], Awaitable[Response]]:
+    """Wrap a servicer method: authenticate, call, and turn domain errors into rich gRPC statuses."""
+    method = handler.__name__
+
+    @functools.wraps(handler)
+    async def wrapper(self: HasCredentials, request: Request, context: Context) -> Response:
+        request_id = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        try:
+            principal = self.credentials.authenticate(api_key(context))
+            response = await handler(self, request, context, principal)
+        except PipelineJobsError as error:
+            # Messages and metadata never hold tokens or keys, so they are safe to log.
+            log.info(
+                "rpc=%s request_id=%s code=%s reason=%s ms=%.1f",
+                method, request_id, codes_for(error).grpc.name, error.reason, _ms(started),
+            )  # fmt: skip
+            await abort(context, error)
+            raise AssertionError("unreachable: abort raises") from error
+        except Exception:
+            log.exception("rpc=%s request_id=%s code=INTERNAL", method, request_id)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
+            raise
+        log.debug("rpc=%s request_id=%s code=OK ms=%.1f", method, request_id, _ms(started))
+        return response
+
+    return wrapper
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

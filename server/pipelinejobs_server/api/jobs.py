@@ -1,0 +1,155 @@
+"""JobService over gRPC."""
+
+from __future__ import annotations
+
+from pipelinejobs_client.api.v1 import job_pb2
+from pipelinejobs_client.api.v1 import job_service_pb2 as pb
+from pipelinejobs_client.api.v1 import job_service_pb2_grpc as pb_grpc
+
+from ..domain import fsm
+from ..domain.errors import InvalidArgument
+from ..service import paging
+from ..service.credentials import Credentials, Principal
+from ..service.jobs import Event, JobService, NewJob
+from ..settings import Limits
+from .calls import Context, rpc
+from .convert import (
+    event_from_proto,
+    event_to_proto,
+    history_to_proto,
+    job_to_proto,
+    rejected_to_proto,
+    source_from_proto,
+    state_to_proto,
+    struct_to_dict,
+    timestamp,
+)
+
+_PERMISSIONS = {
+    fsm.Permission.SERVICE: job_pb2.PERMISSION_SERVICE,
+    fsm.Permission.JOB_TOKEN: job_pb2.PERMISSION_JOB_TOKEN,
+    fsm.Permission.ADMIN: job_pb2.PERMISSION_ADMIN,
+}
+
+
+def state_machine() -> pb.GetStateMachineResponse:
+    """The machine as a message, read off domain/fsm.py (built once: it never changes)."""
+    return pb.GetStateMachineResponse(
+        states=[state_to_proto(state) for state in fsm.STATES],
+        events=[event_to_proto(event) for event in fsm.EVENTS],
+        transitions=[
+            job_pb2.Transition(
+                event=event_to_proto(event),
+                source=state_to_proto(source),
+                destination=state_to_proto(destination),
+                permission=_PERMISSIONS[fsm.permission(event)],
+            )
+            for event, source, destination in fsm.transitions()
+        ],
+        initial_state=state_to_proto(fsm.INITIAL_STATE),
+    )
+
+
+class JobServicer(pb_grpc.JobServiceServicer):
+    def __init__(self, credentials: Credentials, service: JobService, limits: Limits) -> None:
+        self.credentials = credentials
+        self._service = service
+        self._limits = limits
+        self._machine = state_machine()
+
+    @rpc
+    async def CreateJob(
+        self, request: pb.CreateJobRequest, context: Context, principal: Principal | None
+    ) -> pb.CreateJobResponse:
+        result = await self._service.create_job(
+            principal,
+            NewJob(
+                pipeline_uuid=request.pipeline_uuid,
+                links={
+                    "lab": list(request.links.lab),
+                    "experiment": list(request.links.experiment),
+                    "sample": list(request.links.sample),
+                },
+                data=struct_to_dict(request.data, "data"),
+                session=request.session,
+                agent=request.agent,
+                task=request.task,
+            ),
+        )
+        return pb.CreateJobResponse(
+            job=job_to_proto(result.job),
+            token=result.token,
+            token_expire_time=timestamp(result.token_expires_at),
+            callback_url=result.callback_url,
+            created=result.created,
+        )
+
+    @rpc
+    async def GetJob(self, request: pb.GetJobRequest, context: Context, principal: Principal | None) -> pb.GetJobResponse:
+        return pb.GetJobResponse(job=job_to_proto(await self._service.get_job(principal, request.uuid)))
+
+    @rpc
+    async def SendEvent(
+        self, request: pb.SendEventRequest, context: Context, principal: Principal | None
+    ) -> pb.SendEventResponse:
+        applied = await self._service.send_event(
+            principal,
+            Event(
+                job_uuid=request.uuid,
+                name=event_from_proto(request.event),
+                data=struct_to_dict(request.data, "data"),
+                token=request.token,
+                idempotency_key=request.idempotency_key,
+                source=source_from_proto(request.source),
+            ),
+        )
+        return pb.SendEventResponse(
+            job=job_to_proto(applied.job), event=history_to_proto(applied.event), replayed=applied.replayed
+        )
+
+    @rpc
+    async def CancelJob(
+        self, request: pb.CancelJobRequest, context: Context, principal: Principal | None
+    ) -> pb.CancelJobResponse:
+        await self._service.cancel_job(principal, request.uuid, request.token)
+        return pb.CancelJobResponse()
+
+    @rpc
+    async def ListJobEvents(
+        self, request: pb.ListJobEventsRequest, context: Context, principal: Principal | None
+    ) -> pb.ListJobEventsResponse:
+        limit = paging.page_size(request.page_size, self._limits)
+        listing = f"events:{request.uuid}"
+        position = paging.decode(listing, request.page_token) or {"seq": 0}
+        after_seq = position.get("seq")
+        if not isinstance(after_seq, int) or after_seq < 0:
+            raise InvalidArgument("page_token is malformed", field="page_token")
+        events = await self._service.list_events(principal, request.uuid, after_seq, limit)
+        token = paging.encode(listing, {"seq": events[-1].entry.seq}) if len(events) == limit else ""
+        return pb.ListJobEventsResponse(events=[history_to_proto(e) for e in events], next_page_token=token)
+
+    @rpc
+    async def ListRejectedEvents(
+        self, request: pb.ListRejectedEventsRequest, context: Context, principal: Principal | None
+    ) -> pb.ListRejectedEventsResponse:
+        limit = paging.page_size(request.page_size, self._limits)
+        listing = f"rejected:{request.job_uuid}"
+        after = paging.decode_moment(listing, request.page_token)
+        records = await self._service.list_rejected(principal, request.job_uuid, after, limit)
+        token = paging.encode_moment(listing, records[-1].timestamp, records[-1].uuid) if len(records) == limit else ""
+        return pb.ListRejectedEventsResponse(events=[rejected_to_proto(r) for r in records], next_page_token=token)
+
+    @rpc
+    async def VerifyHistory(
+        self, request: pb.VerifyHistoryRequest, context: Context, principal: Principal | None
+    ) -> pb.VerifyHistoryResponse:
+        check = await self._service.verify(principal, request.uuid)
+        return pb.VerifyHistoryResponse(
+            valid=check.valid, checked=check.checked, first_bad_seq=check.first_bad_seq, reason=check.reason
+        )
+
+    @rpc
+    async def GetStateMachine(
+        self, request: pb.GetStateMachineRequest, context: Context, principal: Principal | None
+    ) -> pb.GetStateMachineResponse:
+        return self._machine

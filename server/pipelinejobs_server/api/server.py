@@ -1,0 +1,79 @@
+"""Building the gRPC server: our services, health and reflection together, bound to a port.
+
+``start_server`` returns the running server and the port it bound, so tests can ask for port 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from grpc_reflection.v1alpha import reflection
+
+from pipelinejobs_client.api.v1 import job_service_pb2, job_service_pb2_grpc
+from pipelinejobs_client.api.v1 import pipeline_service_pb2, pipeline_service_pb2_grpc
+
+from ..service.credentials import Credentials
+from ..service.jobs import JobService
+from ..service.pipelines import PipelineService
+from ..settings import Settings
+from ..storage.database import Database
+from ..storage.jobs import JobStore
+from ..storage.pipelines import PipelineStore
+from ..storage.rejected import RejectedStore
+from .health import DatabaseHealth
+from .jobs import JobServicer
+from .pipelines import PipelineServicer
+
+SERVICE_NAMES = (
+    job_service_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    pipeline_service_pb2.DESCRIPTOR.services_by_name["PipelineService"].full_name,
+)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    database: Database
+    health: DatabaseHealth
+
+    async def stop(self, grace_s: float) -> None:
+        """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database."""
+        await self.health.stop()
+        await self.server.stop(grace_s)
+        await self.database.close()
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    database = Database(settings.mongodb_uri, settings.database, timeout_ms=settings.db_timeout_ms)
+    await database.ensure_indexes()
+    credentials = Credentials(settings.admin_keys, settings.client_keys)
+    pipelines = PipelineStore(database)
+    jobs = JobService(settings, JobStore(database), pipelines, RejectedStore(database))
+
+    limit = settings.limits.max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            # Several server processes may serve one port behind a balancer, never by accident.
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(credentials, jobs, settings.limits), server)
+    pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
+        PipelineServicer(credentials, PipelineService(settings.limits, pipelines), settings.limits), server
+    )
+    health = DatabaseHealth(database, SERVICE_NAMES, settings.health_interval_s)
+    from grpc_health.v1 import health_pb2_grpc
+
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, "grpc.health.v1.Health", reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    if port == 0:
+        raise OSError(f"could not bind {settings.host}:{settings.port}")
+    await health.check_once()
+    health.start()
+    await server.start()
+    return RunningServer(server, port, database, health)

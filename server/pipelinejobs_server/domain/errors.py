@@ -1,0 +1,102 @@
+"""Domain errors. They carry no transport codes: the API layer maps them (api/errors.py), once,
+for gRPC and HTTP alike. Each has a stable machine-readable ``reason`` and string ``metadata``."""
+
+from __future__ import annotations
+
+
+class PipelineJobsError(Exception):
+    reason = "INTERNAL"
+
+    def __init__(self, message: str, **metadata: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata = metadata
+
+
+class InvalidArgument(PipelineJobsError):
+    reason = "INVALID_ARGUMENT"
+
+
+class UnknownEvent(InvalidArgument):
+    reason = "UNKNOWN_EVENT"
+
+
+class DataTooLarge(PipelineJobsError):
+    reason = "DATA_TOO_LARGE"
+
+
+class NotFound(PipelineJobsError):
+    reason = "NOT_FOUND"
+
+
+class JobNotFound(NotFound):
+    reason = "JOB_NOT_FOUND"
+
+    def __init__(self, job_uuid: str) -> None:
+        super().__init__(f"job {job_uuid} not found", uuid=job_uuid)
+
+
+class PipelineNotFound(NotFound):
+    reason = "PIPELINE_NOT_FOUND"
+
+    def __init__(self, pipeline_uuid: str) -> None:
+        super().__init__(f"pipeline {pipeline_uuid} not found", uuid=pipeline_uuid)
+
+
+class InvalidTransition(PipelineJobsError):
+    reason = "INVALID_TRANSITION"
+
+    def __init__(self, message: str, *, state: str, event: str) -> None:
+        super().__init__(message, state=state, event=event)
+
+
+class CancelNotAllowed(PipelineJobsError):
+    reason = "CANCEL_NOT_ALLOWED"
+
+
+class Unauthenticated(PipelineJobsError):
+    reason = "UNAUTHENTICATED"
+
+
+class ApiKeyRequired(Unauthenticated):
+    reason = "API_KEY_REQUIRED"
+
+
+class InvalidApiKey(Unauthenticated):
+    reason = "INVALID_API_KEY"
+
+
+class TokenRequired(Unauthenticated):
+    reason = "TOKEN_REQUIRED"
+
+
+class InvalidToken(Unauthenticated):
+    reason = "INVALID_TOKEN"
+
+
+class TokenExpired(Unauthenticated):
+    reason = "TOKEN_EXPIRED"
+
+
+class PermissionDenied(PipelineJobsError):
+    reason = "PERMISSION_DENIED"
+
+
+class AdminRequired(PermissionDenied):
+    reason = "ADMIN_REQUIRED"
+
+
+class IdempotencyConflict(PipelineJobsError):
+    reason = "IDEMPOTENCY_CONFLICT"
+
+
+class ConcurrentModification(PipelineJobsError):
+    reason = "CONCURRENT_MODIFICATION"
+
+
+class Unavailable(PipelineJobsError):
+    reason = "UNAVAILABLE"
+
+
+class DatabaseUnavailable(Unavailable):
+    reason = "DATABASE_UNAVAILABLE"

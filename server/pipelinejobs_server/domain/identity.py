@@ -1,0 +1,69 @@
+"""Stable identities: pipeline and job UUIDs, and the link UUIDs used in archive paths.
+
+All are ``uuid5`` values over canonical JSON (see canonical.py), so any language can reproduce them.
+docs/identity.md specifies the encodings and lists test vectors checked by tests/test_identity.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from .canonical import canonical_json
+
+# Fixed project namespaces. Changing any of them changes every identity: never do it.
+NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://pipelinejobs.dev/ns/v1")
+PIPELINE_NAMESPACE: Final = uuid.uuid5(NAMESPACE, "pipeline")
+JOB_NAMESPACE: Final = uuid.uuid5(NAMESPACE, "job")
+LINK_NAMESPACE: Final = uuid.uuid5(NAMESPACE, "link")
+
+JOB_IDENTITY_VERSION: Final = 1
+LINK_KINDS: Final = ("lab", "experiment", "sample")
+
+
+def normalize_links(links: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """Every link kind present, each list sorted and de-duplicated; empty strings dropped."""
+    unknown = set(links) - set(LINK_KINDS)
+    if unknown:
+        raise ValueError(f"unknown link kinds: {sorted(unknown)}")
+    return {kind: sorted({value for value in links.get(kind, ()) if value}) for kind in LINK_KINDS}
+
+
+def normalize_components(components: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return sorted(set(components))
+
+
+def pipeline_uuid(components: Iterable[tuple[str, str]], options: Mapping[str, Any]) -> str:
+    encoded = canonical_json(
+        {
+            "components": [{"id": cid, "version": version} for cid, version in normalize_components(components)],
+            "options": dict(options),
+        }
+    )
+    return str(uuid.uuid5(PIPELINE_NAMESPACE, encoded))
+
+
+def job_identity_document(
+    pipeline: str, links: Mapping[str, Iterable[str]], data: Mapping[str, Any]
+) -> str:
+    """The versioned canonical JSON a job UUID is computed over."""
+    return canonical_json(
+        {"v": JOB_IDENTITY_VERSION, "pipeline_uuid": pipeline, "links": normalize_links(links), "data": dict(data)}
+    )
+
+
+def job_uuid(pipeline: str, links: Mapping[str, Iterable[str]], data: Mapping[str, Any]) -> str:
+    return str(uuid.uuid5(JOB_NAMESPACE, job_identity_document(pipeline, links, data)))
+
+
+def link_uuid(kind: str, values: Sequence[str]) -> str:
+    """The UUID of one kind of link (several values are one sorted, de-duplicated list)."""
+    return str(uuid.uuid5(LINK_NAMESPACE, canonical_json({"kind": kind, "values": sorted(set(values))})))
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False

@@ -1,0 +1,49 @@
+"""Job tokens and API keys: random secrets stored only as hashes and compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+from typing import NamedTuple
+
+TOKEN_BYTES = 24  # 192 random bits, URL-safe: tokens travel in callback query strings
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_secret(secret: str) -> str:
+    # Tokens and keys carry >= 128 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class StoredToken(NamedTuple):
+    digest: str
+    expires_at: datetime
+
+
+class TokenCheck(NamedTuple):
+    matched: StoredToken | None
+    expired: bool
+
+
+def check_token(presented: str, stored: Iterable[StoredToken], now: datetime) -> TokenCheck:
+    """Find the stored token matching ``presented`` and say whether it has expired."""
+    candidates = list(stored)
+    found = matches_any(presented, [candidate.digest for candidate in candidates])
+    matched = next((candidate for candidate in candidates if candidate.digest == found), None)
+    return TokenCheck(matched, matched is not None and matched.expires_at <= now)
+
+
+def matches_any(presented: str, digests: Iterable[str]) -> str | None:
+    """The digest among ``digests`` that ``presented`` hashes to, compared in constant time."""
+    digest = hash_secret(presented)
+    found: str | None = None
+    for candidate in digests:
+        if hmac.compare_digest(candidate, digest) and found is None:
+            found = candidate
+    return found

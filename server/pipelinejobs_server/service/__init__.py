@@ -1,0 +1,1 @@
+"""The service layer: validation, authorization and the state machine. The only way state changes."""

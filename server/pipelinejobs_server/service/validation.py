@@ -1,0 +1,68 @@
+"""Checks on request fields that do not need the database. Each failure names the field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..domain import fsm
+from ..domain.canonical import canonical_json, depth
+from ..domain.errors import DataTooLarge, InvalidArgument, UnknownEvent
+from ..domain.identity import is_uuid
+
+_SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PRINTABLE = re.compile(r"^[\x21-\x7e]{1,200}$")
+MAX_TEXT = 1024
+
+
+def uuid_field(value: str, name: str) -> str:
+    if not value:
+        raise InvalidArgument(f"{name} is required", field=name)
+    if not is_uuid(value):
+        raise InvalidArgument(f"{name} must be a lower-case hyphenated UUID, got {value[:64]!r}", field=name)
+    return value
+
+
+def event_name(value: str) -> str:
+    if not fsm.is_event(value):
+        raise UnknownEvent(f"unknown event {value[:64]!r}; known events: {', '.join(fsm.EVENTS)}", field="event")
+    return value
+
+
+def json_object(value: dict[str, Any], name: str, *, max_bytes: int, max_depth: int) -> dict[str, Any]:
+    """Check size and nesting of a JSON object; the size is that of its canonical encoding."""
+    nesting = depth(value)
+    if nesting > max_depth:
+        raise InvalidArgument(f"{name} is nested {nesting} levels deep; the limit is {max_depth}", field=name)
+    try:
+        size = len(canonical_json(value).encode("utf-8"))
+    except (TypeError, ValueError) as error:
+        raise InvalidArgument(f"{name} is not a JSON object: {error}", field=name) from None
+    if size > max_bytes:
+        raise DataTooLarge(f"{name} is {size} bytes; the limit is {max_bytes}", field=name, limit=str(max_bytes))
+    return value
+
+
+def session_name(value: str) -> str:
+    if value and not _SESSION.match(value):
+        raise InvalidArgument(
+            "session must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit",
+            field="session",
+        )
+    return value
+
+
+def idempotency_key(value: str) -> str:
+    if value and not _PRINTABLE.match(value):
+        raise InvalidArgument(
+            "idempotency_key must be 1-200 printable ASCII characters without spaces", field="idempotency_key"
+        )
+    return value
+
+
+def text(value: str, name: str, *, required: bool = False, max_length: int = MAX_TEXT) -> str:
+    if required and not value.strip():
+        raise InvalidArgument(f"{name} is required", field=name)
+    if len(value) > max_length:
+        raise InvalidArgument(f"{name} is longer than {max_length} characters", field=name)
+    return value

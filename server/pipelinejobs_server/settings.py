@@ -1,0 +1,95 @@
+"""Server settings, read from an injectable mapping (the process environment by default).
+
+Every setting has a flag in the CLI too; README.md lists them in one table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from .domain.naming import DEFAULT_ARCHIVE_TEMPLATE, validate_template
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot use."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _keys(raw: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in raw.split(",") if key.strip())
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_event_data_bytes: int = 64 * 1024
+    max_job_data_bytes: int = 256 * 1024
+    max_data_depth: int = 32
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_tokens_per_job: int = 32
+    default_page_size: int = 100
+    max_page_size: int = 1000
+
+
+@dataclass(frozen=True)
+class Settings:
+    mongodb_uri: str = ""
+    database: str = "pipelinejobs"
+    db_timeout_ms: int = 2000
+    host: str = "127.0.0.1"
+    port: int = 50051
+    admin_keys: tuple[str, ...] = ()
+    client_keys: tuple[str, ...] = ()
+    token_ttl: timedelta = timedelta(hours=72)
+    archive_template: str = DEFAULT_ARCHIVE_TEMPLATE
+    public_url: str = "http://127.0.0.1:8080"
+    health_interval_s: float = 2.0
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        limits = Limits(
+            max_event_data_bytes=_int(env, "PIPELINEJOBS_MAX_EVENT_DATA_BYTES", Limits.max_event_data_bytes, 1),
+            max_job_data_bytes=_int(env, "PIPELINEJOBS_MAX_JOB_DATA_BYTES", Limits.max_job_data_bytes, 1),
+            max_data_depth=_int(env, "PIPELINEJOBS_MAX_DATA_DEPTH", Limits.max_data_depth, 1),
+        )
+        settings = cls(
+            mongodb_uri=env.get("MONGODB_URI", ""),
+            database=env.get("PIPELINEJOBS_DATABASE", defaults.database) or defaults.database,
+            db_timeout_ms=_int(env, "PIPELINEJOBS_DB_TIMEOUT_MS", defaults.db_timeout_ms, 100),
+            host=env.get("PIPELINEJOBS_GRPC_HOST", defaults.host) or defaults.host,
+            port=_int(env, "PIPELINEJOBS_GRPC_PORT", defaults.port),
+            admin_keys=_keys(env.get("PIPELINEJOBS_ADMIN_KEY", "")),
+            client_keys=_keys(env.get("PIPELINEJOBS_CLIENT_KEYS", "")),
+            token_ttl=timedelta(hours=_int(env, "PIPELINEJOBS_TOKEN_TTL_HOURS", 72, 1)),
+            archive_template=env.get("PIPELINEJOBS_ARCHIVE_TEMPLATE", defaults.archive_template)
+            or defaults.archive_template,
+            public_url=(env.get("PIPELINEJOBS_PUBLIC_URL", defaults.public_url) or defaults.public_url).rstrip("/"),
+            limits=limits,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        try:
+            validate_template(self.archive_template)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
+        if not self.public_url.startswith(("http://", "https://")):
+            raise SettingsError(f"PIPELINEJOBS_PUBLIC_URL must be an http(s) URL, got {self.public_url!r}")

@@ -1,0 +1,1 @@
+"""MongoDB storage: the only package that imports pymongo."""

@@ -1,0 +1,144 @@
+"""Jobs and their event log.
+
+The write path is log-first (DESIGN section 6.3): an event is inserted into ``job_events`` under the
+unique ``(job_uuid, seq)`` index, then the job record is advanced with a compare-and-set on ``seq``.
+Two writers can never both take a seq, and a record left behind its log by a crash is rolled forward by
+whoever sees it next. Compare-and-set is ``update_one`` with the precondition in the filter, never
+``find_one_and_update``, which scans the whole collection on the embedded database (DESIGN section 9).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
+
+from ..domain.history import Entry
+from ..domain.records import JobRecord, RecordedEvent
+from ..domain.tokens import StoredToken
+from .database import Database, duplicate_index, translate_errors
+from .documents import (
+    event_from_document,
+    event_to_document,
+    job_from_document,
+    job_to_document,
+    token_to_document,
+)
+
+
+class AppendOutcome(enum.Enum):
+    APPENDED = "appended"
+    SEQ_TAKEN = "seq_taken"  # another writer (or a crashed one) already holds this seq
+    KEY_TAKEN = "key_taken"  # this idempotency key was already applied to the job
+
+
+class JobStore:
+    def __init__(self, database: Database) -> None:
+        self._jobs = database.collections.jobs
+        self._events = database.collections.job_events
+
+    @translate_errors
+    async def get(self, job_uuid: str) -> JobRecord | None:
+        document = await self._jobs.find_one({"_id": job_uuid})
+        return None if document is None else job_from_document(document)
+
+    @translate_errors
+    async def insert(self, record: JobRecord) -> bool:
+        """Insert a new job; False if a job with this uuid exists already."""
+        try:
+            await self._jobs.insert_one(job_to_document(record))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    @translate_errors
+    async def add_token(self, job_uuid: str, token: StoredToken, *, keep: int) -> bool:
+        """Add a token to an existing job, keeping only the ``keep`` newest."""
+        result = await self._jobs.update_one(
+            {"_id": job_uuid, "cancelled": {"$ne": True}},
+            {"$push": {"tokens": {"$each": [token_to_document(token)], "$slice": -keep}}},
+        )
+        return result.modified_count == 1
+
+    @translate_errors
+    async def append(self, entry: Entry, digest: str) -> AppendOutcome:
+        try:
+            await self._events.insert_one(event_to_document(entry, digest))
+        except DuplicateKeyError as error:
+            if duplicate_index(error) == "job_idempotency_key":
+                return AppendOutcome.KEY_TAKEN
+            return AppendOutcome.SEQ_TAKEN
+        return AppendOutcome.APPENDED
+
+    @translate_errors
+    async def advance(
+        self,
+        job: JobRecord,
+        events: Sequence[RecordedEvent],
+        *,
+        token: StoredToken | None = None,
+    ) -> bool:
+        """Move the record from ``job.seq`` to the last of ``events`` (contiguous, in seq order).
+
+        The filter is the compare-and-set: it matches only if nobody advanced or cancelled the job since
+        ``job`` was read. ``token``, when given, gets its new expiry in the same write.
+        """
+        last = events[-1]
+        query: dict[str, Any] = {"_id": job.uuid, "seq": job.seq, "cancelled": {"$ne": True}}
+        changes: dict[str, Any] = {
+            "seq": last.entry.seq,
+            "state": last.entry.to_state,
+            "last_event": last.entry.name,
+            "head_hash": last.hash,
+            "updated_at": last.entry.timestamp,
+        }
+        if any(event.entry.to_state == "RUNNING" for event in events):
+            changes["ever_running"] = True
+        if token is not None:
+            query["tokens.h"] = token.digest
+            changes["tokens.$.exp"] = token.expires_at
+        result = await self._jobs.update_one(query, {"$set": changes})
+        return result.modified_count == 1
+
+    @translate_errors
+    async def events_after(self, job_uuid: str, seq: int, limit: int) -> list[RecordedEvent]:
+        cursor = self._events.find({"job_uuid": job_uuid, "seq": {"$gt": seq}}).sort("seq", ASCENDING).limit(limit)
+        return [event_from_document(document) async for document in cursor]
+
+    async def iter_events(self, job_uuid: str, *, batch: int = 1000) -> AsyncIterator[RecordedEvent]:
+        """Every event of a job in seq order, fetched a batch at a time."""
+        seq = 0
+        while True:
+            page = await self.events_after(job_uuid, seq, batch)
+            for event in page:
+                yield event
+            if len(page) < batch:
+                return
+            seq = page[-1].entry.seq
+
+    @translate_errors
+    async def event_by_key(self, job_uuid: str, key: str) -> RecordedEvent | None:
+        document = await self._events.find_one({"job_uuid": job_uuid, "idempotency_key": key})
+        return None if document is None else event_from_document(document)
+
+    @translate_errors
+    async def delete_event(self, event_uuid: str) -> None:
+        await self._events.delete_one({"_id": event_uuid})
+
+    @translate_errors
+    async def mark_cancelled(self, job: JobRecord) -> bool:
+        """Mark a never-RUNNING job as cancelled, if it is still exactly as read."""
+        result = await self._jobs.update_one(
+            {"_id": job.uuid, "seq": job.seq, "ever_running": {"$ne": True}, "cancelled": {"$ne": True}},
+            {"$set": {"cancelled": True}},
+        )
+        return result.modified_count == 1
+
+    @translate_errors
+    async def purge(self, job_uuid: str) -> None:
+        """Delete a cancelled job: its history first, the record (the cancel marker) last."""
+        await self._events.delete_many({"job_uuid": job_uuid})
+        await self._jobs.delete_one({"_id": job_uuid, "cancelled": True})
