@@ -17,8 +17,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from pipelinejobs_server.cli import main as server_main
     except ImportError as error:
-        print(f"error: the server commands need the server extra (pip install 'pipelinejobs[server,embedded]'): {error}",
-              file=sys.stderr)  # fmt: skip
+        hint = "pip install 'pipelinejobs[server,embedded]'"
+        print(f"error: the server commands need the server extra ({hint}): {error}", file=sys.stderr)
         return 2
     return server_main(arguments)
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 
 from .support import ServerThread, Stubs, stubs, test_settings
@@ -47,6 +46,6 @@ def api(server: ServerThread) -> Iterator[Stubs]:
 
 @pytest.fixture
 def output_dir(request: pytest.FixtureRequest) -> Path:
-    path = Path("test-output") / request.node.name
+    path = Path("test-output") / str(request.node.name)
     path.mkdir(parents=True, exist_ok=True)
     return path

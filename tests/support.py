@@ -17,6 +17,8 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from pipelinejobs_server.api.server import RunningServer, start_server
+from pipelinejobs_server.settings import Settings
 
 from pipelinejobs_client.api.v1 import (
     job_pb2,
@@ -26,8 +28,6 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2,
     pipeline_service_pb2_grpc,
 )
-from pipelinejobs_server.api.server import RunningServer, start_server
-from pipelinejobs_server.settings import Settings
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 CLIENT_KEY = "test-client-key-0123456789abcdef"
@@ -57,7 +57,9 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self._thread.start()
-        future: Future[RunningServer] = asyncio.run_coroutine_threadsafe(start_server(self._settings), self._loop)
+        future: Future[RunningServer] = asyncio.run_coroutine_threadsafe(
+            start_server(self._settings), self._loop
+        )
         self.running = future.result(timeout=60)
         return self
 
@@ -101,7 +103,9 @@ class ServerProcess:
                 self.kill()
 
 
-def start_server_process(uri: str, database: str, extra_env: Mapping[str, str] | None = None) -> ServerProcess:
+def start_server_process(
+    uri: str, database: str, extra_env: Mapping[str, str] | None = None
+) -> ServerProcess:
     env = dict(os.environ)
     env.update(
         {
@@ -179,7 +183,9 @@ def register_pipeline(s: Stubs, name: str = "fcs-etl", version: str = "0.4.0") -
     return reply.pipeline.uuid
 
 
-def create_job(s: Stubs, pipeline: str, data: dict[str, Any] | None = None, **links: list[str]) -> job_service_pb2.CreateJobResponse:
+def create_job(
+    s: Stubs, pipeline: str, data: dict[str, Any] | None = None, **links: list[str]
+) -> job_service_pb2.CreateJobResponse:
     request = job_service_pb2.CreateJobRequest(
         pipeline_uuid=pipeline,
         links=job_pb2.JobLinks(
@@ -199,7 +205,7 @@ def event_enum(name: str) -> job_pb2.JobEvent.ValueType:
 
 
 def state_name(value: int) -> str:
-    return job_pb2.JobState.Name(value).removeprefix("JOB_STATE_")
+    return job_pb2.JobState.Name(job_pb2.JobState.ValueType(value)).removeprefix("JOB_STATE_")
 
 
 def send(
@@ -227,7 +233,8 @@ def history(s: Stubs, job_uuid: str) -> list[job_pb2.HistoryEvent]:
     token = ""
     while True:
         reply = s.jobs.ListJobEvents(
-            job_service_pb2.ListJobEventsRequest(uuid=job_uuid, page_size=1000, page_token=token), metadata=CLIENT
+            job_service_pb2.ListJobEventsRequest(uuid=job_uuid, page_size=1000, page_token=token),
+            metadata=CLIENT,
         )
         events.extend(reply.events)
         token = reply.next_page_token

@@ -6,8 +6,10 @@ neither the encoding nor the doc can change without this file noticing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -234,6 +236,18 @@ def test_verify_chain_detects_a_duplicate_seq() -> None:
 def test_verify_chain_detects_a_history_not_starting_at_one() -> None:
     check = verify_chain(_chain(5)[1:])
     assert (check.valid, check.first_bad_seq) == (False, 1)
+
+
+def test_verify_chain_async_agrees_with_verify_chain() -> None:
+    # VerifyHistory streams entries from the store; the streaming check must give the same answers.
+    async def stream(pairs: list[tuple[Entry, str]]) -> AsyncIterator[tuple[Entry, str]]:
+        for pair in pairs:
+            yield pair
+
+    broken = _chain(5)
+    del broken[2]
+    for pairs in (_chain(5), broken, []):
+        assert asyncio.run(history.verify_chain_async(stream(pairs))) == verify_chain(pairs)
 
 
 def test_format_timestamp_has_milliseconds_and_z() -> None:

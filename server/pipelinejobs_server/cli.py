@@ -23,23 +23,41 @@ GRACE_S = 10.0
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, *, default_host: str) -> None:
-    parser.add_argument("--host", default=None, help=f"gRPC listen address (env PIPELINEJOBS_GRPC_HOST; default {default_host})")
-    parser.add_argument("--grpc-port", type=int, default=None, help="gRPC port (env PIPELINEJOBS_GRPC_PORT; default 50051; 0 picks a free one)")
-    parser.add_argument("--public-url", default=None, help="base URL of the callback shim, used in callback URLs (env PIPELINEJOBS_PUBLIC_URL)")
-    parser.add_argument("--log-level", default=os.environ.get("PIPELINEJOBS_LOG_LEVEL", "INFO"))  # fmt: skip
+    parser.add_argument(
+        "--host",
+        default=None,
+        help=f"gRPC listen address (env PIPELINEJOBS_GRPC_HOST; default {default_host})",
+    )
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="gRPC port (env PIPELINEJOBS_GRPC_PORT; default 50051; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--public-url",
+        default=None,
+        help="base URL of the callback shim, used in callback URLs (env PIPELINEJOBS_PUBLIC_URL)",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("PIPELINEJOBS_LOG_LEVEL", "INFO"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipelinejobs", description="PipelineJobs server commands")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the embedded database and the gRPC server in the foreground")
-    up.add_argument("--data-dir", default=os.environ.get("PIPELINEJOBS_DATA_DIR", ".pipelinejobs"),
-                    help="where the database and generated keys live (env PIPELINEJOBS_DATA_DIR)")  # fmt: skip
+    up.add_argument(
+        "--data-dir",
+        default=os.environ.get("PIPELINEJOBS_DATA_DIR", ".pipelinejobs"),
+        help="where the database and generated keys live (env PIPELINEJOBS_DATA_DIR)",
+    )
     add_server_arguments(up, default_host="127.0.0.1")
     serve = commands.add_parser("serve", help="run the gRPC server against an existing MongoDB")
     serve.add_argument("--mongodb-uri", default=None, help="MongoDB connection string (env MONGODB_URI)")
     add_server_arguments(serve, default_host="127.0.0.1")
-    health = commands.add_parser("health", help="ask a server's standard gRPC health service; exit 0 if SERVING")
+    health = commands.add_parser(
+        "health", help="ask a server's standard gRPC health service; exit 0 if SERVING"
+    )
     health.add_argument("--server", default=os.environ.get("PIPELINEJOBS_SERVER", "127.0.0.1:50051"))
     return parser
 
@@ -93,7 +111,12 @@ def run_up(options: argparse.Namespace) -> int:
         return 1
     try:
         settings = replace(settings, mongodb_uri=uri)
-        banner = [f"database: {uri} (data in {data_dir / 'db'})", admin_note, client_note, "press Ctrl-C to stop"]
+        banner = [
+            f"database: {uri} (data in {data_dir / 'db'})",
+            admin_note,
+            client_note,
+            "press Ctrl-C to stop",
+        ]
         asyncio.run(serve_until_signalled(settings, banner))
     finally:
         database.stop()
@@ -103,10 +126,15 @@ def run_up(options: argparse.Namespace) -> int:
 def run_serve(options: argparse.Namespace) -> int:
     settings = settings_from(options)
     if not settings.mongodb_uri:
-        print("error: set MONGODB_URI or --mongodb-uri (or use `pipelinejobs up` for the embedded database)", file=sys.stderr)
+        print(
+            "error: set MONGODB_URI or --mongodb-uri (or use `pipelinejobs up` for the embedded database)",
+            file=sys.stderr,
+        )
         return 2
     if not settings.admin_keys and not settings.client_keys:
-        log.warning("no API keys configured (PIPELINEJOBS_ADMIN_KEY, PIPELINEJOBS_CLIENT_KEYS): only job tokens work")
+        log.warning(
+            "no API keys configured (PIPELINEJOBS_ADMIN_KEY, PIPELINEJOBS_CLIENT_KEYS): only job tokens work"
+        )
     asyncio.run(serve_until_signalled(settings))
     return 0
 

@@ -65,7 +65,9 @@ class Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
         limits = Limits(
-            max_event_data_bytes=_int(env, "PIPELINEJOBS_MAX_EVENT_DATA_BYTES", Limits.max_event_data_bytes, 1),
+            max_event_data_bytes=_int(
+                env, "PIPELINEJOBS_MAX_EVENT_DATA_BYTES", Limits.max_event_data_bytes, 1
+            ),
             max_job_data_bytes=_int(env, "PIPELINEJOBS_MAX_JOB_DATA_BYTES", Limits.max_job_data_bytes, 1),
             max_data_depth=_int(env, "PIPELINEJOBS_MAX_DATA_DEPTH", Limits.max_data_depth, 1),
         )
@@ -80,7 +82,9 @@ class Settings:
             token_ttl=timedelta(hours=_int(env, "PIPELINEJOBS_TOKEN_TTL_HOURS", 72, 1)),
             archive_template=env.get("PIPELINEJOBS_ARCHIVE_TEMPLATE", defaults.archive_template)
             or defaults.archive_template,
-            public_url=(env.get("PIPELINEJOBS_PUBLIC_URL", defaults.public_url) or defaults.public_url).rstrip("/"),
+            public_url=(
+                env.get("PIPELINEJOBS_PUBLIC_URL", defaults.public_url) or defaults.public_url
+            ).rstrip("/"),
             limits=limits,
         )
         settings.validate()

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ..domain.errors import PipelineJobsError
-from ..service.credentials import Credentials, Principal
+from pipelinejobs_server.domain.errors import PipelineJobsError
+from pipelinejobs_server.service.credentials import Credentials, Principal
+
 from .errors import abort, codes_for
 
 log = logging.getLogger("pipelinejobs.rpc")

@@ -8,9 +8,8 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from pipelinejobs_client.api.v1 import job_pb2, pipeline_pb2
-
-from ..domain.errors import InvalidArgument, UnknownEvent
-from ..domain.records import JobRecord, PipelineRecord, RecordedEvent, RejectedRecord
+from pipelinejobs_server.domain.errors import InvalidArgument, UnknownEvent
+from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEvent, RejectedRecord
 
 _STATE_PREFIX = "JOB_STATE_"
 _EVENT_PREFIX = "JOB_EVENT_"
@@ -42,7 +41,7 @@ def state_to_proto(state: str) -> job_pb2.JobState.ValueType:
 
 
 def state_from_proto(value: int) -> str:
-    name = job_pb2.JobState.Name(value)
+    name = job_pb2.JobState.Name(job_pb2.JobState.ValueType(value))
     return name.removeprefix(_STATE_PREFIX)
 
 
@@ -54,11 +53,15 @@ def event_from_proto(value: int) -> str:
     """The FSM's lower-case name for an event enum; unknown or unspecified values are refused."""
     if value == job_pb2.JOB_EVENT_UNSPECIFIED or value not in job_pb2.JobEvent.values():
         raise UnknownEvent(f"event must be one of the JobEvent values, got {value}", field="event")
-    return job_pb2.JobEvent.Name(value).removeprefix(_EVENT_PREFIX).lower()
+    return job_pb2.JobEvent.Name(job_pb2.JobEvent.ValueType(value)).removeprefix(_EVENT_PREFIX).lower()
 
 
 def source_to_proto(source: str) -> job_pb2.EventSource.ValueType:
-    return job_pb2.EventSource.Value(_SOURCE_PREFIX + source.upper()) if source else job_pb2.EVENT_SOURCE_UNSPECIFIED
+    return (
+        job_pb2.EventSource.Value(_SOURCE_PREFIX + source.upper())
+        if source
+        else job_pb2.EVENT_SOURCE_UNSPECIFIED
+    )
 
 
 def source_from_proto(value: int) -> str:
@@ -66,7 +69,7 @@ def source_from_proto(value: int) -> str:
         return "grpc"
     if value not in job_pb2.EventSource.values():
         raise InvalidArgument(f"source must be one of the EventSource values, got {value}", field="source")
-    return job_pb2.EventSource.Name(value).removeprefix(_SOURCE_PREFIX).lower()
+    return job_pb2.EventSource.Name(job_pb2.EventSource.ValueType(value)).removeprefix(_SOURCE_PREFIX).lower()
 
 
 def pipeline_to_proto(record: PipelineRecord) -> pipeline_pb2.Pipeline:
@@ -74,7 +77,9 @@ def pipeline_to_proto(record: PipelineRecord) -> pipeline_pb2.Pipeline:
         uuid=record.uuid,
         name=record.name,
         description=record.description,
-        components=[pipeline_pb2.PipelineComponent(id=cid, version=version) for cid, version in record.components],
+        components=[
+            pipeline_pb2.PipelineComponent(id=cid, version=version) for cid, version in record.components
+        ],
         options=dict_to_struct(record.options),
         create_time=timestamp(record.created_at),
     )

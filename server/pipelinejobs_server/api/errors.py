@@ -15,7 +15,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ..domain import errors
+from pipelinejobs_server.domain import errors
 
 DOMAIN: Final = "pipelinejobs.v1"
 

@@ -13,15 +13,16 @@ from collections.abc import Iterable
 
 from grpc_health.v1 import health, health_pb2
 
-from ..domain.errors import DatabaseUnavailable
-from ..storage.database import Database
+from pipelinejobs_server.domain.errors import DatabaseUnavailable
+from pipelinejobs_server.storage.database import Database
 
 log = logging.getLogger("pipelinejobs.health")
 
 
 class DatabaseHealth:
     def __init__(self, database: Database, services: Iterable[str], interval_s: float) -> None:
-        self.servicer = health.aio.HealthServicer()
+        # The asyncio servicer module is not declared in grpc_health's typing.
+        self.servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._database = database
         self._services = ("", *services)
         self._interval_s = interval_s
@@ -36,11 +37,17 @@ class DatabaseHealth:
         else:
             serving = True
         if serving != self._serving:
-            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
             for service in self._services:
                 await self.servicer.set(service, status)
             if self._serving is not None:
-                log.warning("database %s", "reachable again: SERVING" if serving else "unreachable: NOT_SERVING")
+                log.warning(
+                    "database %s", "reachable again: SERVING" if serving else "unreachable: NOT_SERVING"
+                )
             self._serving = serving
         return serving
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pipelinejobs_client.api.v1 import job_pb2
 from pipelinejobs_client.api.v1 import job_service_pb2 as pb
 from pipelinejobs_client.api.v1 import job_service_pb2_grpc as pb_grpc
+from pipelinejobs_server.domain import fsm
+from pipelinejobs_server.domain.errors import InvalidArgument
+from pipelinejobs_server.service import paging
+from pipelinejobs_server.service.credentials import Credentials, Principal
+from pipelinejobs_server.service.jobs import Event, JobService, NewJob
+from pipelinejobs_server.settings import Limits
 
-from ..domain import fsm
-from ..domain.errors import InvalidArgument
-from ..service import paging
-from ..service.credentials import Credentials, Principal
-from ..service.jobs import Event, JobService, NewJob
-from ..settings import Limits
 from .calls import Context, rpc
 from .convert import (
     event_from_proto,
@@ -85,7 +85,9 @@ class JobServicer(pb_grpc.JobServiceServicer):
         )
 
     @rpc
-    async def GetJob(self, request: pb.GetJobRequest, context: Context, principal: Principal | None) -> pb.GetJobResponse:
+    async def GetJob(
+        self, request: pb.GetJobRequest, context: Context, principal: Principal | None
+    ) -> pb.GetJobResponse:
         return pb.GetJobResponse(job=job_to_proto(await self._service.get_job(principal, request.uuid)))
 
     @rpc
@@ -136,8 +138,14 @@ class JobServicer(pb_grpc.JobServiceServicer):
         listing = f"rejected:{request.job_uuid}"
         after = paging.decode_moment(listing, request.page_token)
         records = await self._service.list_rejected(principal, request.job_uuid, after, limit)
-        token = paging.encode_moment(listing, records[-1].timestamp, records[-1].uuid) if len(records) == limit else ""
-        return pb.ListRejectedEventsResponse(events=[rejected_to_proto(r) for r in records], next_page_token=token)
+        token = (
+            paging.encode_moment(listing, records[-1].timestamp, records[-1].uuid)
+            if len(records) == limit
+            else ""
+        )
+        return pb.ListRejectedEventsResponse(
+            events=[rejected_to_proto(r) for r in records], next_page_token=token
+        )
 
     @rpc
     async def VerifyHistory(

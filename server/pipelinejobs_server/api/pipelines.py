@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pipelinejobs_client.api.v1 import pipeline_service_pb2 as pb
 from pipelinejobs_client.api.v1 import pipeline_service_pb2_grpc as pb_grpc
+from pipelinejobs_server.service import paging
+from pipelinejobs_server.service.credentials import Credentials, Principal
+from pipelinejobs_server.service.pipelines import PipelineService
+from pipelinejobs_server.settings import Limits
 
-from ..service import paging
-from ..service.credentials import Credentials, Principal
-from ..service.pipelines import PipelineService
-from ..settings import Limits
 from .calls import Context, rpc
 from .convert import pipeline_to_proto, struct_to_dict
 
@@ -38,7 +38,9 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
     async def GetPipeline(
         self, request: pb.GetPipelineRequest, context: Context, principal: Principal | None
     ) -> pb.GetPipelineResponse:
-        return pb.GetPipelineResponse(pipeline=pipeline_to_proto(await self._service.get(principal, request.uuid)))
+        return pb.GetPipelineResponse(
+            pipeline=pipeline_to_proto(await self._service.get(principal, request.uuid))
+        )
 
     @rpc
     async def ListPipelines(

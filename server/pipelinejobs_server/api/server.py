@@ -8,19 +8,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pipelinejobs_client.api.v1 import job_service_pb2, job_service_pb2_grpc
-from pipelinejobs_client.api.v1 import pipeline_service_pb2, pipeline_service_pb2_grpc
+from pipelinejobs_client.api.v1 import (
+    job_service_pb2,
+    job_service_pb2_grpc,
+    pipeline_service_pb2,
+    pipeline_service_pb2_grpc,
+)
+from pipelinejobs_server.service.credentials import Credentials
+from pipelinejobs_server.service.jobs import JobService
+from pipelinejobs_server.service.pipelines import PipelineService
+from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.storage.database import Database
+from pipelinejobs_server.storage.jobs import JobStore
+from pipelinejobs_server.storage.pipelines import PipelineStore
+from pipelinejobs_server.storage.rejected import RejectedStore
 
-from ..service.credentials import Credentials
-from ..service.jobs import JobService
-from ..service.pipelines import PipelineService
-from ..settings import Settings
-from ..storage.database import Database
-from ..storage.jobs import JobStore
-from ..storage.pipelines import PipelineStore
-from ..storage.rejected import RejectedStore
 from .health import DatabaseHealth
 from .jobs import JobServicer
 from .pipelines import PipelineServicer
@@ -61,15 +66,17 @@ async def start_server(settings: Settings) -> RunningServer:
             ("grpc.so_reuseport", 0),
         ]
     )
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(credentials, jobs, settings.limits), server)
+    job_service_pb2_grpc.add_JobServiceServicer_to_server(
+        JobServicer(credentials, jobs, settings.limits), server
+    )
     pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
         PipelineServicer(credentials, PipelineService(settings.limits, pipelines), settings.limits), server
     )
     health = DatabaseHealth(database, SERVICE_NAMES, settings.health_interval_s)
-    from grpc_health.v1 import health_pb2_grpc
-
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, "grpc.health.v1.Health", reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, "grpc.health.v1.Health", reflection.SERVICE_NAME), server
+    )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")

@@ -53,7 +53,7 @@ SAME: Final = "="
 
 class Permission(enum.Enum):
     SERVICE = "service"  # only the service itself, at job creation
-    JOB_TOKEN = "job_token"  # the job's token (an admin credential also works)
+    JOB_TOKEN = "job_token"  # noqa: S105 - the job token (or an admin credential) may send it
     ADMIN = "admin"  # an admin credential only
 
 
@@ -182,6 +182,9 @@ def mermaid() -> str:
             label = f"{event} (admin)" if permission(event) is Permission.ADMIN else event
             edges.setdefault((source, destination), []).append(label)
     lines = ["stateDiagram-v2", f"    [*] --> {INITIAL_STATE}: create"]
-    lines += [f"    {source} --> {destination}: {', '.join(labels)}" for (source, destination), labels in edges.items()]
+    lines += [
+        f"    {source} --> {destination}: {', '.join(labels)}"
+        for (source, destination), labels in edges.items()
+    ]
     lines.append("    note right of RESET: reset (admin) is allowed from every state")
     return "\n".join(lines) + "\n"

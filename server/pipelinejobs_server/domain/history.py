@@ -18,7 +18,10 @@ HASH_VERSION = 1
 
 
 def utc_now_ms() -> datetime:
-    """Now, in UTC, truncated to the millisecond: the precision MongoDB stores, so hashes survive a round trip."""
+    """Now, in UTC, truncated to the millisecond.
+
+    MongoDB stores milliseconds: truncating first lets a hash computed now match the stored entry.
+    """
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
@@ -82,9 +85,13 @@ class ChainVerifier:
         """None while the chain holds; the failure at the first entry that breaks it."""
         expected_seq = self.checked + 1
         if entry.seq != expected_seq:
-            return ChainCheck(False, self.checked, expected_seq, f"expected seq {expected_seq}, found {entry.seq}")
+            return ChainCheck(
+                False, self.checked, expected_seq, f"expected seq {expected_seq}, found {entry.seq}"
+            )
         if entry.prev_hash != self._previous_hash:
-            return ChainCheck(False, self.checked, entry.seq, "prev_hash does not match the previous entry's hash")
+            return ChainCheck(
+                False, self.checked, entry.seq, "prev_hash does not match the previous entry's hash"
+            )
         if entry.digest() != stored_hash:
             return ChainCheck(False, self.checked, entry.seq, "hash does not match the entry's contents")
         self._previous_hash = stored_hash

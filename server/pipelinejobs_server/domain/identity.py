@@ -37,19 +37,24 @@ def normalize_components(components: Iterable[tuple[str, str]]) -> list[tuple[st
 def pipeline_uuid(components: Iterable[tuple[str, str]], options: Mapping[str, Any]) -> str:
     encoded = canonical_json(
         {
-            "components": [{"id": cid, "version": version} for cid, version in normalize_components(components)],
+            "components": [
+                {"id": cid, "version": version} for cid, version in normalize_components(components)
+            ],
             "options": dict(options),
         }
     )
     return str(uuid.uuid5(PIPELINE_NAMESPACE, encoded))
 
 
-def job_identity_document(
-    pipeline: str, links: Mapping[str, Iterable[str]], data: Mapping[str, Any]
-) -> str:
+def job_identity_document(pipeline: str, links: Mapping[str, Iterable[str]], data: Mapping[str, Any]) -> str:
     """The versioned canonical JSON a job UUID is computed over."""
     return canonical_json(
-        {"v": JOB_IDENTITY_VERSION, "pipeline_uuid": pipeline, "links": normalize_links(links), "data": dict(data)}
+        {
+            "v": JOB_IDENTITY_VERSION,
+            "pipeline_uuid": pipeline,
+            "links": normalize_links(links),
+            "data": dict(data),
+        }
     )
 
 

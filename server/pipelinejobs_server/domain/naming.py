@@ -11,7 +11,15 @@ from .identity import LINK_KINDS, link_uuid
 DEFAULT_ARCHIVE_TEMPLATE = (
     "/products/v1/{lab_uuid}/{experiment_uuid}/{sample_uuid}/{pipeline_uuid}/{session}-{timestamp}"
 )
-ARCHIVE_FIELDS = ("lab_uuid", "experiment_uuid", "sample_uuid", "pipeline_uuid", "job_uuid", "session", "timestamp")
+ARCHIVE_FIELDS = (
+    "lab_uuid",
+    "experiment_uuid",
+    "sample_uuid",
+    "pipeline_uuid",
+    "job_uuid",
+    "session",
+    "timestamp",
+)
 
 _ADJECTIVES = (
     "able", "amber", "bold", "brave", "brisk", "calm", "clever", "cosmic", "crisp", "daring",

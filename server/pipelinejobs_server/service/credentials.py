@@ -6,8 +6,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..domain.errors import AdminRequired, ApiKeyRequired, InvalidApiKey
-from ..domain.tokens import hash_secret, matches_any
+from pipelinejobs_server.domain.errors import AdminRequired, ApiKeyRequired, InvalidApiKey
+from pipelinejobs_server.domain.tokens import hash_secret, matches_any
 
 
 class Role(enum.Enum):

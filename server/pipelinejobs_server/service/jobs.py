@@ -17,29 +17,31 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from ..domain import fsm
-from ..domain.canonical import canonical_json
-from ..domain.errors import (
+from pipelinejobs_server.domain import fsm
+from pipelinejobs_server.domain.canonical import canonical_json
+from pipelinejobs_server.domain.errors import (
     AdminRequired,
     CancelNotAllowed,
     ConcurrentModification,
     IdempotencyConflict,
+    InvalidArgument,
+    InvalidToken,
     InvalidTransition,
     JobNotFound,
     PipelineNotFound,
-    InvalidToken,
     TokenExpired,
     TokenRequired,
 )
-from ..domain.history import ChainCheck, Entry, utc_now_ms, verify_chain_async
-from ..domain.identity import job_uuid, normalize_links
-from ..domain.naming import archive_path, session_name
-from ..domain.records import JobRecord, RecordedEvent, RejectedRecord
-from ..domain.tokens import StoredToken, check_token, hash_secret, new_token
-from ..settings import Settings
-from ..storage.jobs import AppendOutcome, JobStore
-from ..storage.pipelines import PipelineStore
-from ..storage.rejected import RejectedStore
+from pipelinejobs_server.domain.history import ChainCheck, Entry, utc_now_ms, verify_chain_async
+from pipelinejobs_server.domain.identity import job_uuid, normalize_links
+from pipelinejobs_server.domain.naming import archive_path, session_name
+from pipelinejobs_server.domain.records import JobRecord, RecordedEvent, RejectedRecord
+from pipelinejobs_server.domain.tokens import StoredToken, check_token, hash_secret, new_token
+from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.storage.jobs import AppendOutcome, JobStore
+from pipelinejobs_server.storage.pipelines import PipelineStore
+from pipelinejobs_server.storage.rejected import RejectedStore
+
 from . import validation
 from .credentials import Principal, Role, require
 
@@ -116,14 +118,17 @@ class JobService:
         try:
             links = normalize_links(request.links)
         except ValueError as error:
-            raise validation.InvalidArgument(str(error), field="links") from None
+            raise InvalidArgument(str(error), field="links") from None
         if not any(links.values()):
-            raise validation.InvalidArgument("links needs at least one lab, experiment or sample", field="links")
+            raise InvalidArgument("links needs at least one lab, experiment or sample", field="links")
         for kind, values in links.items():
             for value in values:
                 validation.text(value, f"links.{kind}", max_length=256)
         data = validation.json_object(
-            request.data, "data", max_bytes=self._limits.max_job_data_bytes, max_depth=self._limits.max_data_depth
+            request.data,
+            "data",
+            max_bytes=self._limits.max_job_data_bytes,
+            max_depth=self._limits.max_data_depth,
         )
         validation.session_name(request.session)
         validation.text(request.agent, "agent", max_length=256)
@@ -171,7 +176,9 @@ class JobService:
             job = fresh if created else await self._jobs.get(identity)
         if job is None or job.cancelled:
             raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
-        if not created and not await self._jobs.add_token(identity, stored_token, keep=self._limits.max_tokens_per_job):
+        if not created and not await self._jobs.add_token(
+            identity, stored_token, keep=self._limits.max_tokens_per_job
+        ):
             raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
         job = await self._settle(job)
         return CreatedJob(job, token, stored_token.expires_at, self.callback_url(identity, token), created)
@@ -199,7 +206,9 @@ class JobService:
             if job.seq == 0:
                 job = await self._append_creation(job)
                 continue
-            behind = _contiguous(job.seq, await self._jobs.events_after(job.uuid, job.seq, self._limits.max_page_size))
+            behind = _contiguous(
+                job.seq, await self._jobs.events_after(job.uuid, job.seq, self._limits.max_page_size)
+            )
             if not behind:
                 return job
             await self._jobs.advance(job, behind)
@@ -234,11 +243,14 @@ class JobService:
         validation.event_name(event.name)
         validation.idempotency_key(event.idempotency_key)
         validation.json_object(
-            event.data, "data", max_bytes=self._limits.max_event_data_bytes, max_depth=self._limits.max_data_depth
+            event.data,
+            "data",
+            max_bytes=self._limits.max_event_data_bytes,
+            max_depth=self._limits.max_data_depth,
         )
         source = event.source or "grpc"
         if source not in SOURCES:
-            raise validation.InvalidArgument(f"unknown source {source!r}", field="source")
+            raise InvalidArgument(f"unknown source {source!r}", field="source")
         if source == "admin" and (principal is None or not principal.is_admin):
             raise AdminRequired("only an admin credential may send events as source 'admin'")
 
@@ -323,7 +335,9 @@ class JobService:
         earlier = earlier or await self._jobs.event_by_key(job.uuid, event.idempotency_key)
         if earlier is None:  # the key's event was deleted with a cancelled job
             raise JobNotFound(job.uuid)
-        same = earlier.entry.name == event.name and canonical_json(earlier.entry.data) == canonical_json(event.data)
+        same = earlier.entry.name == event.name and canonical_json(earlier.entry.data) == canonical_json(
+            event.data
+        )
         if not same:
             raise IdempotencyConflict(
                 "this idempotency key was already used for a different event or payload",
@@ -367,7 +381,7 @@ class JobService:
             self._authorize(principal, job, Event(identity, "update", token=token))
             if job.ever_running:
                 raise CancelNotAllowed(
-                    f"job {identity} has been RUNNING and cannot be cancelled; send 'fail' or 'retire' instead",
+                    f"job {identity} has been RUNNING and cannot be cancelled; send 'fail' or 'retire'",
                     uuid=identity,
                     state=job.state,
                 )
@@ -404,8 +418,15 @@ class JobService:
         check = await verify_chain_async(pairs())
         if not check.valid:
             return check
-        if last is None or last.entry.seq != job.seq or last.hash != job.head_hash or last.entry.to_state != job.state:
-            return ChainCheck(False, check.checked, job.seq, "the job record does not match its last history entry")
+        if (
+            last is None
+            or last.entry.seq != job.seq
+            or last.hash != job.head_hash
+            or last.entry.to_state != job.state
+        ):
+            return ChainCheck(
+                False, check.checked, job.seq, "the job record does not match its last history entry"
+            )
         return check
 
     async def list_rejected(

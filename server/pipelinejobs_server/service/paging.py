@@ -8,9 +8,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ..domain.canonical import canonical_json
-from ..domain.errors import InvalidArgument
-from ..settings import Limits
+from pipelinejobs_server.domain.canonical import canonical_json
+from pipelinejobs_server.domain.errors import InvalidArgument
+from pipelinejobs_server.settings import Limits
 
 
 def encode(listing: str, position: dict[str, Any]) -> str:
@@ -27,7 +27,11 @@ def decode(listing: str, token: str) -> dict[str, Any] | None:
         document = json.loads(raw)
     except (binascii.Error, ValueError):
         raise InvalidArgument("page_token is not a token this service issued", field="page_token") from None
-    if not isinstance(document, dict) or document.get("l") != listing or not isinstance(document.get("p"), dict):
+    if (
+        not isinstance(document, dict)
+        or document.get("l") != listing
+        or not isinstance(document.get("p"), dict)
+    ):
         raise InvalidArgument("page_token belongs to another listing", field="page_token")
     position: dict[str, Any] = document["p"]
     return position

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..domain.errors import InvalidArgument, PipelineNotFound
-from ..domain.history import utc_now_ms
-from ..domain.identity import normalize_components, pipeline_uuid
-from ..domain.records import PipelineRecord
-from ..settings import Limits
-from ..storage.pipelines import PipelineStore
+from pipelinejobs_server.domain.errors import InvalidArgument, PipelineNotFound
+from pipelinejobs_server.domain.history import utc_now_ms
+from pipelinejobs_server.domain.identity import normalize_components, pipeline_uuid
+from pipelinejobs_server.domain.records import PipelineRecord
+from pipelinejobs_server.settings import Limits
+from pipelinejobs_server.storage.pipelines import PipelineStore
+
 from . import validation
 from .credentials import Principal, Role, require
 
@@ -42,7 +43,10 @@ class PipelineService:
             validation.text(component_id, "components.id", required=True, max_length=256)
             validation.text(version, "components.version", max_length=128)
         validation.json_object(
-            options, "options", max_bytes=self._limits.max_job_data_bytes, max_depth=self._limits.max_data_depth
+            options,
+            "options",
+            max_bytes=self._limits.max_job_data_bytes,
+            max_depth=self._limits.max_data_depth,
         )
         normalized = tuple(normalize_components(components))
         record = PipelineRecord(

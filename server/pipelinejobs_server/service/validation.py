@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..domain import fsm
-from ..domain.canonical import canonical_json, depth
-from ..domain.errors import DataTooLarge, InvalidArgument, UnknownEvent
-from ..domain.identity import is_uuid
+from pipelinejobs_server.domain import fsm
+from pipelinejobs_server.domain.canonical import canonical_json, depth
+from pipelinejobs_server.domain.errors import DataTooLarge, InvalidArgument, UnknownEvent
+from pipelinejobs_server.domain.identity import is_uuid
 
 _SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PRINTABLE = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -25,7 +25,9 @@ def uuid_field(value: str, name: str) -> str:
 
 def event_name(value: str) -> str:
     if not fsm.is_event(value):
-        raise UnknownEvent(f"unknown event {value[:64]!r}; known events: {', '.join(fsm.EVENTS)}", field="event")
+        raise UnknownEvent(
+            f"unknown event {value[:64]!r}; known events: {', '.join(fsm.EVENTS)}", field="event"
+        )
     return value
 
 
@@ -39,14 +41,16 @@ def json_object(value: dict[str, Any], name: str, *, max_bytes: int, max_depth: 
     except (TypeError, ValueError) as error:
         raise InvalidArgument(f"{name} is not a JSON object: {error}", field=name) from None
     if size > max_bytes:
-        raise DataTooLarge(f"{name} is {size} bytes; the limit is {max_bytes}", field=name, limit=str(max_bytes))
+        raise DataTooLarge(
+            f"{name} is {size} bytes; the limit is {max_bytes}", field=name, limit=str(max_bytes)
+        )
     return value
 
 
 def session_name(value: str) -> str:
     if value and not _SESSION.match(value):
         raise InvalidArgument(
-            "session must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit",
+            "session must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             field="session",
         )
     return value

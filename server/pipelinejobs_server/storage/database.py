@@ -12,7 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from ..domain.errors import DatabaseUnavailable
+from pipelinejobs_server.domain.errors import DatabaseUnavailable
 
 Document = dict[str, Any]
 

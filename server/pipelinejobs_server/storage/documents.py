@@ -11,10 +11,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ..domain.canonical import canonical_json
-from ..domain.history import Entry
-from ..domain.records import JobRecord, PipelineRecord, RecordedEvent, RejectedRecord
-from ..domain.tokens import StoredToken
+from pipelinejobs_server.domain.canonical import canonical_json
+from pipelinejobs_server.domain.history import Entry
+from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEvent, RejectedRecord
+from pipelinejobs_server.domain.tokens import StoredToken
+
 from .database import Document
 
 

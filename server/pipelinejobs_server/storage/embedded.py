@@ -50,12 +50,12 @@ def find_executable() -> str:
 def embedded_uri(host: str, port: int) -> str:
     # retryWrites=false: with retryable writes on, SecantusDB slows from ~1,500 to ~60 writes/s after
     # ~8,000 writes (its retryable-write bookkeeping). Our idempotency keys make our own retries safe.
-    # directConnection: the server advertises a one-node replica set (for change streams); talk to it directly.
+    # directConnection: the server advertises a one-node replica set (for change streams); use it directly.
     return f"mongodb://{host}:{port}/?directConnection=true&retryWrites=false"
 
 
 class EmbeddedDatabase:
-    """Start with ``start()`` (or ``with``), read ``uri``, stop with ``stop()``. Data persists in ``data_dir``."""
+    """``start()`` (or ``with``), then ``uri``; ``stop()`` at the end. Data persists in ``data_dir``."""
 
     def __init__(self, data_dir: Path | str, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.data_dir = Path(data_dir)
@@ -94,7 +94,11 @@ class EmbeddedDatabase:
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - a fixed program with our own arguments
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     def _wait_until_ready(self, timeout_s: float) -> bool:

@@ -16,9 +16,10 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from ..domain.history import Entry
-from ..domain.records import JobRecord, RecordedEvent
-from ..domain.tokens import StoredToken
+from pipelinejobs_server.domain.history import Entry
+from pipelinejobs_server.domain.records import JobRecord, RecordedEvent
+from pipelinejobs_server.domain.tokens import StoredToken
+
 from .database import Database, duplicate_index, translate_errors
 from .documents import (
     event_from_document,
@@ -105,7 +106,9 @@ class JobStore:
 
     @translate_errors
     async def events_after(self, job_uuid: str, seq: int, limit: int) -> list[RecordedEvent]:
-        cursor = self._events.find({"job_uuid": job_uuid, "seq": {"$gt": seq}}).sort("seq", ASCENDING).limit(limit)
+        cursor = (
+            self._events.find({"job_uuid": job_uuid, "seq": {"$gt": seq}}).sort("seq", ASCENDING).limit(limit)
+        )
         return [event_from_document(document) async for document in cursor]
 
     async def iter_events(self, job_uuid: str, *, batch: int = 1000) -> AsyncIterator[RecordedEvent]:

@@ -8,7 +8,8 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from ..domain.records import PipelineRecord
+from pipelinejobs_server.domain.records import PipelineRecord
+
 from .database import Database, translate_errors
 from .documents import pipeline_from_document, pipeline_to_document
 
@@ -19,7 +20,7 @@ class PipelineStore:
 
     @translate_errors
     async def register(self, record: PipelineRecord) -> tuple[PipelineRecord, bool]:
-        """Insert the pipeline unless one with its uuid exists; return the stored one and whether it is new."""
+        """Insert the pipeline unless its uuid exists; return the stored one and whether it is new."""
         try:
             await self._pipelines.insert_one(pipeline_to_document(record))
         except DuplicateKeyError:
@@ -41,5 +42,7 @@ class PipelineStore:
         if after is not None:
             created, uuid = after
             query = {"$or": [{"created_at": {"$gt": created}}, {"created_at": created, "_id": {"$gt": uuid}}]}
-        cursor = self._pipelines.find(query).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        cursor = (
+            self._pipelines.find(query).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        )
         return [pipeline_from_document(document) async for document in cursor]

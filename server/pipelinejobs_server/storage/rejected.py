@@ -7,7 +7,8 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from ..domain.records import RejectedRecord
+from pipelinejobs_server.domain.records import RejectedRecord
+
 from .database import Database, translate_errors
 from .documents import rejected_from_document, rejected_to_document
 
