@@ -72,16 +72,7 @@ MATRIX = [
     for event in EVENTS
 ]
 REFUSED = [
-    pytest.param(
-        state,
-        event,
-        id=_cell_id(state, event),
-        # DESIGN 3 wants every refusal to name the state; decide()'s reason for 'create' does not.
-        # strict xfail: the marker must go once fsm.py is fixed.
-        marks=[pytest.mark.xfail(reason="fsm.decide's 'create' reason omits the state")]
-        if event == fsm.CREATE_EVENT
-        else [],
-    )
+    pytest.param(state, event, id=_cell_id(state, event))
     for state in STATES
     for event in EVENTS
     if (state, event) not in EXPECTED

@@ -142,6 +142,8 @@ def is_state(name: str) -> bool:
 
 
 def permission(event: str) -> Permission:
+    if not is_event(event):
+        raise ValueError(f"unknown event {event!r}")
     return _PERMISSIONS[event]
 
 
@@ -149,11 +151,13 @@ def decide(state: str, event: str) -> Decision:
     """Whether ``event`` may be applied in ``state``, and the state it leads to."""
     if not is_event(event):
         raise ValueError(f"unknown event {event!r}")
+    if not is_state(state):
+        raise ValueError(f"unknown state {state!r}")
     destination = _NEXT.get((state, event))
     if destination is not None:
         return Decision(state, event, True, destination, "")
     if event == CREATE_EVENT:
-        reason = "event 'create' is applied only when the job is created"
+        reason = f"event 'create' is not allowed in state {state}: it is applied only when the job is created"
     else:
         allowed = ", ".join(sources(event))
         reason = f"event '{event}' is not allowed in state {state} (allowed from: {allowed})"

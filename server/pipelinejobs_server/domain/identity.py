@@ -27,6 +27,9 @@ def normalize_links(links: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     unknown = set(links) - set(LINK_KINDS)
     if unknown:
         raise ValueError(f"unknown link kinds: {sorted(unknown)}")
+    if any(isinstance(values, str) for values in links.values()):
+        # A bare string is an iterable of characters: refuse it rather than hash its letters.
+        raise ValueError("each link kind takes a list of strings, not a string")
     return {kind: sorted({value for value in links.get(kind, ()) if value}) for kind in LINK_KINDS}
 
 
@@ -64,7 +67,10 @@ def job_uuid(pipeline: str, links: Mapping[str, Iterable[str]], data: Mapping[st
 
 def link_uuid(kind: str, values: Sequence[str]) -> str:
     """The UUID of one kind of link (several values are one sorted, de-duplicated list)."""
-    return str(uuid.uuid5(LINK_NAMESPACE, canonical_json({"kind": kind, "values": sorted(set(values))})))
+    if isinstance(values, str):
+        raise ValueError("link values are a list of strings, not a string")
+    normalized = sorted({value for value in values if value})
+    return str(uuid.uuid5(LINK_NAMESPACE, canonical_json({"kind": kind, "values": normalized})))
 
 
 def is_uuid(text: str) -> bool:

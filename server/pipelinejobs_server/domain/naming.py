@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import string
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -42,12 +43,23 @@ def session_name() -> str:
 
 
 def validate_template(template: str) -> None:
-    """Raise ValueError unless ``template`` formats with exactly the known fields."""
-    probe = dict.fromkeys(ARCHIVE_FIELDS, "x")
+    """Raise ValueError unless ``template`` uses only plain known fields and keeps jobs apart.
+
+    Attribute and index access (``{session.__class__}``) are refused: the template is configuration, but
+    it should not be able to reach into objects. A template must contain ``{job_uuid}`` or
+    ``{timestamp}``, or two jobs could be given the same directory.
+    """
     try:
-        template.format(**probe)
-    except (KeyError, IndexError, ValueError) as error:
-        raise ValueError(f"archive path template {template!r}: {error}; fields: {ARCHIVE_FIELDS}") from error
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ValueError(f"archive path template {template!r}: {error}") from error
+    for name in fields:
+        if name not in ARCHIVE_FIELDS:
+            raise ValueError(
+                f"archive path template {template!r}: unknown field {{{name}}}; fields: {ARCHIVE_FIELDS}"
+            )
+    if "job_uuid" not in fields and "timestamp" not in fields:
+        raise ValueError(f"archive path template {template!r} needs {{job_uuid}} or {{timestamp}}")
 
 
 def archive_path(
