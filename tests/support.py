@@ -7,11 +7,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -83,15 +86,18 @@ _LISTENING = re.compile(r"listening on [\d.]+:(\d+)")
 class ServerProcess:
     """``pipelinejobs serve`` in its own process, for multi-replica and crash tests."""
 
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     port: int
+    log_path: Path
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def kill(self) -> None:
-        self.process.kill()
+        """SIGKILL: no grace, no cleanup, as a crash."""
+        if self.process.poll() is None:
+            self.process.kill()
         self.process.wait(timeout=30)
 
     def terminate(self) -> None:
@@ -102,9 +108,12 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
 
 def start_server_process(
-    uri: str, database: str, extra_env: Mapping[str, str] | None = None
+    uri: str, database: str, extra_env: Mapping[str, str] | None = None, timeout_s: float = 60
 ) -> ServerProcess:
     env = dict(os.environ)
     env.update(
@@ -118,23 +127,26 @@ def start_server_process(
         }
     )
     env.update(extra_env or {})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelinejobs_server", "serve", "--grpc-port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        match = _LISTENING.search(line)
+    # Output goes to a file, not a pipe: nobody has to keep draining it, and it is there to read on failure.
+    log_path = Path(tempfile.mkdtemp(prefix="pipelinejobs-serve-")) / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipelinejobs_server", "serve", "--grpc-port", "0"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        match = _LISTENING.search(log_path.read_text(errors="replace"))
         if match:
-            # Keep draining output so the server never blocks on a full pipe.
-            threading.Thread(target=lambda: [None for _ in process.stdout or ()], daemon=True).start()
-            return ServerProcess(process, int(match.group(1)))
-    raise RuntimeError("server process exited before listening:\n" + "".join(seen))
+            return ServerProcess(process, int(match.group(1)), log_path)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise RuntimeError("server process did not start listening:\n" + log_path.read_text(errors="replace"))
 
 
 @dataclass
