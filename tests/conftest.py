@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 
 from .support import ServerThread, Stubs, stubs, test_settings

@@ -20,8 +20,6 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from pipelinejobs_server.api.server import RunningServer, start_server
-from pipelinejobs_server.settings import Settings
 
 from pipelinejobs_client.api.v1 import (
     job_pb2,
@@ -31,6 +29,8 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2,
     pipeline_service_pb2_grpc,
 )
+from pipelinejobs_server.api.server import RunningServer, start_server
+from pipelinejobs_server.settings import Settings
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 CLIENT_KEY = "test-client-key-0123456789abcdef"
@@ -47,6 +47,10 @@ def test_settings(uri: str, database: str, **changes: Any) -> Settings:
         health_interval_s=0.2,
     )
     return replace(settings, **changes)
+
+
+# Imported into test modules: keep pytest from collecting it as a test.
+test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
 class ServerThread:

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 import pytest
+
 from pipelinejobs_server.domain.canonical import canonical_json, depth, normalize
 
 

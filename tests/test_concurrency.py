@@ -69,7 +69,8 @@ def sender(
                 except grpc.RpcError as error:
                     if error.code() in RETRIED:
                         continue
-                    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
+                    if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                        raise
                     refused.append(name)
                     break
                 acknowledged.append(reply.event.uuid)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import transitions
+
 from pipelinejobs_server.domain import fsm
 
 # Copied from DESIGN.md section 3; keep it byte-for-byte identical to the design, never to fsm.py.

@@ -14,9 +14,9 @@ from typing import Final
 
 import grpc
 import pytest
-from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
+from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 
 from . import support
 from .support import ADMIN, CLIENT, Stubs, create_job, error_info, event_enum, history, send, state_name

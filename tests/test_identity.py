@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pipelinejobs_server.domain import identity
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "identity.md"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
 from pipelinejobs_server.domain import naming
 from pipelinejobs_server.domain.identity import link_uuid
 

@@ -17,7 +17,9 @@ class SettingsError(ValueError):
     """A setting has a value the server cannot use."""
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    environ: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
@@ -27,6 +29,8 @@ def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) 
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -40,7 +44,9 @@ class Limits:
     max_job_data_bytes: int = 256 * 1024
     max_data_depth: int = 32
     max_message_bytes: int = 4 * 1024 * 1024
-    max_tokens_per_job: int = 32
+    # Each CreateJob of an existing job adds a token; expired ones are dropped, and past this many live
+    # ones the oldest goes (README, "Tokens"). Keeps a hot job's record small.
+    max_tokens_per_job: int = 64
     default_page_size: int = 100
     max_page_size: int = 1000
 
@@ -76,7 +82,7 @@ class Settings:
             database=env.get("PIPELINEJOBS_DATABASE", defaults.database) or defaults.database,
             db_timeout_ms=_int(env, "PIPELINEJOBS_DB_TIMEOUT_MS", defaults.db_timeout_ms, 100),
             host=env.get("PIPELINEJOBS_GRPC_HOST", defaults.host) or defaults.host,
-            port=_int(env, "PIPELINEJOBS_GRPC_PORT", defaults.port),
+            port=_int(env, "PIPELINEJOBS_GRPC_PORT", defaults.port, maximum=65535),
             admin_keys=_keys(env.get("PIPELINEJOBS_ADMIN_KEY", "")),
             client_keys=_keys(env.get("PIPELINEJOBS_CLIENT_KEYS", "")),
             token_ttl=timedelta(hours=_int(env, "PIPELINEJOBS_TOKEN_TTL_HOURS", 72, 1)),

@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 
 import grpc
 
-from pipelinejobs_server.domain.errors import PipelineJobsError
+from pipelinejobs_server.domain.errors import InvalidArgument, PipelineJobsError
 from pipelinejobs_server.service.credentials import Credentials, Principal
 
+from .decoding import UndecodableRequest
 from .errors import abort, codes_for
 
 log = logging.getLogger("pipelinejobs.rpc")
@@ -49,6 +50,10 @@ def rpc(handler: Handler[Request, Response]) -> Callable[[Any, Request, Context]
         request_id = uuid.uuid4().hex[:16]
         started = time.perf_counter()
         try:
+            if isinstance(request, UndecodableRequest):
+                raise InvalidArgument(
+                    f"the request is not a valid {method} message: {request.reason}", field="request"
+                )
             principal = self.credentials.authenticate(api_key(context))
             response = await handler(self, request, context, principal)
         except PipelineJobsError as error:

@@ -41,8 +41,12 @@ def state_to_proto(state: str) -> job_pb2.JobState.ValueType:
 
 
 def state_from_proto(value: int) -> str:
-    name = job_pb2.JobState.Name(job_pb2.JobState.ValueType(value))
-    return name.removeprefix(_STATE_PREFIX)
+    """The FSM's name for a state enum ("" for unspecified, mirroring state_to_proto)."""
+    if value == job_pb2.JOB_STATE_UNSPECIFIED:
+        return ""
+    if value not in job_pb2.JobState.values():
+        raise InvalidArgument(f"state must be one of the JobState values, got {value}", field="state")
+    return job_pb2.JobState.Name(job_pb2.JobState.ValueType(value)).removeprefix(_STATE_PREFIX)
 
 
 def event_to_proto(event: str) -> job_pb2.JobEvent.ValueType:

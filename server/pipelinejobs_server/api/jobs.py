@@ -124,7 +124,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         listing = f"events:{request.uuid}"
         position = paging.decode(listing, request.page_token) or {"seq": 0}
         after_seq = position.get("seq")
-        if not isinstance(after_seq, int) or after_seq < 0:
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int) or after_seq < 0:
             raise InvalidArgument("page_token is malformed", field="page_token")
         events = await self._service.list_events(principal, request.uuid, after_seq, limit)
         token = paging.encode(listing, {"seq": events[-1].entry.seq}) if len(events) == limit else ""
@@ -156,6 +156,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
             valid=check.valid, checked=check.checked, first_bad_seq=check.first_bad_seq, reason=check.reason
         )
 
+    # The machine is public: any caller (or a tool in another language) may read it without a key.
     @rpc
     async def GetStateMachine(
         self, request: pb.GetStateMachineRequest, context: Context, principal: Principal | None

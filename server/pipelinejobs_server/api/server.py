@@ -26,6 +26,7 @@ from pipelinejobs_server.storage.jobs import JobStore
 from pipelinejobs_server.storage.pipelines import PipelineStore
 from pipelinejobs_server.storage.rejected import RejectedStore
 
+from .decoding import TolerantDecoding
 from .health import DatabaseHealth
 from .jobs import JobServicer
 from .pipelines import PipelineServicer
@@ -59,12 +60,13 @@ async def start_server(settings: Settings) -> RunningServer:
 
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(
+        interceptors=[TolerantDecoding()],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
             # Several server processes may serve one port behind a balancer, never by accident.
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
         JobServicer(credentials, jobs, settings.limits), server

@@ -177,7 +177,7 @@ class JobService:
         if job is None or job.cancelled:
             raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
         if not created and not await self._jobs.add_token(
-            identity, stored_token, keep=self._limits.max_tokens_per_job
+            identity, stored_token, keep=self._limits.max_tokens_per_job, now=now
         ):
             raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
         job = await self._settle(job)
@@ -262,6 +262,11 @@ class JobService:
             token = self._authorize(principal, job, event)
             decision = fsm.decide(job.state, event.name)
             if not decision:
+                # The record may be behind its log (a writer died, or is between its append and its
+                # compare-and-set): decide again on the settled record before refusing.
+                settled = await self._settle(job)
+                if settled.seq != job.seq:
+                    continue
                 return await self._refuse(job, event, decision)
             entry = Entry(
                 job_uuid=job.uuid,

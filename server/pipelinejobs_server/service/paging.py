@@ -12,6 +12,8 @@ from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.errors import InvalidArgument
 from pipelinejobs_server.settings import Limits
 
+MAX_TOKEN_LENGTH = 1024  # our tokens are a few dozen bytes; anything longer is not one of ours
+
 
 def encode(listing: str, position: dict[str, Any]) -> str:
     raw = canonical_json({"l": listing, "p": position}).encode("utf-8")
@@ -22,10 +24,12 @@ def decode(listing: str, token: str) -> dict[str, Any] | None:
     """The position in ``token``; None for the first page. Tokens of another listing are refused."""
     if not token:
         return None
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidArgument("page_token is not a token this service issued", field="page_token")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         document = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise InvalidArgument("page_token is not a token this service issued", field="page_token") from None
     if (
         not isinstance(document, dict)

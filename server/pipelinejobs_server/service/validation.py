@@ -10,8 +10,9 @@ from pipelinejobs_server.domain.canonical import canonical_json, depth
 from pipelinejobs_server.domain.errors import DataTooLarge, InvalidArgument, UnknownEvent
 from pipelinejobs_server.domain.identity import is_uuid
 
-_SESSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_PRINTABLE = re.compile(r"^[\x21-\x7e]{1,200}$")
+# Used with fullmatch: "$" alone would also accept a trailing newline.
+_SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PRINTABLE = re.compile(r"[\x21-\x7e]{1,200}")
 MAX_TEXT = 1024
 
 
@@ -48,7 +49,7 @@ def json_object(value: dict[str, Any], name: str, *, max_bytes: int, max_depth: 
 
 
 def session_name(value: str) -> str:
-    if value and not _SESSION.match(value):
+    if value and not _SESSION.fullmatch(value):
         raise InvalidArgument(
             "session must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             field="session",
@@ -57,7 +58,7 @@ def session_name(value: str) -> str:
 
 
 def idempotency_key(value: str) -> str:
-    if value and not _PRINTABLE.match(value):
+    if value and not _PRINTABLE.fullmatch(value):
         raise InvalidArgument(
             "idempotency_key must be 1-200 printable ASCII characters without spaces", field="idempotency_key"
         )

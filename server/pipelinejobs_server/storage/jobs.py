@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -56,8 +57,9 @@ class JobStore:
         return True
 
     @translate_errors
-    async def add_token(self, job_uuid: str, token: StoredToken, *, keep: int) -> bool:
-        """Add a token to an existing job, keeping only the ``keep`` newest."""
+    async def add_token(self, job_uuid: str, token: StoredToken, *, keep: int, now: datetime) -> bool:
+        """Add a token to an existing job: expired ones are dropped, then only the ``keep`` newest stay."""
+        await self._jobs.update_one({"_id": job_uuid}, {"$pull": {"tokens": {"exp": {"$lte": now}}}})
         result = await self._jobs.update_one(
             {"_id": job_uuid, "cancelled": {"$ne": True}},
             {"$push": {"tokens": {"$each": [token_to_document(token)], "$slice": -keep}}},

@@ -1,0 +1,188 @@
+"""Settings (settings.py): defaults, every environment variable, and the values refused at start-up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from pipelinejobs_server.domain.naming import DEFAULT_ARCHIVE_TEMPLATE
+from pipelinejobs_server.settings import Limits, Settings, SettingsError
+
+TEMPLATE = "/data/{pipeline_uuid}/{job_uuid}"
+
+
+def test_defaults() -> None:
+    settings = Settings.from_environ({})
+    assert settings.mongodb_uri == ""
+    assert settings.database == "pipelinejobs"
+    assert settings.db_timeout_ms == 2000
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 50051
+    assert settings.admin_keys == ()
+    assert settings.client_keys == ()
+    assert settings.token_ttl == timedelta(hours=72)
+    assert settings.archive_template == DEFAULT_ARCHIVE_TEMPLATE
+    assert settings.public_url == "http://127.0.0.1:8080"
+
+
+def test_default_limits() -> None:
+    limits = Settings.from_environ({}).limits
+    assert limits == Limits()
+    assert limits.max_event_data_bytes == 64 * 1024
+    assert limits.max_job_data_bytes == 256 * 1024
+    assert limits.max_data_depth == 32
+
+
+def test_defaults_match_the_dataclass_defaults() -> None:
+    assert Settings.from_environ({}) == Settings()
+
+
+def test_empty_values_mean_the_default() -> None:
+    environ = {
+        "PIPELINEJOBS_DATABASE": "",
+        "PIPELINEJOBS_DB_TIMEOUT_MS": "",
+        "PIPELINEJOBS_GRPC_HOST": "",
+        "PIPELINEJOBS_GRPC_PORT": "",
+        "PIPELINEJOBS_TOKEN_TTL_HOURS": "",
+        "PIPELINEJOBS_ARCHIVE_TEMPLATE": "",
+        "PIPELINEJOBS_PUBLIC_URL": "",
+        "PIPELINEJOBS_MAX_EVENT_DATA_BYTES": "",
+    }
+    assert Settings.from_environ(environ) == Settings()
+
+
+def test_every_variable_is_read() -> None:
+    environ = {
+        "MONGODB_URI": "mongodb://db.example.org:27017/?replicaSet=rs0",
+        "PIPELINEJOBS_DATABASE": "jobs_prod",
+        "PIPELINEJOBS_DB_TIMEOUT_MS": "5000",
+        "PIPELINEJOBS_GRPC_HOST": "0.0.0.0",  # noqa: S104 - a value under test, nothing binds it
+        "PIPELINEJOBS_GRPC_PORT": "6000",
+        "PIPELINEJOBS_ADMIN_KEY": "admin-one",
+        "PIPELINEJOBS_CLIENT_KEYS": "client-one",
+        "PIPELINEJOBS_TOKEN_TTL_HOURS": "5",
+        "PIPELINEJOBS_ARCHIVE_TEMPLATE": TEMPLATE,
+        "PIPELINEJOBS_PUBLIC_URL": "https://jobs.example.org",
+        "PIPELINEJOBS_MAX_EVENT_DATA_BYTES": "1000",
+        "PIPELINEJOBS_MAX_JOB_DATA_BYTES": "2000",
+        "PIPELINEJOBS_MAX_DATA_DEPTH": "3",
+    }
+    settings = Settings.from_environ(environ)
+    assert settings.mongodb_uri == "mongodb://db.example.org:27017/?replicaSet=rs0"
+    assert settings.database == "jobs_prod"
+    assert settings.db_timeout_ms == 5000
+    assert settings.host == "0.0.0.0"  # noqa: S104
+    assert settings.port == 6000
+    assert settings.admin_keys == ("admin-one",)
+    assert settings.client_keys == ("client-one",)
+    assert settings.token_ttl == timedelta(hours=5)
+    assert settings.archive_template == TEMPLATE
+    assert settings.public_url == "https://jobs.example.org"
+    assert settings.limits.max_event_data_bytes == 1000
+    assert settings.limits.max_job_data_bytes == 2000
+    assert settings.limits.max_data_depth == 3
+
+
+def test_admin_keys_are_comma_separated() -> None:
+    settings = Settings.from_environ({"PIPELINEJOBS_ADMIN_KEY": " first , second,,third ,"})
+    assert settings.admin_keys == ("first", "second", "third")
+
+
+def test_client_keys_are_comma_separated() -> None:
+    settings = Settings.from_environ({"PIPELINEJOBS_CLIENT_KEYS": "a1,b2 , c3"})
+    assert settings.client_keys == ("a1", "b2", "c3")
+
+
+def test_blank_key_lists_hold_no_keys() -> None:
+    settings = Settings.from_environ({"PIPELINEJOBS_ADMIN_KEY": " , ", "PIPELINEJOBS_CLIENT_KEYS": ","})
+    assert settings.admin_keys == ()
+    assert settings.client_keys == ()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://jobs.example.org/", "https://jobs.example.org"),
+        ("https://jobs.example.org/shim//", "https://jobs.example.org/shim"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+    ],
+)
+def test_public_url_loses_its_trailing_slash(raw: str, expected: str) -> None:
+    assert Settings.from_environ({"PIPELINEJOBS_PUBLIC_URL": raw}).public_url == expected
+
+
+def test_port_zero_is_allowed() -> None:
+    # Port 0 lets tests bind a free port.
+    assert Settings.from_environ({"PIPELINEJOBS_GRPC_PORT": "0"}).port == 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PIPELINEJOBS_DB_TIMEOUT_MS",
+        "PIPELINEJOBS_GRPC_PORT",
+        "PIPELINEJOBS_TOKEN_TTL_HOURS",
+        "PIPELINEJOBS_MAX_EVENT_DATA_BYTES",
+        "PIPELINEJOBS_MAX_JOB_DATA_BYTES",
+        "PIPELINEJOBS_MAX_DATA_DEPTH",
+    ],
+)
+@pytest.mark.parametrize("raw", ["ten", "1.5", "0x10", "12h"])
+def test_non_integers_are_refused(name: str, raw: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_environ({name: raw})
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("PIPELINEJOBS_DB_TIMEOUT_MS", "99"),
+        ("PIPELINEJOBS_GRPC_PORT", "-1"),
+        ("PIPELINEJOBS_TOKEN_TTL_HOURS", "0"),
+        ("PIPELINEJOBS_MAX_EVENT_DATA_BYTES", "0"),
+        ("PIPELINEJOBS_MAX_JOB_DATA_BYTES", "0"),
+        ("PIPELINEJOBS_MAX_DATA_DEPTH", "0"),
+    ],
+)
+def test_values_below_the_minimum_are_refused(name: str, raw: str) -> None:
+    with pytest.raises(SettingsError, match="at least"):
+        Settings.from_environ({name: raw})
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("PIPELINEJOBS_DB_TIMEOUT_MS", "100"),
+        ("PIPELINEJOBS_TOKEN_TTL_HOURS", "1"),
+        ("PIPELINEJOBS_MAX_EVENT_DATA_BYTES", "1"),
+        ("PIPELINEJOBS_MAX_JOB_DATA_BYTES", "1"),
+        ("PIPELINEJOBS_MAX_DATA_DEPTH", "1"),
+    ],
+)
+def test_values_at_the_minimum_are_accepted(name: str, raw: str) -> None:
+    Settings.from_environ({name: raw})
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "/data/{unknown}/{job_uuid}",  # a field the server does not offer
+        "/data/{session}",  # neither job_uuid nor timestamp: two jobs could share a directory
+        "/data/{session.__class__}/{job_uuid}",  # attribute access
+        "/data/{session[0]}/{job_uuid}",  # index access
+        "/data/{}/{job_uuid}",  # positional field
+        "/data/{job_uuid",  # unbalanced brace
+    ],
+)
+def test_bad_archive_templates_are_refused(template: str) -> None:
+    with pytest.raises(SettingsError, match="template"):
+        Settings.from_environ({"PIPELINEJOBS_ARCHIVE_TEMPLATE": template})
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://jobs.example.org", "jobs.example.org", "//jobs.example.org", "http:/x", "/"]
+)
+def test_non_http_public_urls_are_refused(url: str) -> None:
+    with pytest.raises(SettingsError, match="PIPELINEJOBS_PUBLIC_URL"):
+        Settings.from_environ({"PIPELINEJOBS_PUBLIC_URL": url})
