@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: install run test check lint format typecheck protos protos-check buf-lint buf-breaking unit bench clean
+.PHONY: install run test check lint format typecheck protos protos-check docs docs-check buf-lint buf-breaking unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ run: install
 test: install check
 	$(PY) -m pytest
 
-check: protos-check buf-lint lint typecheck
+check: protos-check docs-check buf-lint lint typecheck
 
 protos: install
 	$(PY) scripts/gen_protos.py
@@ -30,12 +30,20 @@ protos: install
 protos-check: install
 	$(PY) scripts/gen_protos.py --check
 
+## Regenerate the state-machine diagram and table in README.md from domain/fsm.py.
+docs: install
+	$(PY) scripts/gen_docs.py
+
+docs-check: install
+	$(PY) scripts/gen_docs.py --check
+
 buf-lint: install
 	$(BIN)/buf lint
 
-## Compare the contract with main's; used by CI once main has a previous version.
+## Compare the contract with an earlier version (CI passes the previous commit as AGAINST).
+AGAINST ?= .git\#branch=main
 buf-breaking: install
-	$(BIN)/buf breaking --against '.git#branch=main'
+	$(BIN)/buf breaking --against '$(AGAINST)'
 
 lint: install
 	$(BIN)/ruff check .
