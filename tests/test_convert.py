@@ -82,9 +82,8 @@ def test_every_proto_source_round_trips() -> None:
             assert convert.source_to_proto(source) == value
 
 
-def test_unspecified_source_is_grpc() -> None:
-    assert convert.source_from_proto(0) == "grpc"
-    assert convert.source_from_proto(job_pb2.EVENT_SOURCE_UNSPECIFIED) == "grpc"
+def test_unspecified_source_is_left_for_the_service_to_choose() -> None:
+    assert convert.source_from_proto(job_pb2.EVENT_SOURCE_UNSPECIFIED) == ""
 
 
 def test_no_source_is_unspecified() -> None:

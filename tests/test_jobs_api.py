@@ -1130,3 +1130,30 @@ def test_a_record_behind_its_log_on_an_allowed_event_gets_the_next_seq(
     job = get_job(api, uuid)
     assert (job.seq, state_name(job.state)) == (6, "FINISHED")
     assert verify(api, uuid).valid
+
+
+def test_history_records_where_each_event_came_from(api: Stubs) -> None:
+    created = create_job(api, register_pipeline(api), {"test": "sources"})
+    uuid = created.job.uuid
+    send(api, uuid, "run", token=created.token)
+    send(api, uuid, "update", metadata=ADMIN)  # an admin key and no token: an operator's event
+    callback = job_service_pb2.SendEventRequest(
+        uuid=uuid, event=job_pb2.JOB_EVENT_UPDATE, token=created.token, source=job_pb2.EVENT_SOURCE_CALLBACK
+    )
+    api.jobs.SendEvent(callback)
+    sources = [job_pb2.EventSource.Name(event.source) for event in history(api, uuid)]
+    assert sources == [
+        "EVENT_SOURCE_GRPC",
+        "EVENT_SOURCE_GRPC",
+        "EVENT_SOURCE_ADMIN",
+        "EVENT_SOURCE_CALLBACK",
+    ]
+
+    claim = job_service_pb2.SendEventRequest(
+        uuid=uuid, event=job_pb2.JOB_EVENT_UPDATE, token=created.token, source=job_pb2.EVENT_SOURCE_ADMIN
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        api.jobs.SendEvent(claim)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(caught.value).reason == "ADMIN_REQUIRED"
+    assert len(history(api, uuid)) == 4

@@ -69,8 +69,9 @@ def source_to_proto(source: str) -> job_pb2.EventSource.ValueType:
 
 
 def source_from_proto(value: int) -> str:
+    """The source's name; "" when unspecified, so the service can choose (grpc, or admin for admin keys)."""
     if value == job_pb2.EVENT_SOURCE_UNSPECIFIED:
-        return "grpc"
+        return ""
     if value not in job_pb2.EventSource.values():
         raise InvalidArgument(f"source must be one of the EventSource values, got {value}", field="source")
     return job_pb2.EventSource.Name(job_pb2.EventSource.ValueType(value)).removeprefix(_SOURCE_PREFIX).lower()

@@ -75,7 +75,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     token: str = ""
     idempotency_key: str = ""
-    source: str = "grpc"
+    source: str = ""  # "" lets the service choose: "admin" for an admin key without a token, else "grpc"
 
 
 @dataclass(frozen=True)
@@ -248,11 +248,13 @@ class JobService:
             max_bytes=self._limits.max_event_data_bytes,
             max_depth=self._limits.max_data_depth,
         )
-        source = event.source or "grpc"
+        is_admin = principal is not None and principal.is_admin
+        source = event.source or ("admin" if is_admin and not event.token else "grpc")
         if source not in SOURCES:
             raise InvalidArgument(f"unknown source {source!r}", field="source")
-        if source == "admin" and (principal is None or not principal.is_admin):
+        if source == "admin" and not is_admin:
             raise AdminRequired("only an admin credential may send events as source 'admin'")
+        event = replace(event, source=source)
 
         for attempt in range(MAX_ATTEMPTS):
             job = await self._load(event.job_uuid)
@@ -330,7 +332,7 @@ class JobService:
                 reason=InvalidTransition.reason,
                 message=decision.reason,
                 data=event.data,
-                source=event.source or "grpc",
+                source=event.source,
                 timestamp=utc_now_ms(),
             )
         )
