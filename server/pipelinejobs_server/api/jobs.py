@@ -9,7 +9,8 @@ from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.errors import InvalidArgument
 from pipelinejobs_server.service import paging
 from pipelinejobs_server.service.credentials import Credentials, Principal
-from pipelinejobs_server.service.jobs import Event, JobService, NewJob
+from pipelinejobs_server.service.events import Event, EventService
+from pipelinejobs_server.service.jobs import JobService, NewJob
 from pipelinejobs_server.settings import Limits
 
 from .calls import Context, rpc
@@ -51,9 +52,12 @@ def state_machine() -> pb.GetStateMachineResponse:
 
 
 class JobServicer(pb_grpc.JobServiceServicer):
-    def __init__(self, credentials: Credentials, service: JobService, limits: Limits) -> None:
+    def __init__(
+        self, credentials: Credentials, service: JobService, events: EventService, limits: Limits
+    ) -> None:
         self.credentials = credentials
         self._service = service
+        self._events = events
         self._limits = limits
         self._machine = state_machine()
 
@@ -94,7 +98,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def SendEvent(
         self, request: pb.SendEventRequest, context: Context, principal: Principal | None
     ) -> pb.SendEventResponse:
-        applied = await self._service.send_event(
+        applied = await self._events.send(
             principal,
             Event(
                 job_uuid=request.uuid,

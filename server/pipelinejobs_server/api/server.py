@@ -18,7 +18,9 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2_grpc,
 )
 from pipelinejobs_server.service.credentials import Credentials
+from pipelinejobs_server.service.events import EventService
 from pipelinejobs_server.service.jobs import JobService
+from pipelinejobs_server.service.ledger import Ledger
 from pipelinejobs_server.service.pipelines import PipelineService
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.storage.database import Database
@@ -56,7 +58,9 @@ async def start_server(settings: Settings) -> RunningServer:
     await database.ensure_indexes()
     credentials = Credentials(settings.admin_keys, settings.client_keys)
     pipelines = PipelineStore(database)
-    jobs = JobService(settings, JobStore(database), pipelines, RejectedStore(database))
+    ledger, rejected = Ledger(JobStore(database)), RejectedStore(database)
+    jobs = JobService(settings, ledger, pipelines, rejected)
+    events = EventService(settings, ledger, rejected)
 
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(
@@ -69,7 +73,7 @@ async def start_server(settings: Settings) -> RunningServer:
         ],
     )
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobServicer(credentials, jobs, settings.limits), server
+        JobServicer(credentials, jobs, events, settings.limits), server
     )
     pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
         PipelineServicer(credentials, PipelineService(settings.limits, pipelines), settings.limits), server
