@@ -64,6 +64,34 @@ class JobService:
 
     async def create_job(self, principal: Principal | None, request: NewJob) -> CreatedJob:
         require(principal, Role.CLIENT)
+        links, data = self._checked(request)
+        if await self._pipelines.get(request.pipeline_uuid) is None:
+            raise PipelineNotFound(request.pipeline_uuid)
+        identity = job_uuid(request.pipeline_uuid, links, data)
+        token = new_token()
+        now = utc_now_ms()
+        stored_token = StoredToken(hash_secret(token), now + self._settings.token_ttl)
+
+        job = await self._jobs.get(identity)
+        if job is not None and job.cancelled:
+            await self._finish_cancel(job)  # a cancel that stopped half-way; the job is gone
+            job = None
+        created = False
+        if job is None:
+            fresh = self._fresh_record(identity, request, links, data, stored_token, now)
+            created = await self._jobs.insert(fresh)
+            job = fresh if created else await self._jobs.get(identity)  # lost a race with another creator
+        if job is None or job.cancelled:
+            raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
+        if not created:
+            keep = self._limits.max_tokens_per_job
+            if not await self._jobs.add_token(identity, stored_token, keep=keep, now=now):
+                raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
+        job = await self._ledger.settle(job)
+        return CreatedJob(job, token, stored_token.expires_at, self.callback_url(identity, token), created)
+
+    def _checked(self, request: NewJob) -> tuple[dict[str, list[str]], dict[str, Any]]:
+        """The request's normalized links and data, after every field has been checked."""
         validation.uuid_field(request.pipeline_uuid, "pipeline_uuid")
         try:
             links = normalize_links(request.links)
@@ -83,55 +111,44 @@ class JobService:
         validation.session_name(request.session)
         validation.text(request.agent, "agent", max_length=256)
         validation.text(request.task, "task", max_length=256)
-        if await self._pipelines.get(request.pipeline_uuid) is None:
-            raise PipelineNotFound(request.pipeline_uuid)
+        return links, data
 
-        identity = job_uuid(request.pipeline_uuid, links, data)
-        token = new_token()
-        now = utc_now_ms()
-        stored_token = StoredToken(hash_secret(token), now + self._settings.token_ttl)
-
-        job = await self._jobs.get(identity)
-        if job is not None and job.cancelled:
-            await self._finish_cancel(job)  # a cancel that stopped half-way; the job is gone
-            job = None
-        created = False
-        if job is None:
-            session = request.session or session_name()
-            fresh = JobRecord(
-                uuid=identity,
-                pipeline_uuid=request.pipeline_uuid,
-                state=fsm.INITIAL_STATE,
-                seq=0,
-                links=links,
-                data=data,
-                archive_path=archive_path(
-                    self._settings.archive_template,
-                    pipeline_uuid=request.pipeline_uuid,
-                    job_uuid=identity,
-                    links=links,
-                    session=session,
-                    created=now,
-                ),
-                session=session,
-                agent=request.agent,
-                task=request.task,
-                last_event="",
-                head_hash="",
-                created_at=now,
-                updated_at=now,
-                tokens=(stored_token,),
-            )
-            created = await self._jobs.insert(fresh)
-            job = fresh if created else await self._jobs.get(identity)
-        if job is None or job.cancelled:
-            raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
-        if not created and not await self._jobs.add_token(
-            identity, stored_token, keep=self._limits.max_tokens_per_job, now=now
-        ):
-            raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
-        job = await self._ledger.settle(job)
-        return CreatedJob(job, token, stored_token.expires_at, self.callback_url(identity, token), created)
+    def _fresh_record(
+        self,
+        identity: str,
+        request: NewJob,
+        links: dict[str, list[str]],
+        data: dict[str, Any],
+        token: StoredToken,
+        now: datetime,
+    ) -> JobRecord:
+        """A new job at seq 0; the ledger appends its ``create`` entry (seq 1) right after the insert."""
+        session = request.session or session_name()
+        path = archive_path(
+            self._settings.archive_template,
+            pipeline_uuid=request.pipeline_uuid,
+            job_uuid=identity,
+            links=links,
+            session=session,
+            created=now,
+        )
+        return JobRecord(
+            uuid=identity,
+            pipeline_uuid=request.pipeline_uuid,
+            state=fsm.INITIAL_STATE,
+            seq=0,
+            links=links,
+            data=data,
+            archive_path=path,
+            session=session,
+            agent=request.agent,
+            task=request.task,
+            last_event="",
+            head_hash="",
+            created_at=now,
+            updated_at=now,
+            tokens=(token,),
+        )
 
     def callback_url(self, identity: str, token: str) -> str:
         # ${STATUS} stays literal: the executor substitutes it, so it must not be percent-encoded.
