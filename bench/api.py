@@ -20,6 +20,8 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2_grpc,
 )
 
+from .parallel import check_stop
+
 TIMEOUT_S = 60.0
 
 
@@ -77,6 +79,20 @@ class Api:
             job_service_pb2.GetJobRequest(uuid=job.uuid), metadata=self.metadata, timeout=TIMEOUT_S
         )
         return reply.job.seq
+
+    def cancel(self, job: JobHandle) -> None:
+        self.jobs.CancelJob(
+            job_service_pb2.CancelJobRequest(uuid=job.uuid, token=job.token),
+            metadata=self.metadata,
+            timeout=TIMEOUT_S,
+        )
+
+    def start(self, job: JobHandle, updates_to_seq: int) -> None:
+        """Move a new job to RUNNING, then send updates until its history has ``updates_to_seq`` events."""
+        seq = self.send(job, job_pb2.JOB_EVENT_RUN, {"bench": True})
+        while seq < updates_to_seq:
+            check_stop()
+            seq = self.update(job, seq)
 
     # -- timed --------------------------------------------------------------------------------------
 

@@ -95,7 +95,7 @@ class Environment:
         log_path = self.root / f"serve-{database}.log"
         with log_path.open("wb") as log:
             # A session of its own: a Ctrl-C at the terminal reaches only us, and we stop it in order.
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
+            process = subprocess.Popen(
                 [sys.executable, "-m", "pipelinejobs_server", "serve", "--grpc-port", "0"],
                 env=env,
                 stdout=log,
