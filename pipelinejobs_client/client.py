@@ -1,0 +1,210 @@
+"""``JobsClient``: the blocking client, one typed method per RPC of the service.
+
+Every call goes through ``_call``, which adds credentials and a deadline, retries what is safe to retry
+(see retry.py) and turns gRPC errors into the typed exceptions of errors.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from pipelinejobs_client.api.v1 import (
+    job_pb2,
+    job_service_pb2,
+    job_service_pb2_grpc,
+    pipeline_pb2,
+    pipeline_service_pb2,
+    pipeline_service_pb2_grpc,
+)
+
+from . import messages
+from .channels import call_metadata, channel_credentials
+from .errors import JobNotFound, PipelineJobsError, from_rpc_error
+from .retry import RetryPolicy
+
+Response = TypeVar("Response")
+DEFAULT_TIMEOUT_S = 10.0
+
+
+class JobsClient:
+    """A connection to a PipelineJobs server.
+
+    ``target`` is ``host:port``. ``api_key`` is sent as ``authorization: Bearer <key>``. ``tls`` is False
+    (plaintext, for loopback and trusted networks), True (system roots) or ``grpc.ChannelCredentials``.
+    ``timeout`` is each call's deadline in seconds. Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        api_key: str | None = None,
+        tls: bool | grpc.ChannelCredentials = False,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._metadata = call_metadata(api_key)
+        self._retry = retry or RetryPolicy()
+        credentials = channel_credentials(tls)
+        self._channel = (
+            grpc.secure_channel(target, credentials)
+            if credentials is not None
+            else grpc.insecure_channel(target)
+        )
+        self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
+        self._pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> JobsClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _call(
+        self, method: Callable[..., Response], request: Any, *, done_if_gone: Response | None = None
+    ) -> Response:
+        """One RPC with deadline, credentials, retries and typed errors.
+
+        ``done_if_gone``: for deletions, the answer to give when a retry finds the job already gone
+        (the attempt whose reply was lost had succeeded).
+        """
+        for attempt in range(self._retry.attempts):
+            try:
+                return method(request, timeout=self.timeout, metadata=self._metadata)
+            except grpc.RpcError as rpc_error:
+                error = from_rpc_error(rpc_error)
+            if attempt and done_if_gone is not None and isinstance(error, JobNotFound):
+                return done_if_gone
+            if attempt + 1 < self._retry.attempts and self._retry.retryable(error):
+                time.sleep(self._retry.backoff(attempt))
+                continue
+            raise error
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    # -- pipelines --------------------------------------------------------------------------------------
+
+    def register_pipeline(
+        self,
+        name: str,
+        components: Sequence[messages.Component],
+        *,
+        options: Mapping[str, Any] | None = None,
+        description: str = "",
+    ) -> pipeline_service_pb2.RegisterPipelineResponse:
+        """Register a pipeline (``components`` as ``"id@version"`` or ``(id, version)``); idempotent."""
+        request = messages.register_pipeline(name, components, options, description)
+        return self._call(self._pipelines.RegisterPipeline, request)
+
+    def get_pipeline(self, uuid: str) -> pipeline_pb2.Pipeline:
+        reply = self._call(self._pipelines.GetPipeline, pipeline_service_pb2.GetPipelineRequest(uuid=uuid))
+        return reply.pipeline
+
+    def list_pipelines(
+        self, *, page_size: int = 0, page_token: str = ""
+    ) -> pipeline_service_pb2.ListPipelinesResponse:
+        request = pipeline_service_pb2.ListPipelinesRequest(page_size=page_size, page_token=page_token)
+        return self._call(self._pipelines.ListPipelines, request)
+
+    def iter_pipelines(self, *, page_size: int = 0) -> Iterator[pipeline_pb2.Pipeline]:
+        token = ""
+        while True:
+            page = self.list_pipelines(page_size=page_size, page_token=token)
+            yield from page.pipelines
+            token = page.next_page_token
+            if not token:
+                return
+
+    # -- jobs -------------------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        pipeline_uuid: str,
+        *,
+        lab: str | Iterable[str] = (),
+        experiment: str | Iterable[str] = (),
+        sample: str | Iterable[str] = (),
+        data: Mapping[str, Any] | None = None,
+        session: str = "",
+        agent: str = "",
+        task: str = "",
+    ) -> job_service_pb2.CreateJobResponse:
+        """Create a job, or get the existing one with the same identity and a fresh token."""
+        request = messages.create_job(
+            pipeline_uuid,
+            lab=lab,
+            experiment=experiment,
+            sample=sample,
+            data=data,
+            session=session,
+            agent=agent,
+            task=task,
+        )
+        return self._call(self._jobs.CreateJob, request)
+
+    def get_job(self, uuid: str) -> job_pb2.Job:
+        return self._call(self._jobs.GetJob, job_service_pb2.GetJobRequest(uuid=uuid)).job
+
+    def send_event(
+        self,
+        uuid: str,
+        event: messages.EventLike,
+        *,
+        token: str = "",
+        data: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        source: str | int | None = None,
+    ) -> job_service_pb2.SendEventResponse:
+        """Apply an event (``"run"``, ``"update"``, … or a ``JobEvent``); a key is generated if none given."""
+        request = messages.send_event(
+            uuid, event, token=token, data=data, idempotency_key=idempotency_key, source=source
+        )
+        return self._call(self._jobs.SendEvent, request)
+
+    def cancel_job(self, uuid: str, *, token: str = "") -> None:
+        """Delete a job that has never been RUNNING, with its history."""
+        request = job_service_pb2.CancelJobRequest(uuid=uuid, token=token)
+        self._call(self._jobs.CancelJob, request, done_if_gone=job_service_pb2.CancelJobResponse())
+
+    def list_job_events(
+        self, uuid: str, *, page_size: int = 0, page_token: str = ""
+    ) -> job_service_pb2.ListJobEventsResponse:
+        request = job_service_pb2.ListJobEventsRequest(uuid=uuid, page_size=page_size, page_token=page_token)
+        return self._call(self._jobs.ListJobEvents, request)
+
+    def iter_job_events(self, uuid: str, *, page_size: int = 0) -> Iterator[job_pb2.HistoryEvent]:
+        token = ""
+        while True:
+            page = self.list_job_events(uuid, page_size=page_size, page_token=token)
+            yield from page.events
+            token = page.next_page_token
+            if not token:
+                return
+
+    def list_rejected_events(
+        self, job_uuid: str = "", *, page_size: int = 0, page_token: str = ""
+    ) -> job_service_pb2.ListRejectedEventsResponse:
+        request = job_service_pb2.ListRejectedEventsRequest(
+            job_uuid=job_uuid, page_size=page_size, page_token=page_token
+        )
+        return self._call(self._jobs.ListRejectedEvents, request)
+
+    def verify_history(self, uuid: str) -> job_service_pb2.VerifyHistoryResponse:
+        return self._call(self._jobs.VerifyHistory, job_service_pb2.VerifyHistoryRequest(uuid=uuid))
+
+    def get_state_machine(self) -> job_service_pb2.GetStateMachineResponse:
+        return self._call(self._jobs.GetStateMachine, job_service_pb2.GetStateMachineRequest())
+
+
+__all__ = ["JobsClient", "PipelineJobsError"]
