@@ -185,6 +185,23 @@ class AsyncJobsClient:
             if not token:
                 return
 
+    async def reject_event(
+        self,
+        uuid: str,
+        event: str,
+        *,
+        reason: str,
+        message: str = "",
+        token: str = "",
+        data: Mapping[str, Any] | None = None,
+        source: str | int | None = None,
+    ) -> job_pb2.RejectedEvent:
+        request = messages.reject_event(
+            uuid, event, reason=reason, message=message, token=token, data=data, source=source
+        )
+        reply: job_service_pb2.RejectEventResponse = await self._call(self._jobs.RejectEvent, request)
+        return reply.event
+
     async def list_rejected_events(
         self, job_uuid: str = "", *, page_size: int = 0, page_token: str = ""
     ) -> job_service_pb2.ListRejectedEventsResponse:

@@ -192,6 +192,23 @@ class JobsClient:
             if not token:
                 return
 
+    def reject_event(
+        self,
+        uuid: str,
+        event: str,
+        *,
+        reason: str,
+        message: str = "",
+        token: str = "",
+        data: Mapping[str, Any] | None = None,
+        source: str | int | None = None,
+    ) -> job_pb2.RejectedEvent:
+        """Keep something that could not be applied (e.g. an unmapped status) in the job's rejected log."""
+        request = messages.reject_event(
+            uuid, event, reason=reason, message=message, token=token, data=data, source=source
+        )
+        return self._call(self._jobs.RejectEvent, request).event
+
     def list_rejected_events(
         self, job_uuid: str = "", *, page_size: int = 0, page_token: str = ""
     ) -> job_service_pb2.ListRejectedEventsResponse:

@@ -128,3 +128,24 @@ def send_event(
         idempotency_key=idempotency_key or uuid.uuid4().hex,
         source=source_value(source),
     )
+
+
+def reject_event(
+    job_uuid: str,
+    event: str,
+    *,
+    reason: str,
+    message: str,
+    token: str,
+    data: Mapping[str, Any] | None,
+    source: str | int | None,
+) -> job_service_pb2.RejectEventRequest:
+    return job_service_pb2.RejectEventRequest(
+        uuid=job_uuid,
+        event=event,
+        reason=reason,
+        message=message,
+        token=token,
+        data=struct(data),
+        source=source_value(source),
+    )

@@ -876,7 +876,8 @@ def test_retried_fail_replays_instead_of_being_refused(api: Stubs, pipeline: str
     assert retried.replayed is True
     assert retried.event.uuid == failed.event.uuid
     assert state_name(retried.job.state) == "FAILED"
-    assert rejected(api, uuid) == []
+    # Not refused: kept only as a late duplicate, so operators can see it arrived twice.
+    assert [(record.event, record.reason) for record in rejected(api, uuid)] == [("fail", "DUPLICATE")]
 
     # A fail without that key is a new event, and FAILED does not allow it.
     refused(
@@ -1157,3 +1158,31 @@ def test_history_records_where_each_event_came_from(api: Stubs) -> None:
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_info(caught.value).reason == "ADMIN_REQUIRED"
     assert len(history(api, uuid)) == 4
+
+
+def test_reject_event_keeps_what_could_not_be_applied(api: Stubs, pipeline: str) -> None:
+    job = create_job(api, pipeline, {"test": "reject-event"})
+    request = job_service_pb2.RejectEventRequest(
+        uuid=job.job.uuid,
+        token=job.token,
+        event="${STATUS}",
+        reason="UNMAPPED_STATUS",
+        message="the executor sent an unresolved placeholder",
+        source=job_pb2.EVENT_SOURCE_CALLBACK,
+    )
+    record = api.jobs.RejectEvent(request).event
+    assert (record.event, record.reason, state_name(record.state)) == (
+        "${STATUS}",
+        "UNMAPPED_STATUS",
+        "CREATED",
+    )
+    assert [r.uuid for r in rejected(api, job.job.uuid)] == [record.uuid]
+    assert get_job(api, job.job.uuid).seq == 1, "a rejection never touches the history"
+
+    bad_reason = job_service_pb2.RejectEventRequest(
+        uuid=job.job.uuid, token=job.token, event="X", reason="lower"
+    )
+    refused(lambda: api.jobs.RejectEvent(bad_reason), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    wrong_token = job_service_pb2.RejectEventRequest(uuid=job.job.uuid, token="nope", event="X", reason="R")
+    refused(lambda: api.jobs.RejectEvent(wrong_token), grpc.StatusCode.UNAUTHENTICATED, "INVALID_TOKEN")
+    assert len(rejected(api, job.job.uuid)) == 1

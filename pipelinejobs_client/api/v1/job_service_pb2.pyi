@@ -304,6 +304,71 @@ class ListJobEventsResponse(_message.Message):
 Global___ListJobEventsResponse: _TypeAlias = ListJobEventsResponse  # noqa: Y015
 
 @_typing.final
+class RejectEventRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UUID_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    token: _builtins.str
+    """The job token; not needed with an admin API key."""
+    event: _builtins.str
+    """The event or status as received, e.g. "SUSPENDED" or "${STATUS}"."""
+    reason: _builtins.str
+    """Machine-readable reason in upper snake case, e.g. "UNMAPPED_STATUS"."""
+    message: _builtins.str
+    """Human-readable explanation."""
+    source: _job_pb2.EventSource.ValueType
+    """Where it entered the service; defaults to grpc."""
+    @_builtins.property
+    def data(self) -> _struct_pb2.Struct:
+        """The payload that came with it."""
+
+    def __init__(
+        self,
+        *,
+        uuid: _builtins.str = ...,
+        token: _builtins.str = ...,
+        event: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+        data: _struct_pb2.Struct | None = ...,
+        source: _job_pb2.EventSource.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "event", b"event", "message", b"message", "reason", b"reason", "source", b"source", "token", b"token", "uuid", b"uuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectEventRequest: _TypeAlias = RejectEventRequest  # noqa: Y015
+
+@_typing.final
+class RejectEventResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> _job_pb2.RejectedEvent: ...
+    def __init__(
+        self,
+        *,
+        event: _job_pb2.RejectedEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectEventResponse: _TypeAlias = RejectEventResponse  # noqa: Y015
+
+@_typing.final
 class ListRejectedEventsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -63,6 +63,11 @@ class JobServiceStub:
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsRequest.SerializeToString,
                 response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsResponse.FromString,
                 _registered_method=True)
+        self.RejectEvent = channel.unary_unary(
+                '/pipelinejobs.v1.JobService/RejectEvent',
+                request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.RejectEventRequest.SerializeToString,
+                response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.RejectEventResponse.FromString,
+                _registered_method=True)
         self.ListRejectedEvents = channel.unary_unary(
                 '/pipelinejobs.v1.JobService/ListRejectedEvents',
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListRejectedEventsRequest.SerializeToString,
@@ -122,6 +127,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RejectEvent(self, request, context):
+        """Records an event that reached the service but cannot be applied (an executor status with no
+        mapped event, say) in the job's rejected-events log, so that nothing received is silently dropped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListRejectedEvents(self, request, context):
         """Lists events that were received for a job but not applied, with the reason.
         """
@@ -170,6 +183,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListJobEvents,
                     request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsRequest.FromString,
                     response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsResponse.SerializeToString,
+            ),
+            'RejectEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectEvent,
+                    request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.RejectEventRequest.FromString,
+                    response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.RejectEventResponse.SerializeToString,
             ),
             'ListRejectedEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRejectedEvents,
@@ -326,6 +344,33 @@ class JobService:
             '/pipelinejobs.v1.JobService/ListJobEvents',
             pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsRequest.SerializeToString,
             pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipelinejobs.v1.JobService/RejectEvent',
+            pipelinejobs_dot_v1_dot_job__service__pb2.RejectEventRequest.SerializeToString,
+            pipelinejobs_dot_v1_dot_job__service__pb2.RejectEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,10 @@ class JobServiceStub:
     """Deletes a job and its history; allowed only while the job has never been RUNNING."""
     ListJobEvents: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListJobEventsRequest, _job_service_pb2.ListJobEventsResponse]
     """Reads a job's history in seq order, a page at a time."""
+    RejectEvent: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.RejectEventRequest, _job_service_pb2.RejectEventResponse]
+    """Records an event that reached the service but cannot be applied (an executor status with no
+    mapped event, say) in the job's rejected-events log, so that nothing received is silently dropped.
+    """
     ListRejectedEvents: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListRejectedEventsRequest, _job_service_pb2.ListRejectedEventsResponse]
     """Lists events that were received for a job but not applied, with the reason."""
     VerifyHistory: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.VerifyHistoryRequest, _job_service_pb2.VerifyHistoryResponse]
@@ -73,6 +77,10 @@ class JobServiceAsyncStub(JobServiceStub):
     """Deletes a job and its history; allowed only while the job has never been RUNNING."""
     ListJobEvents: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListJobEventsRequest, _job_service_pb2.ListJobEventsResponse]  # type: ignore[assignment]
     """Reads a job's history in seq order, a page at a time."""
+    RejectEvent: _aio.UnaryUnaryMultiCallable[_job_service_pb2.RejectEventRequest, _job_service_pb2.RejectEventResponse]  # type: ignore[assignment]
+    """Records an event that reached the service but cannot be applied (an executor status with no
+    mapped event, say) in the job's rejected-events log, so that nothing received is silently dropped.
+    """
     ListRejectedEvents: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListRejectedEventsRequest, _job_service_pb2.ListRejectedEventsResponse]  # type: ignore[assignment]
     """Lists events that were received for a job but not applied, with the reason."""
     VerifyHistory: _aio.UnaryUnaryMultiCallable[_job_service_pb2.VerifyHistoryRequest, _job_service_pb2.VerifyHistoryResponse]  # type: ignore[assignment]
@@ -126,6 +134,16 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.ListJobEventsResponse, _abc.Awaitable[_job_service_pb2.ListJobEventsResponse]]:
         """Reads a job's history in seq order, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def RejectEvent(
+        self,
+        request: _job_service_pb2.RejectEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.RejectEventResponse, _abc.Awaitable[_job_service_pb2.RejectEventResponse]]:
+        """Records an event that reached the service but cannot be applied (an executor status with no
+        mapped event, say) in the job's rejected-events log, so that nothing received is silently dropped.
+        """
 
     @_abc_1.abstractmethod
     def ListRejectedEvents(

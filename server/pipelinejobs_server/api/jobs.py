@@ -135,6 +135,24 @@ class JobServicer(pb_grpc.JobServiceServicer):
         return pb.ListJobEventsResponse(events=[history_to_proto(e) for e in events], next_page_token=token)
 
     @rpc
+    async def RejectEvent(
+        self, request: pb.RejectEventRequest, context: Context, principal: Principal | None
+    ) -> pb.RejectEventResponse:
+        record = await self._events.reject(
+            principal,
+            Event(
+                job_uuid=request.uuid,
+                name=request.event,
+                data=struct_to_dict(request.data, "data"),
+                token=request.token,
+                source=source_from_proto(request.source),
+            ),
+            reason=request.reason,
+            message=request.message,
+        )
+        return pb.RejectEventResponse(event=rejected_to_proto(record))
+
+    @rpc
     async def ListRejectedEvents(
         self, request: pb.ListRejectedEventsRequest, context: Context, principal: Principal | None
     ) -> pb.ListRejectedEventsResponse:

@@ -106,6 +106,10 @@ class EventService:
         validation.uuid_field(event.job_uuid, "uuid")
         validation.event_name(event.name)
         validation.idempotency_key(event.idempotency_key)
+        return self._checked_payload(principal, event)
+
+    def _checked_payload(self, principal: Principal | None, event: Event) -> Event:
+        """The event with its data checked against the limits and its source decided."""
         validation.json_object(
             event.data,
             "data",
@@ -119,6 +123,34 @@ class EventService:
         if source == "admin" and not is_admin:
             raise AdminRequired("only an admin credential may send events as source 'admin'")
         return replace(event, source=source)
+
+    async def reject(
+        self, principal: Principal | None, event: Event, *, reason: str, message: str
+    ) -> RejectedRecord:
+        """Keep an event the caller could not deliver (an unmapped executor status) in the rejected log."""
+        validation.uuid_field(event.job_uuid, "uuid")
+        validation.text(event.name, "event", required=True, max_length=128)
+        validation.reason_code(reason)
+        validation.text(message, "message", max_length=1024)
+        event = self._checked_payload(principal, event)
+        job = await self._ledger.load(event.job_uuid)
+        authorize(principal, job, "update", event.token)
+        record = self._rejection(job, event, reason, message or reason)
+        await self._rejected.record(record)
+        return record
+
+    def _rejection(self, job: JobRecord, event: Event, reason: str, message: str) -> RejectedRecord:
+        return RejectedRecord(
+            uuid=str(uuid_module.uuid4()),
+            job_uuid=job.uuid,
+            event=event.name,
+            state=job.state,
+            reason=reason,
+            message=message,
+            data=event.data,
+            source=event.source,
+            timestamp=utc_now_ms(),
+        )
 
     async def send(self, principal: Principal | None, event: Event) -> Applied:
         event = self._checked(principal, event)
@@ -173,19 +205,7 @@ class EventService:
             earlier = await self._jobs.event_by_key(job.uuid, event.idempotency_key)
             if earlier is not None:
                 return await self._replay(job, event, earlier)
-        await self._rejected.record(
-            RejectedRecord(
-                uuid=str(uuid_module.uuid4()),
-                job_uuid=job.uuid,
-                event=event.name,
-                state=job.state,
-                reason=InvalidTransition.reason,
-                message=decision.reason,
-                data=event.data,
-                source=event.source,
-                timestamp=utc_now_ms(),
-            )
-        )
+        await self._rejected.record(self._rejection(job, event, InvalidTransition.reason, decision.reason))
         raise InvalidTransition(decision.reason, state=job.state, event=event.name)
 
     async def _replay(self, job: JobRecord, event: Event, earlier: RecordedEvent | None = None) -> Applied:
@@ -202,6 +222,12 @@ class EventService:
                 idempotency_key=event.idempotency_key,
                 seq=str(earlier.entry.seq),
             )
+        # A late duplicate changes nothing, but it is kept: operators see what arrived twice.
+        await self._rejected.record(
+            self._rejection(
+                job, event, "DUPLICATE", f"idempotency key already applied at seq {earlier.entry.seq}"
+            )
+        )
         return Applied(await self._ledger.settled(job.uuid), earlier, replayed=True)
 
     async def _after_lost_advance(self, job: JobRecord, recorded: RecordedEvent) -> None:

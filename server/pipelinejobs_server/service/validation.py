@@ -13,6 +13,7 @@ from pipelinejobs_server.domain.identity import is_uuid
 # Used with fullmatch: "$" alone would also accept a trailing newline.
 _SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PRINTABLE = re.compile(r"[\x21-\x7e]{1,200}")
+_REASON = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 MAX_TEXT = 1024
 
 
@@ -62,6 +63,12 @@ def idempotency_key(value: str) -> str:
         raise InvalidArgument(
             "idempotency_key must be 1-200 printable ASCII characters without spaces", field="idempotency_key"
         )
+    return value
+
+
+def reason_code(value: str) -> str:
+    if not _REASON.fullmatch(value):
+        raise InvalidArgument("reason must be 1-64 upper-case letters, digits or '_'", field="reason")
     return value
 
 
