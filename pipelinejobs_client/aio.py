@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -147,6 +148,54 @@ class AsyncJobsClient:
             self._jobs.GetJob, job_service_pb2.GetJobRequest(uuid=uuid)
         )
         return reply.job
+
+    async def list_jobs(
+        self,
+        *,
+        pipeline_uuid: str = "",
+        states: Iterable[str | int] = (),
+        lab: str | Iterable[str] = (),
+        experiment: str | Iterable[str] = (),
+        sample: str | Iterable[str] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        order_by: str = "created",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> job_service_pb2.ListJobsResponse:
+        request = messages.list_jobs(
+            pipeline_uuid=pipeline_uuid,
+            states=states,
+            lab=lab,
+            experiment=experiment,
+            sample=sample,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+            order_by=order_by,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        reply: job_service_pb2.ListJobsResponse = await self._call(self._jobs.ListJobs, request)
+        return reply
+
+    async def watch_job(
+        self,
+        uuid: str,
+        *,
+        after_seq: int = 0,
+        until_states: Iterable[str | int] = (),
+        timeout: float | None = None,  # noqa: ASYNC109 - the stream's gRPC deadline
+    ) -> AsyncIterator[job_pb2.HistoryEvent]:
+        request = messages.watch_job(uuid, after_seq=after_seq, until_states=until_states)
+        try:
+            async for reply in self._jobs.WatchJob(request, timeout=timeout, metadata=self._metadata):
+                yield reply.event
+        except grpc.RpcError as rpc_error:
+            raise from_rpc_error(rpc_error) from None
 
     async def send_event(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -155,6 +156,69 @@ class JobsClient:
 
     def get_job(self, uuid: str) -> job_pb2.Job:
         return self._call(self._jobs.GetJob, job_service_pb2.GetJobRequest(uuid=uuid)).job
+
+    def list_jobs(
+        self,
+        *,
+        pipeline_uuid: str = "",
+        states: Iterable[str | int] = (),
+        lab: str | Iterable[str] = (),
+        experiment: str | Iterable[str] = (),
+        sample: str | Iterable[str] = (),
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        order_by: str = "created",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> job_service_pb2.ListJobsResponse:
+        """One page of jobs matching every filter given (links: any of the values of each kind)."""
+        request = messages.list_jobs(
+            pipeline_uuid=pipeline_uuid,
+            states=states,
+            lab=lab,
+            experiment=experiment,
+            sample=sample,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+            order_by=order_by,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._call(self._jobs.ListJobs, request)
+
+    def iter_jobs(self, **filters: Any) -> Iterator[job_pb2.Job]:
+        """Every job matching ``filters`` (the keyword arguments of ``list_jobs``), page after page."""
+        token = ""
+        while True:
+            page = self.list_jobs(**filters, page_token=token)
+            yield from page.jobs
+            token = page.next_page_token
+            if not token:
+                return
+
+    def watch_job(
+        self,
+        uuid: str,
+        *,
+        after_seq: int = 0,
+        until_states: Iterable[str | int] = (),
+        timeout: float | None = None,
+    ) -> Iterator[job_pb2.HistoryEvent]:
+        """The history after ``after_seq``, then each new entry; ends once the job is in ``until_states``.
+
+        Reconnect with the last ``seq`` received to continue without loss or repeats. ``timeout`` bounds
+        the whole stream (None: no deadline).
+        """
+        request = messages.watch_job(uuid, after_seq=after_seq, until_states=until_states)
+        try:
+            for reply in self._jobs.WatchJob(request, timeout=timeout, metadata=self._metadata):
+                yield reply.event
+        except grpc.RpcError as rpc_error:
+            raise from_rpc_error(rpc_error) from None
 
     def send_event(
         self,

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2, pipeline_pb2, pipeline_service_pb2
 
@@ -148,4 +149,75 @@ def reject_event(
         token=token,
         data=struct(data),
         source=source_value(source),
+    )
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return message
+
+
+def time_range(start: datetime | None, end: datetime | None) -> job_service_pb2.TimeRange:
+    message = job_service_pb2.TimeRange()
+    if start is not None:
+        message.start_time.CopyFrom(_timestamp(start))
+    if end is not None:
+        message.end_time.CopyFrom(_timestamp(end))
+    return message
+
+
+def state_value(state: str | int) -> job_pb2.JobState.ValueType:
+    """A state enum from ``"RUNNING"``, ``"running"``, ``"JOB_STATE_RUNNING"`` or the value itself."""
+    if isinstance(state, int):
+        return job_pb2.JobState.ValueType(state)
+    name = state.strip().upper()
+    return job_pb2.JobState.Value(name if name.startswith("JOB_STATE_") else "JOB_STATE_" + name)
+
+
+ORDERS = {
+    "created": job_service_pb2.JOB_ORDER_CREATE_TIME_DESC,
+    "-created": job_service_pb2.JOB_ORDER_CREATE_TIME_DESC,
+    "+created": job_service_pb2.JOB_ORDER_CREATE_TIME_ASC,
+    "updated": job_service_pb2.JOB_ORDER_UPDATE_TIME_DESC,
+    "-updated": job_service_pb2.JOB_ORDER_UPDATE_TIME_DESC,
+    "+updated": job_service_pb2.JOB_ORDER_UPDATE_TIME_ASC,
+}
+
+
+def list_jobs(
+    *,
+    pipeline_uuid: str,
+    states: Iterable[str | int],
+    lab: str | Iterable[str],
+    experiment: str | Iterable[str],
+    sample: str | Iterable[str],
+    created_after: datetime | None,
+    created_before: datetime | None,
+    updated_after: datetime | None,
+    updated_before: datetime | None,
+    order_by: str,
+    page_size: int,
+    page_token: str,
+) -> job_service_pb2.ListJobsRequest:
+    """``order_by``: "created" / "updated" (newest first) or "+created" / "+updated" (oldest first)."""
+    if order_by not in ORDERS:
+        raise ValueError(f"order_by must be one of {sorted(ORDERS)}")
+    return job_service_pb2.ListJobsRequest(
+        pipeline_uuid=pipeline_uuid,
+        states=[state_value(state) for state in states],
+        links=job_pb2.JobLinks(lab=_links(lab), experiment=_links(experiment), sample=_links(sample)),
+        create_time=time_range(created_after, created_before),
+        update_time=time_range(updated_after, updated_before),
+        order_by=ORDERS[order_by],
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+
+def watch_job(
+    job_uuid: str, *, after_seq: int, until_states: Iterable[str | int]
+) -> job_service_pb2.WatchJobRequest:
+    return job_service_pb2.WatchJobRequest(
+        uuid=job_uuid, after_seq=after_seq, until_states=[state_value(state) for state in until_states]
     )

@@ -27,13 +27,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pipelinejobs_client.api.v1 import job_pb2 as pipelinejobs_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pipelinejobs/v1/job_service.proto\x12\x0fpipelinejobs.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19pipelinejobs/v1/job.proto\"\xa8\x01\n\x10\x43reateJobRequest\x12\x15\n\rpipeline_uuid\x18\x01 \x01(\t\x12(\n\x05links\x18\x02 \x01(\x0b\x32\x19.pipelinejobs.v1.JobLinks\x12%\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07session\x18\x04 \x01(\t\x12\r\n\x05\x61gent\x18\x05 \x01(\t\x12\x0c\n\x04task\x18\x06 \x01(\t\"\xa3\x01\n\x11\x43reateJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.pipelinejobs.v1.Job\x12\r\n\x05token\x18\x02 \x01(\t\x12\x35\n\x11token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61llback_url\x18\x04 \x01(\t\x12\x0f\n\x07\x63reated\x18\x05 \x01(\x08\"\x1d\n\rGetJobRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.pipelinejobs.v1.Job\"\xc7\x01\n\x10SendEventRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12(\n\x05\x65vent\x18\x02 \x01(\x0e\x32\x19.pipelinejobs.v1.JobEvent\x12%\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05token\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12,\n\x06source\x18\x06 \x01(\x0e\x32\x1c.pipelinejobs.v1.EventSource\"v\n\x11SendEventResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.pipelinejobs.v1.Job\x12,\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1d.pipelinejobs.v1.HistoryEvent\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"/\n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x13\n\x11\x43\x61ncelJobResponse\"K\n\x14ListJobEventsRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x15ListJobEventsResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.pipelinejobs.v1.HistoryEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb6\x01\n\x12RejectEventRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12%\n\x04\x64\x61ta\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x06source\x18\x07 \x01(\x0e\x32\x1c.pipelinejobs.v1.EventSource\"D\n\x13RejectEventResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1e.pipelinejobs.v1.RejectedEvent\"T\n\x19ListRejectedEventsRequest\x12\x10\n\x08job_uuid\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x1aListRejectedEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.pipelinejobs.v1.RejectedEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14VerifyHistoryRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"^\n\x15VerifyHistoryResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0f\n\x07\x63hecked\x18\x02 \x01(\x03\x12\x15\n\rfirst_bad_seq\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x18\n\x16GetStateMachineRequest\"\xd3\x01\n\x17GetStateMachineResponse\x12)\n\x06states\x18\x01 \x03(\x0e\x32\x19.pipelinejobs.v1.JobState\x12)\n\x06\x65vents\x18\x02 \x03(\x0e\x32\x19.pipelinejobs.v1.JobEvent\x12\x30\n\x0btransitions\x18\x03 \x03(\x0b\x32\x1b.pipelinejobs.v1.Transition\x12\x30\n\rinitial_state\x18\x04 \x01(\x0e\x32\x19.pipelinejobs.v1.JobState2\xc2\x06\n\nJobService\x12R\n\tCreateJob\x12!.pipelinejobs.v1.CreateJobRequest\x1a\".pipelinejobs.v1.CreateJobResponse\x12I\n\x06GetJob\x12\x1e.pipelinejobs.v1.GetJobRequest\x1a\x1f.pipelinejobs.v1.GetJobResponse\x12R\n\tSendEvent\x12!.pipelinejobs.v1.SendEventRequest\x1a\".pipelinejobs.v1.SendEventResponse\x12R\n\tCancelJob\x12!.pipelinejobs.v1.CancelJobRequest\x1a\".pipelinejobs.v1.CancelJobResponse\x12^\n\rListJobEvents\x12%.pipelinejobs.v1.ListJobEventsRequest\x1a&.pipelinejobs.v1.ListJobEventsResponse\x12X\n\x0bRejectEvent\x12#.pipelinejobs.v1.RejectEventRequest\x1a$.pipelinejobs.v1.RejectEventResponse\x12m\n\x12ListRejectedEvents\x12*.pipelinejobs.v1.ListRejectedEventsRequest\x1a+.pipelinejobs.v1.ListRejectedEventsResponse\x12^\n\rVerifyHistory\x12%.pipelinejobs.v1.VerifyHistoryRequest\x1a&.pipelinejobs.v1.VerifyHistoryResponse\x12\x64\n\x0fGetStateMachine\x12\'.pipelinejobs.v1.GetStateMachineRequest\x1a(.pipelinejobs.v1.GetStateMachineResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pipelinejobs/v1/job_service.proto\x12\x0fpipelinejobs.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19pipelinejobs/v1/job.proto\"\xa8\x01\n\x10\x43reateJobRequest\x12\x15\n\rpipeline_uuid\x18\x01 \x01(\t\x12(\n\x05links\x18\x02 \x01(\x0b\x32\x19.pipelinejobs.v1.JobLinks\x12%\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07session\x18\x04 \x01(\t\x12\r\n\x05\x61gent\x18\x05 \x01(\t\x12\x0c\n\x04task\x18\x06 \x01(\t\"\xa3\x01\n\x11\x43reateJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.pipelinejobs.v1.Job\x12\r\n\x05token\x18\x02 \x01(\t\x12\x35\n\x11token_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61llback_url\x18\x04 \x01(\t\x12\x0f\n\x07\x63reated\x18\x05 \x01(\x08\"\x1d\n\rGetJobRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.pipelinejobs.v1.Job\"i\n\tTimeRange\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x02\n\x0fListJobsRequest\x12\x15\n\rpipeline_uuid\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.pipelinejobs.v1.JobState\x12(\n\x05links\x18\x03 \x01(\x0b\x32\x19.pipelinejobs.v1.JobLinks\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.pipelinejobs.v1.TimeRange\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.pipelinejobs.v1.TimeRange\x12+\n\x08order_by\x18\x06 \x01(\x0e\x32\x19.pipelinejobs.v1.JobOrder\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"O\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.pipelinejobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc7\x01\n\x10SendEventRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12(\n\x05\x65vent\x18\x02 \x01(\x0e\x32\x19.pipelinejobs.v1.JobEvent\x12%\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05token\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12,\n\x06source\x18\x06 \x01(\x0e\x32\x1c.pipelinejobs.v1.EventSource\"v\n\x11SendEventResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.pipelinejobs.v1.Job\x12,\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1d.pipelinejobs.v1.HistoryEvent\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"/\n\x10\x43\x61ncelJobRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"\x13\n\x11\x43\x61ncelJobResponse\"K\n\x14ListJobEventsRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x15ListJobEventsResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.pipelinejobs.v1.HistoryEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xb6\x01\n\x12RejectEventRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12%\n\x04\x64\x61ta\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x06source\x18\x07 \x01(\x0e\x32\x1c.pipelinejobs.v1.EventSource\"D\n\x13RejectEventResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1e.pipelinejobs.v1.RejectedEvent\"c\n\x0fWatchJobRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\x12/\n\x0cuntil_states\x18\x03 \x03(\x0e\x32\x19.pipelinejobs.v1.JobState\"@\n\x10WatchJobResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.pipelinejobs.v1.HistoryEvent\"T\n\x19ListRejectedEventsRequest\x12\x10\n\x08job_uuid\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x1aListRejectedEventsResponse\x12.\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1e.pipelinejobs.v1.RejectedEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14VerifyHistoryRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"^\n\x15VerifyHistoryResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x0f\n\x07\x63hecked\x18\x02 \x01(\x03\x12\x15\n\rfirst_bad_seq\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x18\n\x16GetStateMachineRequest\"\xd3\x01\n\x17GetStateMachineResponse\x12)\n\x06states\x18\x01 \x03(\x0e\x32\x19.pipelinejobs.v1.JobState\x12)\n\x06\x65vents\x18\x02 \x03(\x0e\x32\x19.pipelinejobs.v1.JobEvent\x12\x30\n\x0btransitions\x18\x03 \x03(\x0b\x32\x1b.pipelinejobs.v1.Transition\x12\x30\n\rinitial_state\x18\x04 \x01(\x0e\x32\x19.pipelinejobs.v1.JobState*\xa3\x01\n\x08JobOrder\x12\x19\n\x15JOB_ORDER_UNSPECIFIED\x10\x00\x12\x1e\n\x1aJOB_ORDER_CREATE_TIME_DESC\x10\x01\x12\x1d\n\x19JOB_ORDER_CREATE_TIME_ASC\x10\x02\x12\x1e\n\x1aJOB_ORDER_UPDATE_TIME_DESC\x10\x03\x12\x1d\n\x19JOB_ORDER_UPDATE_TIME_ASC\x10\x04\x32\xe6\x07\n\nJobService\x12R\n\tCreateJob\x12!.pipelinejobs.v1.CreateJobRequest\x1a\".pipelinejobs.v1.CreateJobResponse\x12I\n\x06GetJob\x12\x1e.pipelinejobs.v1.GetJobRequest\x1a\x1f.pipelinejobs.v1.GetJobResponse\x12O\n\x08ListJobs\x12 .pipelinejobs.v1.ListJobsRequest\x1a!.pipelinejobs.v1.ListJobsResponse\x12R\n\tSendEvent\x12!.pipelinejobs.v1.SendEventRequest\x1a\".pipelinejobs.v1.SendEventResponse\x12R\n\tCancelJob\x12!.pipelinejobs.v1.CancelJobRequest\x1a\".pipelinejobs.v1.CancelJobResponse\x12^\n\rListJobEvents\x12%.pipelinejobs.v1.ListJobEventsRequest\x1a&.pipelinejobs.v1.ListJobEventsResponse\x12Q\n\x08WatchJob\x12 .pipelinejobs.v1.WatchJobRequest\x1a!.pipelinejobs.v1.WatchJobResponse0\x01\x12X\n\x0bRejectEvent\x12#.pipelinejobs.v1.RejectEventRequest\x1a$.pipelinejobs.v1.RejectEventResponse\x12m\n\x12ListRejectedEvents\x12*.pipelinejobs.v1.ListRejectedEventsRequest\x1a+.pipelinejobs.v1.ListRejectedEventsResponse\x12^\n\rVerifyHistory\x12%.pipelinejobs.v1.VerifyHistoryRequest\x1a&.pipelinejobs.v1.VerifyHistoryResponse\x12\x64\n\x0fGetStateMachine\x12\'.pipelinejobs.v1.GetStateMachineRequest\x1a(.pipelinejobs.v1.GetStateMachineResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pipelinejobs_client.api.v1.job_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_JOBORDER']._serialized_start=2615
+  _globals['_JOBORDER']._serialized_end=2778
   _globals['_CREATEJOBREQUEST']._serialized_start=145
   _globals['_CREATEJOBREQUEST']._serialized_end=313
   _globals['_CREATEJOBRESPONSE']._serialized_start=316
@@ -42,34 +44,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETJOBREQUEST']._serialized_end=510
   _globals['_GETJOBRESPONSE']._serialized_start=512
   _globals['_GETJOBRESPONSE']._serialized_end=563
-  _globals['_SENDEVENTREQUEST']._serialized_start=566
-  _globals['_SENDEVENTREQUEST']._serialized_end=765
-  _globals['_SENDEVENTRESPONSE']._serialized_start=767
-  _globals['_SENDEVENTRESPONSE']._serialized_end=885
-  _globals['_CANCELJOBREQUEST']._serialized_start=887
-  _globals['_CANCELJOBREQUEST']._serialized_end=934
-  _globals['_CANCELJOBRESPONSE']._serialized_start=936
-  _globals['_CANCELJOBRESPONSE']._serialized_end=955
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=957
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=1032
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=1034
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=1129
-  _globals['_REJECTEVENTREQUEST']._serialized_start=1132
-  _globals['_REJECTEVENTREQUEST']._serialized_end=1314
-  _globals['_REJECTEVENTRESPONSE']._serialized_start=1316
-  _globals['_REJECTEVENTRESPONSE']._serialized_end=1384
-  _globals['_LISTREJECTEDEVENTSREQUEST']._serialized_start=1386
-  _globals['_LISTREJECTEDEVENTSREQUEST']._serialized_end=1470
-  _globals['_LISTREJECTEDEVENTSRESPONSE']._serialized_start=1472
-  _globals['_LISTREJECTEDEVENTSRESPONSE']._serialized_end=1573
-  _globals['_VERIFYHISTORYREQUEST']._serialized_start=1575
-  _globals['_VERIFYHISTORYREQUEST']._serialized_end=1611
-  _globals['_VERIFYHISTORYRESPONSE']._serialized_start=1613
-  _globals['_VERIFYHISTORYRESPONSE']._serialized_end=1707
-  _globals['_GETSTATEMACHINEREQUEST']._serialized_start=1709
-  _globals['_GETSTATEMACHINEREQUEST']._serialized_end=1733
-  _globals['_GETSTATEMACHINERESPONSE']._serialized_start=1736
-  _globals['_GETSTATEMACHINERESPONSE']._serialized_end=1947
-  _globals['_JOBSERVICE']._serialized_start=1950
-  _globals['_JOBSERVICE']._serialized_end=2784
+  _globals['_TIMERANGE']._serialized_start=565
+  _globals['_TIMERANGE']._serialized_end=670
+  _globals['_LISTJOBSREQUEST']._serialized_start=673
+  _globals['_LISTJOBSREQUEST']._serialized_end=980
+  _globals['_LISTJOBSRESPONSE']._serialized_start=982
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1061
+  _globals['_SENDEVENTREQUEST']._serialized_start=1064
+  _globals['_SENDEVENTREQUEST']._serialized_end=1263
+  _globals['_SENDEVENTRESPONSE']._serialized_start=1265
+  _globals['_SENDEVENTRESPONSE']._serialized_end=1383
+  _globals['_CANCELJOBREQUEST']._serialized_start=1385
+  _globals['_CANCELJOBREQUEST']._serialized_end=1432
+  _globals['_CANCELJOBRESPONSE']._serialized_start=1434
+  _globals['_CANCELJOBRESPONSE']._serialized_end=1453
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=1455
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=1530
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=1532
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=1627
+  _globals['_REJECTEVENTREQUEST']._serialized_start=1630
+  _globals['_REJECTEVENTREQUEST']._serialized_end=1812
+  _globals['_REJECTEVENTRESPONSE']._serialized_start=1814
+  _globals['_REJECTEVENTRESPONSE']._serialized_end=1882
+  _globals['_WATCHJOBREQUEST']._serialized_start=1884
+  _globals['_WATCHJOBREQUEST']._serialized_end=1983
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1985
+  _globals['_WATCHJOBRESPONSE']._serialized_end=2049
+  _globals['_LISTREJECTEDEVENTSREQUEST']._serialized_start=2051
+  _globals['_LISTREJECTEDEVENTSREQUEST']._serialized_end=2135
+  _globals['_LISTREJECTEDEVENTSRESPONSE']._serialized_start=2137
+  _globals['_LISTREJECTEDEVENTSRESPONSE']._serialized_end=2238
+  _globals['_VERIFYHISTORYREQUEST']._serialized_start=2240
+  _globals['_VERIFYHISTORYREQUEST']._serialized_end=2276
+  _globals['_VERIFYHISTORYRESPONSE']._serialized_start=2278
+  _globals['_VERIFYHISTORYRESPONSE']._serialized_end=2372
+  _globals['_GETSTATEMACHINEREQUEST']._serialized_start=2374
+  _globals['_GETSTATEMACHINEREQUEST']._serialized_end=2398
+  _globals['_GETSTATEMACHINERESPONSE']._serialized_start=2401
+  _globals['_GETSTATEMACHINERESPONSE']._serialized_end=2612
+  _globals['_JOBSERVICE']._serialized_start=2781
+  _globals['_JOBSERVICE']._serialized_end=3779
 # @@protoc_insertion_point(module_scope)

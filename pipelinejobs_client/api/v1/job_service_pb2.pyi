@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from pipelinejobs_client.api.v1 import job_pb2 as _job_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +21,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _JobOrder:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _JobOrderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobOrder.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    JOB_ORDER_UNSPECIFIED: _JobOrder.ValueType  # 0
+    """Same as JOB_ORDER_CREATE_TIME_DESC."""
+    JOB_ORDER_CREATE_TIME_DESC: _JobOrder.ValueType  # 1
+    JOB_ORDER_CREATE_TIME_ASC: _JobOrder.ValueType  # 2
+    JOB_ORDER_UPDATE_TIME_DESC: _JobOrder.ValueType  # 3
+    JOB_ORDER_UPDATE_TIME_ASC: _JobOrder.ValueType  # 4
+
+class JobOrder(_JobOrder, metaclass=_JobOrderEnumTypeWrapper):
+    """The order of ListJobs results; ties are broken by uuid."""
+
+JOB_ORDER_UNSPECIFIED: JobOrder.ValueType  # 0
+"""Same as JOB_ORDER_CREATE_TIME_DESC."""
+JOB_ORDER_CREATE_TIME_DESC: JobOrder.ValueType  # 1
+JOB_ORDER_CREATE_TIME_ASC: JobOrder.ValueType  # 2
+JOB_ORDER_UPDATE_TIME_DESC: JobOrder.ValueType  # 3
+JOB_ORDER_UPDATE_TIME_ASC: JobOrder.ValueType  # 4
+Global___JobOrder: _TypeAlias = JobOrder  # noqa: Y015
 
 @_typing.final
 class CreateJobRequest(_message.Message):
@@ -141,6 +166,111 @@ class GetJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetJobResponse: _TypeAlias = GetJobResponse  # noqa: Y015
+
+@_typing.final
+class TimeRange(_message.Message):
+    """A half-open time interval [start_time, end_time); either end may be left unset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TimeRange: _TypeAlias = TimeRange  # noqa: Y015
+
+@_typing.final
+class ListJobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PIPELINE_UUID_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    LINKS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    pipeline_uuid: _builtins.str
+    """Only jobs of this pipeline."""
+    order_by: Global___JobOrder.ValueType
+    page_size: _builtins.int
+    """At most this many jobs; 0 means the server's default (100); the server caps it (1000)."""
+    page_token: _builtins.str
+    """Opaque token from a previous response with the same filters."""
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobState.ValueType]:
+        """Only jobs in one of these states."""
+
+    @_builtins.property
+    def links(self) -> _job_pb2.JobLinks:
+        """For each kind given, only jobs linked to at least one of its values."""
+
+    @_builtins.property
+    def create_time(self) -> Global___TimeRange:
+        """Only jobs created in this interval."""
+
+    @_builtins.property
+    def update_time(self) -> Global___TimeRange:
+        """Only jobs last changed in this interval."""
+
+    def __init__(
+        self,
+        *,
+        pipeline_uuid: _builtins.str = ...,
+        states: _abc.Iterable[_job_pb2.JobState.ValueType] | None = ...,
+        links: _job_pb2.JobLinks | None = ...,
+        create_time: Global___TimeRange | None = ...,
+        update_time: Global___TimeRange | None = ...,
+        order_by: Global___JobOrder.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "links", b"links", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "links", b"links", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token", "pipeline_uuid", b"pipeline_uuid", "states", b"states", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobsRequest: _TypeAlias = ListJobsRequest  # noqa: Y015
+
+@_typing.final
+class ListJobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty when there are no more pages."""
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]: ...
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[_job_pb2.Job] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobsResponse: _TypeAlias = ListJobsResponse  # noqa: Y015
 
 @_typing.final
 class SendEventRequest(_message.Message):
@@ -367,6 +497,55 @@ class RejectEventResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RejectEventResponse: _TypeAlias = RejectEventResponse  # noqa: Y015
+
+@_typing.final
+class WatchJobRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UUID_FIELD_NUMBER: _builtins.int
+    AFTER_SEQ_FIELD_NUMBER: _builtins.int
+    UNTIL_STATES_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    after_seq: _builtins.int
+    """Send entries with seq greater than this; 0 sends the whole history first."""
+    @_builtins.property
+    def until_states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobState.ValueType]:
+        """End the stream after an entry that leaves the job in one of these states; empty: watch until cancelled."""
+
+    def __init__(
+        self,
+        *,
+        uuid: _builtins.str = ...,
+        after_seq: _builtins.int = ...,
+        until_states: _abc.Iterable[_job_pb2.JobState.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_seq", b"after_seq", "until_states", b"until_states", "uuid", b"uuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchJobRequest: _TypeAlias = WatchJobRequest  # noqa: Y015
+
+@_typing.final
+class WatchJobResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> _job_pb2.HistoryEvent: ...
+    def __init__(
+        self,
+        *,
+        event: _job_pb2.HistoryEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchJobResponse: _TypeAlias = WatchJobResponse  # noqa: Y015
 
 @_typing.final
 class ListRejectedEventsRequest(_message.Message):

@@ -48,6 +48,11 @@ class JobServiceStub:
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetJobResponse.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/pipelinejobs.v1.JobService/ListJobs',
+                request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.SendEvent = channel.unary_unary(
                 '/pipelinejobs.v1.JobService/SendEvent',
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.SendEventRequest.SerializeToString,
@@ -62,6 +67,11 @@ class JobServiceStub:
                 '/pipelinejobs.v1.JobService/ListJobEvents',
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsRequest.SerializeToString,
                 response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsResponse.FromString,
+                _registered_method=True)
+        self.WatchJob = channel.unary_stream(
+                '/pipelinejobs.v1.JobService/WatchJob',
+                request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
+                response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
         self.RejectEvent = channel.unary_unary(
                 '/pipelinejobs.v1.JobService/RejectEvent',
@@ -106,6 +116,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Lists jobs matching filters, newest first by default, a page at a time (keyset pages: stable
+        while jobs are being added, and as cheap on the hundredth page as on the first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SendEvent(self, request, context):
         """Applies one event to a job if the state machine allows it; the event is appended to the history.
         """
@@ -122,6 +140,14 @@ class JobServiceServicer:
 
     def ListJobEvents(self, request, context):
         """Reads a job's history in seq order, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJob(self, request, context):
+        """Streams a job's history after a seq, then each new entry as it is applied through any replica.
+        Reconnecting with the last seq received loses nothing and repeats nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -169,6 +195,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetJobRequest.FromString,
                     response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetJobResponse.SerializeToString,
             ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsRequest.FromString,
+                    response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsResponse.SerializeToString,
+            ),
             'SendEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.SendEvent,
                     request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.SendEventRequest.FromString,
@@ -183,6 +214,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListJobEvents,
                     request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsRequest.FromString,
                     response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsResponse.SerializeToString,
+            ),
+            'WatchJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJob,
+                    request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.WatchJobRequest.FromString,
+                    response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.WatchJobResponse.SerializeToString,
             ),
             'RejectEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.RejectEvent,
@@ -274,6 +310,33 @@ class JobService:
             _registered_method=True)
 
     @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipelinejobs.v1.JobService/ListJobs',
+            pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
+            pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def SendEvent(request,
             target,
             options=(),
@@ -344,6 +407,33 @@ class JobService:
             '/pipelinejobs.v1.JobService/ListJobEvents',
             pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsRequest.SerializeToString,
             pipelinejobs_dot_v1_dot_job__service__pb2.ListJobEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pipelinejobs.v1.JobService/WatchJob',
+            pipelinejobs_dot_v1_dot_job__service__pb2.WatchJobRequest.SerializeToString,
+            pipelinejobs_dot_v1_dot_job__service__pb2.WatchJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

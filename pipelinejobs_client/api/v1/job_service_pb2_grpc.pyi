@@ -41,12 +41,20 @@ class JobServiceStub:
     """Creates a job, or returns the existing one with the same identity and a fresh token."""
     GetJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]
     """Reads one job."""
+    ListJobs: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]
+    """Lists jobs matching filters, newest first by default, a page at a time (keyset pages: stable
+    while jobs are being added, and as cheap on the hundredth page as on the first).
+    """
     SendEvent: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.SendEventRequest, _job_service_pb2.SendEventResponse]
     """Applies one event to a job if the state machine allows it; the event is appended to the history."""
     CancelJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]
     """Deletes a job and its history; allowed only while the job has never been RUNNING."""
     ListJobEvents: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListJobEventsRequest, _job_service_pb2.ListJobEventsResponse]
     """Reads a job's history in seq order, a page at a time."""
+    WatchJob: _grpc.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]
+    """Streams a job's history after a seq, then each new entry as it is applied through any replica.
+    Reconnecting with the last seq received loses nothing and repeats nothing.
+    """
     RejectEvent: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.RejectEventRequest, _job_service_pb2.RejectEventResponse]
     """Records an event that reached the service but cannot be applied (an executor status with no
     mapped event, say) in the job's rejected-events log, so that nothing received is silently dropped.
@@ -71,12 +79,20 @@ class JobServiceAsyncStub(JobServiceStub):
     """Creates a job, or returns the existing one with the same identity and a fresh token."""
     GetJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]  # type: ignore[assignment]
     """Reads one job."""
+    ListJobs: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]  # type: ignore[assignment]
+    """Lists jobs matching filters, newest first by default, a page at a time (keyset pages: stable
+    while jobs are being added, and as cheap on the hundredth page as on the first).
+    """
     SendEvent: _aio.UnaryUnaryMultiCallable[_job_service_pb2.SendEventRequest, _job_service_pb2.SendEventResponse]  # type: ignore[assignment]
     """Applies one event to a job if the state machine allows it; the event is appended to the history."""
     CancelJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]  # type: ignore[assignment]
     """Deletes a job and its history; allowed only while the job has never been RUNNING."""
     ListJobEvents: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListJobEventsRequest, _job_service_pb2.ListJobEventsResponse]  # type: ignore[assignment]
     """Reads a job's history in seq order, a page at a time."""
+    WatchJob: _aio.UnaryStreamMultiCallable[_job_service_pb2.WatchJobRequest, _job_service_pb2.WatchJobResponse]  # type: ignore[assignment]
+    """Streams a job's history after a seq, then each new entry as it is applied through any replica.
+    Reconnecting with the last seq received loses nothing and repeats nothing.
+    """
     RejectEvent: _aio.UnaryUnaryMultiCallable[_job_service_pb2.RejectEventRequest, _job_service_pb2.RejectEventResponse]  # type: ignore[assignment]
     """Records an event that reached the service but cannot be applied (an executor status with no
     mapped event, say) in the job's rejected-events log, so that nothing received is silently dropped.
@@ -112,6 +128,16 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """Reads one job."""
 
     @_abc_1.abstractmethod
+    def ListJobs(
+        self,
+        request: _job_service_pb2.ListJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ListJobsResponse, _abc.Awaitable[_job_service_pb2.ListJobsResponse]]:
+        """Lists jobs matching filters, newest first by default, a page at a time (keyset pages: stable
+        while jobs are being added, and as cheap on the hundredth page as on the first).
+        """
+
+    @_abc_1.abstractmethod
     def SendEvent(
         self,
         request: _job_service_pb2.SendEventRequest,
@@ -134,6 +160,16 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.ListJobEventsResponse, _abc.Awaitable[_job_service_pb2.ListJobEventsResponse]]:
         """Reads a job's history in seq order, a page at a time."""
+
+    @_abc_1.abstractmethod
+    def WatchJob(
+        self,
+        request: _job_service_pb2.WatchJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_job_service_pb2.WatchJobResponse], _abc.AsyncIterator[_job_service_pb2.WatchJobResponse]]:
+        """Streams a job's history after a seq, then each new entry as it is applied through any replica.
+        Reconnecting with the last seq received loses nothing and repeats nothing.
+        """
 
     @_abc_1.abstractmethod
     def RejectEvent(

@@ -6,7 +6,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -23,6 +23,7 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Any, Request, Context, Principal | None], Awaitable[Response]]
+StreamHandler = Callable[[Any, Request, Context, Principal | None], AsyncIterator[Response]]
 
 
 def api_key(context: Context) -> str | None:
@@ -41,35 +42,61 @@ class HasCredentials:
     credentials: Credentials
 
 
+def _principal(self: HasCredentials, request: object, method: str, context: Context) -> Principal | None:
+    if isinstance(request, UndecodableRequest):
+        raise InvalidArgument(
+            f"the request is not a valid {method} message: {request.reason}", field="request"
+        )
+    return self.credentials.authenticate(api_key(context))
+
+
+async def _fail(context: Context, method: str, request_id: str, started: float, error: Exception) -> None:
+    """Abort the call with the error's status; always raises."""
+    if isinstance(error, PipelineJobsError):
+        # Messages and metadata never hold tokens or keys, so they are safe to log.
+        log.info(
+            "rpc=%s request_id=%s code=%s reason=%s ms=%.1f",
+            method, request_id, codes_for(error).grpc.name, error.reason, _ms(started),
+        )  # fmt: skip
+        await abort(context, error)
+    log.error("rpc=%s request_id=%s code=INTERNAL", method, request_id, exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
+
+
 def rpc(handler: Handler[Request, Response]) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    """Wrap a servicer method: authenticate, call, and turn domain errors into rich gRPC statuses."""
+    """Wrap a unary servicer method: authenticate, call, and turn domain errors into rich statuses."""
     method = handler.__name__
 
     @functools.wraps(handler)
     async def wrapper(self: HasCredentials, request: Request, context: Context) -> Response:
-        request_id = uuid.uuid4().hex[:16]
-        started = time.perf_counter()
+        request_id, started = uuid.uuid4().hex[:16], time.perf_counter()
         try:
-            if isinstance(request, UndecodableRequest):
-                raise InvalidArgument(
-                    f"the request is not a valid {method} message: {request.reason}", field="request"
-                )
-            principal = self.credentials.authenticate(api_key(context))
-            response = await handler(self, request, context, principal)
-        except PipelineJobsError as error:
-            # Messages and metadata never hold tokens or keys, so they are safe to log.
-            log.info(
-                "rpc=%s request_id=%s code=%s reason=%s ms=%.1f",
-                method, request_id, codes_for(error).grpc.name, error.reason, _ms(started),
-            )  # fmt: skip
-            await abort(context, error)
+            response = await handler(self, request, context, _principal(self, request, method, context))
+        except Exception as error:
+            await _fail(context, method, request_id, started, error)
             raise AssertionError("unreachable: abort raises") from error
-        except Exception:
-            log.exception("rpc=%s request_id=%s code=INTERNAL", method, request_id)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
-            raise
         log.debug("rpc=%s request_id=%s code=OK ms=%.1f", method, request_id, _ms(started))
         return response
+
+    return wrapper
+
+
+def rpc_stream(
+    handler: StreamHandler[Request, Response],
+) -> Callable[[Any, Request, Context], AsyncIterator[Response]]:
+    """``rpc`` for server-streaming methods (async generators)."""
+    method = handler.__name__
+
+    @functools.wraps(handler)
+    async def wrapper(self: HasCredentials, request: Request, context: Context) -> AsyncIterator[Response]:
+        request_id, started = uuid.uuid4().hex[:16], time.perf_counter()
+        try:
+            async for response in handler(self, request, context, _principal(self, request, method, context)):
+                yield response
+        except Exception as error:
+            await _fail(context, method, request_id, started, error)
+            raise AssertionError("unreachable: abort raises") from error
+        log.debug("rpc=%s request_id=%s code=OK ms=%.1f", method, request_id, _ms(started))
 
     return wrapper
 

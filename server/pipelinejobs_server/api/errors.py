@@ -61,3 +61,42 @@ def to_grpc_status(error: errors.PipelineJobsError) -> grpc.Status:
 async def abort(context: grpc.aio.ServicerContext[object, object], error: errors.PipelineJobsError) -> None:
     status = to_grpc_status(error)
     await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _reasons(cls: type[errors.PipelineJobsError]) -> dict[str, type[errors.PipelineJobsError]]:
+    found = {cls.reason: cls}
+    for subclass in cls.__subclasses__():
+        # setdefault: a subclass that does not set its own reason keeps its parent's row.
+        for reason, match in _reasons(subclass).items():
+            found.setdefault(reason, match)
+    return found
+
+
+# Codes a gRPC client sees when no server answered in time; they mean what UNAVAILABLE means.
+_NO_ANSWER: Final = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+def codes_for_reported(reason: str, code: grpc.StatusCode) -> Codes:
+    """The row for an error a gRPC client received (e.g. the HTTP shim relaying a call).
+
+    By its ErrorInfo ``reason`` first: the domain error class with that reason, walked along its MRO
+    like ``codes_for``. Without a known reason (the call never reached our handlers: the server is
+    down, a proxy refused it), the most general row with the same gRPC code. Read off TABLE, so HTTP
+    answers can never drift from the gRPC ones.
+    """
+    cls = _reasons(errors.PipelineJobsError).get(reason) if reason else None
+    if cls is not None:
+        for klass in cls.__mro__:
+            if klass in TABLE:
+                return TABLE[klass]
+    if code in _NO_ANSWER:
+        return TABLE[errors.Unavailable]
+    for row in TABLE.values():
+        if row.grpc == code:
+            return row
+    return TABLE[errors.PipelineJobsError]
+
+
+def http_status(reason: str, code: grpc.StatusCode) -> int:
+    """The HTTP status for an error a gRPC client received, from TABLE."""
+    return codes_for_reported(reason, code).http

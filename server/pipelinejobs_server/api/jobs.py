@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from pipelinejobs_client.api.v1 import job_pb2
 from pipelinejobs_client.api.v1 import job_service_pb2 as pb
 from pipelinejobs_client.api.v1 import job_service_pb2_grpc as pb_grpc
@@ -11,9 +13,11 @@ from pipelinejobs_server.service import paging
 from pipelinejobs_server.service.credentials import Credentials, Principal
 from pipelinejobs_server.service.events import Event, EventService
 from pipelinejobs_server.service.jobs import JobService, NewJob
+from pipelinejobs_server.service.listing import JobListing
+from pipelinejobs_server.service.watching import JobWatcher
 from pipelinejobs_server.settings import Limits
 
-from .calls import Context, rpc
+from .calls import Context, rpc, rpc_stream
 from .convert import (
     event_from_proto,
     event_to_proto,
@@ -21,10 +25,12 @@ from .convert import (
     job_to_proto,
     rejected_to_proto,
     source_from_proto,
+    state_from_proto,
     state_to_proto,
     struct_to_dict,
     timestamp,
 )
+from .queries import job_filter, job_order
 
 _PERMISSIONS = {
     fsm.Permission.SERVICE: job_pb2.PERMISSION_SERVICE,
@@ -53,11 +59,19 @@ def state_machine() -> pb.GetStateMachineResponse:
 
 class JobServicer(pb_grpc.JobServiceServicer):
     def __init__(
-        self, credentials: Credentials, service: JobService, events: EventService, limits: Limits
+        self,
+        credentials: Credentials,
+        service: JobService,
+        events: EventService,
+        listing: JobListing,
+        watcher: JobWatcher,
+        limits: Limits,
     ) -> None:
         self.credentials = credentials
         self._service = service
         self._events = events
+        self._listing = listing
+        self._watcher = watcher
         self._limits = limits
         self._machine = state_machine()
 
@@ -93,6 +107,23 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self, request: pb.GetJobRequest, context: Context, principal: Principal | None
     ) -> pb.GetJobResponse:
         return pb.GetJobResponse(job=job_to_proto(await self._service.get_job(principal, request.uuid)))
+
+    @rpc
+    async def ListJobs(
+        self, request: pb.ListJobsRequest, context: Context, principal: Principal | None
+    ) -> pb.ListJobsResponse:
+        jobs, token = await self._listing.page(
+            principal, job_filter(request), job_order(request.order_by), request.page_token, request.page_size
+        )
+        return pb.ListJobsResponse(jobs=[job_to_proto(job) for job in jobs], next_page_token=token)
+
+    @rpc_stream
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: Context, principal: Principal | None
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        until = tuple(state_from_proto(value) for value in request.until_states)
+        async for recorded in self._watcher.watch(principal, request.uuid, request.after_seq, until):
+            yield pb.WatchJobResponse(event=history_to_proto(recorded))
 
     @rpc
     async def SendEvent(

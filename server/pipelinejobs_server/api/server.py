@@ -21,10 +21,13 @@ from pipelinejobs_server.service.credentials import Credentials
 from pipelinejobs_server.service.events import EventService
 from pipelinejobs_server.service.jobs import JobService
 from pipelinejobs_server.service.ledger import Ledger
+from pipelinejobs_server.service.listing import JobListing
 from pipelinejobs_server.service.pipelines import PipelineService
+from pipelinejobs_server.service.watching import JobWatcher
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.storage.database import Database
 from pipelinejobs_server.storage.jobs import JobStore
+from pipelinejobs_server.storage.notifications import LogNotifier
 from pipelinejobs_server.storage.pipelines import PipelineStore
 from pipelinejobs_server.storage.rejected import RejectedStore
 
@@ -45,11 +48,19 @@ class RunningServer:
     port: int
     database: Database
     health: DatabaseHealth
+    notifier: LogNotifier
+    watcher: JobWatcher
 
     async def stop(self, grace_s: float) -> None:
-        """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database."""
+        """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database.
+
+        Watch streams have no natural end, so they are ended first (cleanly, status OK): a client
+        reconnects elsewhere with its last seq and misses nothing.
+        """
         await self.health.stop()
+        self.watcher.close()
         await self.server.stop(grace_s)
+        await self.notifier.stop()
         await self.database.close()
 
 
@@ -61,6 +72,8 @@ async def start_server(settings: Settings) -> RunningServer:
     ledger, rejected = Ledger(JobStore(database)), RejectedStore(database)
     jobs = JobService(settings, ledger, pipelines, rejected)
     events = EventService(settings, ledger, rejected)
+    notifier = LogNotifier(database.collections.job_events)
+    watcher = JobWatcher(ledger, notifier)
 
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(
@@ -70,10 +83,20 @@ async def start_server(settings: Settings) -> RunningServer:
             ("grpc.max_send_message_length", limit),
             # Several server processes may serve one port behind a balancer, never by accident.
             ("grpc.so_reuseport", 0),
+            # Long WatchJob streams stay open through idle periods and dead peers are noticed:
+            # ping every 30 s, allow clients to ping every 10 s, even with no call in flight.
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.max_pings_without_data", 0),
         ],
     )
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobServicer(credentials, jobs, events, settings.limits), server
+        JobServicer(
+            credentials, jobs, events, JobListing(ledger.jobs, settings.limits), watcher, settings.limits
+        ),
+        server,
     )
     pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
         PipelineServicer(credentials, PipelineService(settings.limits, pipelines), settings.limits), server
@@ -88,5 +111,6 @@ async def start_server(settings: Settings) -> RunningServer:
         raise OSError(f"could not bind {settings.host}:{settings.port}")
     await health.check_once()
     health.start()
+    notifier.start()
     await server.start()
-    return RunningServer(server, port, database, health)
+    return RunningServer(server, port, database, health, notifier, watcher)

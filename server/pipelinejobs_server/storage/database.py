@@ -78,10 +78,17 @@ class Database:
     async def ensure_indexes(self) -> None:
         c = self.collections
         await c.pipelines.create_indexes([IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)])])
+        # ListJobs: each common filter has an index that also serves the newest-first sort.
+        newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
         await c.jobs.create_indexes(
             [
-                IndexModel([("pipeline_uuid", ASCENDING), ("created_at", DESCENDING)]),
-                IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)]),
+                IndexModel(newest),
+                IndexModel([("updated_at", DESCENDING), ("_id", DESCENDING)]),
+                IndexModel([("pipeline_uuid", ASCENDING), *newest]),
+                IndexModel([("state", ASCENDING), *newest]),
+                IndexModel([("links.lab", ASCENDING), *newest]),
+                IndexModel([("links.experiment", ASCENDING), *newest]),
+                IndexModel([("links.sample", ASCENDING), *newest]),
             ]
         )
         await c.job_events.create_indexes(

@@ -57,10 +57,14 @@ def embedded_uri(host: str, port: int) -> str:
 class EmbeddedDatabase:
     """``start()`` (or ``with``), then ``uri``; ``stop()`` at the end. Data persists in ``data_dir``."""
 
-    def __init__(self, data_dir: Path | str, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, data_dir: Path | str, *, host: str = "127.0.0.1", port: int = 0, standalone: bool = False
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
+        # standalone: no replica-set advertisement, hence no change streams (tests the polling fallback).
+        self.standalone = standalone
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -91,6 +95,7 @@ class EmbeddedDatabase:
             "--port", str(self.port),
             "--storage-path", str(self.data_dir / "db"),
             "--log-level", "WARNING",
+            *(["--standalone"] if self.standalone else []),
         ]  # fmt: skip
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - a fixed program with our own arguments

@@ -18,9 +18,11 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from pipelinejobs_server.domain.history import Entry
+from pipelinejobs_server.domain.queries import JobFilter, JobOrder, Position
 from pipelinejobs_server.domain.records import JobRecord, RecordedEvent
 from pipelinejobs_server.domain.tokens import StoredToken
 
+from . import job_queries
 from .database import Database, duplicate_index, translate_errors
 from .documents import (
     event_from_document,
@@ -46,6 +48,27 @@ class JobStore:
     async def get(self, job_uuid: str) -> JobRecord | None:
         document = await self._jobs.find_one({"_id": job_uuid})
         return None if document is None else job_from_document(document)
+
+    @translate_errors
+    async def page(
+        self, job_filter: JobFilter, order: JobOrder, position: Position | None, limit: int
+    ) -> list[JobRecord]:
+        """Up to ``limit`` jobs after ``position`` in ``order``."""
+        cursor = (
+            self._jobs.find(job_queries.page_query(job_filter, order, position))
+            .sort(job_queries.sort(order))
+            .hint(job_queries.index_for(job_filter, order))
+            .batch_size(limit + 1)
+        )
+        jobs: list[JobRecord] = []
+        async with cursor:
+            async for document in cursor:
+                if document.get("cancelled") or not job_queries.is_after(order, position, document):
+                    continue
+                jobs.append(job_from_document(document))
+                if len(jobs) == limit:
+                    break
+        return jobs
 
     @translate_errors
     async def insert(self, record: JobRecord) -> bool:

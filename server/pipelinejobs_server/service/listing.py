@@ -1,0 +1,78 @@
+"""ListJobs: checking filters and issuing keyset page tokens bound to them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+
+from pipelinejobs_server.domain import fsm
+from pipelinejobs_server.domain.canonical import canonical_json
+from pipelinejobs_server.domain.errors import InvalidArgument
+from pipelinejobs_server.domain.identity import LINK_KINDS
+from pipelinejobs_server.domain.queries import JobFilter, JobOrder, Position
+from pipelinejobs_server.domain.records import JobRecord
+from pipelinejobs_server.settings import Limits
+from pipelinejobs_server.storage.jobs import JobStore
+
+from . import paging, validation
+from .credentials import Principal, Role, require
+
+MAX_FILTER_VALUES = 100
+
+
+def _fingerprint(job_filter: JobFilter, order: JobOrder) -> str:
+    """A short digest of the filters and order: a page token only continues the listing it came from."""
+    described = asdict(job_filter)
+    for key in ("created", "updated"):
+        described[key] = {
+            end: (moment.isoformat() if moment else None) for end, moment in described[key].items()
+        }
+    described["order"] = order.name
+    return hashlib.sha256(canonical_json(described).encode()).hexdigest()[:16]
+
+
+def _check(job_filter: JobFilter) -> None:
+    if job_filter.pipeline_uuid:
+        validation.uuid_field(job_filter.pipeline_uuid, "pipeline_uuid")
+    for state in job_filter.states:
+        if not fsm.is_state(state):
+            raise InvalidArgument(f"unknown state {state!r}", field="states")
+    for kind, values in job_filter.links.items():
+        if kind not in LINK_KINDS:
+            raise InvalidArgument(f"unknown link kind {kind!r}", field="links")
+        if len(values) > MAX_FILTER_VALUES:
+            raise InvalidArgument(f"at most {MAX_FILTER_VALUES} values per link kind", field=f"links.{kind}")
+    for name, moments in (("create_time", job_filter.created), ("update_time", job_filter.updated)):
+        if moments.start and moments.end and moments.start >= moments.end:
+            raise InvalidArgument(f"{name}: start_time must be before end_time", field=name)
+
+
+class JobListing:
+    def __init__(self, jobs: JobStore, limits: Limits) -> None:
+        self._jobs = jobs
+        self._limits = limits
+
+    async def page(
+        self,
+        principal: Principal | None,
+        job_filter: JobFilter,
+        order: JobOrder,
+        page_token: str,
+        page_size: int,
+    ) -> tuple[list[JobRecord], str]:
+        """One page of jobs and the token of the next ("" after the last page)."""
+        require(principal, Role.CLIENT)
+        _check(job_filter)
+        limit = paging.page_size(page_size, self._limits)
+        listing = f"jobs:{_fingerprint(job_filter, order)}"
+        decoded = paging.decode_moment(listing, page_token)
+        position = Position(*decoded) if decoded else None
+        # One extra row tells whether another page exists, so the last page never hands out a token.
+        rows = await self._jobs.page(job_filter, order, position, limit + 1)
+        jobs = rows[:limit]
+        token = ""
+        if len(rows) > limit:
+            last = jobs[-1]
+            moment = last.created_at if order.field == "created_at" else last.updated_at
+            token = paging.encode_moment(listing, moment, last.uuid)
+        return jobs, token

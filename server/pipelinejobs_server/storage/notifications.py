@@ -1,0 +1,86 @@
+"""Wake-ups for watchers when a job's log grows, from any replica.
+
+One change stream per server process follows inserts into ``job_events`` and wakes the watchers of that
+job. A wake-up only says "look again": watchers always read the log itself (``events_after``), so a
+missed, duplicated or reordered notification can delay an event but never lose or repeat one. Where
+change streams are unavailable the watchers fall back on polling, which keeps the same guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
+
+from .database import Document
+
+log = logging.getLogger("pipelinejobs.watch")
+
+RETRY_S = 1.0
+
+
+class LogNotifier:
+    def __init__(self, events: AsyncCollection[Document]) -> None:
+        self._events = events
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self.streaming = False  # False: watchers rely on polling alone
+
+    def subscribe(self, job_uuid: str) -> asyncio.Event:
+        signal = asyncio.Event()
+        self._waiters[job_uuid].add(signal)
+        return signal
+
+    def unsubscribe(self, job_uuid: str, signal: asyncio.Event) -> None:
+        waiters = self._waiters.get(job_uuid)
+        if waiters is not None:
+            waiters.discard(signal)
+            if not waiters:
+                del self._waiters[job_uuid]
+
+    def _wake(self, job_uuid: str) -> None:
+        for signal in self._waiters.get(job_uuid, ()):
+            signal.set()
+
+    def _wake_all(self) -> None:
+        for waiters in self._waiters.values():
+            for signal in waiters:
+                signal.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="job-events-change-stream")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._wake_all()
+
+    async def _follow(self) -> None:
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"operationType": "insert"}},
+            {"$project": {"fullDocument.job_uuid": 1}},
+        ]
+        while True:
+            try:
+                async with await self._events.watch(pipeline) as stream:
+                    self.streaming = True
+                    # Anything inserted while the stream was down is found by the watchers' next read.
+                    self._wake_all()
+                    async for change in stream:
+                        job_uuid = change.get("fullDocument", {}).get("job_uuid")
+                        if isinstance(job_uuid, str):
+                            self._wake(job_uuid)
+            except PyMongoError as error:
+                if self.streaming:
+                    log.warning(
+                        "change stream interrupted (%s); watchers poll until it is back", type(error).__name__
+                    )
+                self.streaming = False
+            await asyncio.sleep(RETRY_S)
