@@ -20,7 +20,7 @@ from pipelinejobs_client.api.v1 import (
 )
 
 from . import messages
-from .channels import call_metadata, channel_credentials
+from .channels import CHANNEL_OPTIONS, call_metadata, channel_credentials
 from .client import DEFAULT_TIMEOUT_S
 from .errors import JobNotFound, from_rpc_error
 from .retry import RetryPolicy
@@ -46,9 +46,9 @@ class AsyncJobsClient:
         self._retry = retry or RetryPolicy()
         credentials = channel_credentials(tls)
         self._channel = (
-            grpc.aio.secure_channel(target, credentials)
+            grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
             if credentials is not None
-            else grpc.aio.insecure_channel(target)
+            else grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         )
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(self._channel)

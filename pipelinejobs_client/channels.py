@@ -6,6 +6,14 @@ import grpc
 
 Metadata = tuple[tuple[str, str], ...]
 
+# Spread calls over every address a name resolves to ("dns:///pipelinejobs-grpc:50051" in compose.yaml),
+# and keep idle channels alive through load balancers that drop quiet connections.
+CHANNEL_OPTIONS: tuple[tuple[str, str | int], ...] = (
+    ("grpc.service_config", '{"loadBalancingConfig": [{"round_robin": {}}]}'),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+)
+
 
 def call_metadata(api_key: str | None) -> Metadata:
     return (("authorization", f"Bearer {api_key}"),) if api_key else ()

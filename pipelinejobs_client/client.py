@@ -24,7 +24,7 @@ from pipelinejobs_client.api.v1 import (
 )
 
 from . import messages
-from .channels import call_metadata, channel_credentials
+from .channels import CHANNEL_OPTIONS, call_metadata, channel_credentials
 from .errors import JobNotFound, PipelineJobsError, from_rpc_error
 from .retry import RetryPolicy
 
@@ -55,9 +55,9 @@ class JobsClient:
         self._retry = retry or RetryPolicy()
         credentials = channel_credentials(tls)
         self._channel = (
-            grpc.secure_channel(target, credentials)
+            grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
             if credentials is not None
-            else grpc.insecure_channel(target)
+            else grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
         )
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(self._channel)
