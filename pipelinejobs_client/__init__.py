@@ -1,12 +1,15 @@
 """The PipelineJobs client.
 
 - ``JobsClient`` / ``AsyncJobsClient``: one typed method per RPC, typed exceptions, safe retries.
+- ``PipelineJob``: the seed's reactor-side API (``PipelineJob(rx, lab, experiment, sample).setup().run()``),
+  configured by ``load_config`` from a reactor's ``pipelines`` settings, ``config.yml`` and ``secrets.json``.
 - ``pipelinejobs_client.errors``: the exceptions (``PipelineJobsError`` and its subclasses).
 - ``pipelinejobs_client.api.v1``: the generated protobuf messages and gRPC stubs.
 """
 
 from .aio import AsyncJobsClient
 from .client import JobsClient
+from .config import ClientConfig, ConfigurationError, load_config
 from .errors import (
     AdminRequired,
     CancelNotAllowed,
@@ -24,12 +27,15 @@ from .errors import (
     Unauthenticated,
     UnknownEvent,
 )
+from .pipelinejob import PipelineJob
 from .retry import RetryPolicy
 
 __all__ = [
     "AdminRequired",
     "AsyncJobsClient",
     "CancelNotAllowed",
+    "ClientConfig",
+    "ConfigurationError",
     "DataTooLarge",
     "IdempotencyConflict",
     "InvalidArgument",
@@ -38,6 +44,7 @@ __all__ = [
     "JobNotFound",
     "JobsClient",
     "PermissionDenied",
+    "PipelineJob",
     "PipelineJobsError",
     "PipelineNotFound",
     "RetryPolicy",
@@ -45,4 +52,5 @@ __all__ = [
     "TokenExpired",
     "Unauthenticated",
     "UnknownEvent",
+    "load_config",
 ]

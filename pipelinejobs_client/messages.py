@@ -20,6 +20,17 @@ EventLike = str | int
 Component = str | tuple[str, str]
 
 
+def fill(target: struct_pb2.Struct, data: Mapping[str, Any] | None) -> None:
+    """Fill a request's Struct field in place.
+
+    Passing a Struct to a message constructor copies it through serialize-and-parse, which fails on
+    deep nesting with protobuf's own DecodeError; filled in place, the request reaches the server,
+    whose answer (INVALID_ARGUMENT with details) is the precise one.
+    """
+    if data:
+        target.update(dict(data))
+
+
 def struct(data: Mapping[str, Any] | None) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
     if data:
@@ -82,12 +93,13 @@ def _component(component: Component) -> pipeline_pb2.PipelineComponent:
 def register_pipeline(
     name: str, components: Sequence[Component], options: Mapping[str, Any] | None, description: str
 ) -> pipeline_service_pb2.RegisterPipelineRequest:
-    return pipeline_service_pb2.RegisterPipelineRequest(
+    request = pipeline_service_pb2.RegisterPipelineRequest(
         name=name,
         description=description,
         components=[_component(component) for component in components],
-        options=struct(options),
     )
+    fill(request.options, options)
+    return request
 
 
 def create_job(
@@ -101,14 +113,15 @@ def create_job(
     agent: str,
     task: str,
 ) -> job_service_pb2.CreateJobRequest:
-    return job_service_pb2.CreateJobRequest(
+    request = job_service_pb2.CreateJobRequest(
         pipeline_uuid=pipeline_uuid,
         links=job_pb2.JobLinks(lab=_links(lab), experiment=_links(experiment), sample=_links(sample)),
-        data=struct(data),
         session=session,
         agent=agent,
         task=task,
     )
+    fill(request.data, data)
+    return request
 
 
 def send_event(
@@ -121,14 +134,15 @@ def send_event(
     source: str | int | None,
 ) -> job_service_pb2.SendEventRequest:
     # Every event carries a key, so retrying after a lost reply can never apply it twice.
-    return job_service_pb2.SendEventRequest(
+    request = job_service_pb2.SendEventRequest(
         uuid=job_uuid,
         event=event_value(event),
-        data=struct(data),
         token=token,
         idempotency_key=idempotency_key or uuid.uuid4().hex,
         source=source_value(source),
     )
+    fill(request.data, data)
+    return request
 
 
 def reject_event(
@@ -141,15 +155,16 @@ def reject_event(
     data: Mapping[str, Any] | None,
     source: str | int | None,
 ) -> job_service_pb2.RejectEventRequest:
-    return job_service_pb2.RejectEventRequest(
+    request = job_service_pb2.RejectEventRequest(
         uuid=job_uuid,
         event=event,
         reason=reason,
         message=message,
         token=token,
-        data=struct(data),
         source=source_value(source),
     )
+    fill(request.data, data)
+    return request
 
 
 def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
