@@ -22,6 +22,8 @@ from .database import Document
 log = logging.getLogger("pipelinejobs.watch")
 
 RETRY_S = 1.0
+AWAIT_MS = 500
+STOP_WAIT_S = 5.0
 
 
 class LogNotifier:
@@ -29,6 +31,7 @@ class LogNotifier:
         self._events = events
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self.streaming = False  # False: watchers rely on polling alone
 
     def subscribe(self, job_uuid: str) -> asyncio.Event:
@@ -56,10 +59,12 @@ class LogNotifier:
         self._task = asyncio.create_task(self._follow(), name="job-events-change-stream")
 
     async def stop(self) -> None:
+        """Stop following. The stream is read in short waits, so the loop sees the flag within one."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_WAIT_S)
+            if not done:  # never expected; a cancelled driver read may not finish, so do not wait on it
+                self._task.cancel()
         self._wake_all()
 
     async def _follow(self) -> None:
@@ -67,14 +72,17 @@ class LogNotifier:
             {"$match": {"operationType": "insert"}},
             {"$project": {"fullDocument.job_uuid": 1}},
         ]
-        while True:
+        while not self._stopping.is_set():
             try:
-                async with await self._events.watch(pipeline) as stream:
+                # Bounded waits (try_next with max_await_time) rather than ``async for``: cancelling a
+                # task blocked inside the driver's read was seen to hang shutdown now and then.
+                async with await self._events.watch(pipeline, max_await_time_ms=AWAIT_MS) as stream:
                     self.streaming = True
                     # Anything inserted while the stream was down is found by the watchers' next read.
                     self._wake_all()
-                    async for change in stream:
-                        job_uuid = change.get("fullDocument", {}).get("job_uuid")
+                    while stream.alive and not self._stopping.is_set():
+                        change = await stream.try_next()
+                        job_uuid = (change or {}).get("fullDocument", {}).get("job_uuid")
                         if isinstance(job_uuid, str):
                             self._wake(job_uuid)
             except PyMongoError as error:
@@ -83,4 +91,6 @@ class LogNotifier:
                         "change stream interrupted (%s); watchers poll until it is back", type(error).__name__
                     )
                 self.streaming = False
-            await asyncio.sleep(RETRY_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), RETRY_S)
+        self.streaming = False
