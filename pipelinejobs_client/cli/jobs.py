@@ -11,11 +11,11 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from . import common, history, listing, output, views
+from . import common, history, listing, output, views, watch
 
 
 def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
-    """``pipelinejobs jobs ACTION``: create, show, list, event, cancel, history, verify, rejected."""
+    """``pipelinejobs jobs ACTION``: create, show, list, event, cancel, history, verify, rejected, watch."""
     parser = commands.add_parser("jobs", help="create jobs, send them events, read their state and history")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -64,6 +64,7 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
         common.add_json_flag(action)
         common.add_connection_arguments(action)
     history.add_actions(actions)
+    watch.add_action(actions)
 
 
 def add_token_argument(parser: argparse.ArgumentParser) -> None:
