@@ -16,6 +16,7 @@ from pipelinejobs_server.service.credentials import Credentials, Principal
 
 from .decoding import UndecodableRequest
 from .errors import abort, codes_for
+from .metrics import ServerMetrics
 
 log = logging.getLogger("pipelinejobs.rpc")
 
@@ -39,7 +40,10 @@ def api_key(context: Context) -> str | None:
 
 
 class HasCredentials:
+    """What the wrappers need from a servicer."""
+
     credentials: Credentials
+    metrics: ServerMetrics
 
 
 def _principal(self: HasCredentials, request: object, method: str, context: Context) -> Principal | None:
@@ -50,8 +54,12 @@ def _principal(self: HasCredentials, request: object, method: str, context: Cont
     return self.credentials.authenticate(api_key(context))
 
 
-async def _fail(context: Context, method: str, request_id: str, started: float, error: Exception) -> None:
+async def _fail(
+    self: HasCredentials, context: Context, method: str, request_id: str, started: float, error: Exception
+) -> None:
     """Abort the call with the error's status; always raises."""
+    code = codes_for(error).grpc if isinstance(error, PipelineJobsError) else grpc.StatusCode.INTERNAL
+    self.metrics.observe_call(method, code, _ms(started) / 1000)
     if isinstance(error, PipelineJobsError):
         # Messages and metadata never hold tokens or keys, so they are safe to log.
         log.info(
@@ -73,8 +81,9 @@ def rpc(handler: Handler[Request, Response]) -> Callable[[Any, Request, Context]
         try:
             response = await handler(self, request, context, _principal(self, request, method, context))
         except Exception as error:
-            await _fail(context, method, request_id, started, error)
+            await _fail(self, context, method, request_id, started, error)
             raise AssertionError("unreachable: abort raises") from error
+        self.metrics.observe_call(method, grpc.StatusCode.OK, _ms(started) / 1000)
         log.debug("rpc=%s request_id=%s code=OK ms=%.1f", method, request_id, _ms(started))
         return response
 
@@ -94,8 +103,9 @@ def rpc_stream(
             async for response in handler(self, request, context, _principal(self, request, method, context)):
                 yield response
         except Exception as error:
-            await _fail(context, method, request_id, started, error)
+            await _fail(self, context, method, request_id, started, error)
             raise AssertionError("unreachable: abort raises") from error
+        self.metrics.observe_call(method, grpc.StatusCode.OK, None)  # a stream's length says nothing
         log.debug("rpc=%s request_id=%s code=OK ms=%.1f", method, request_id, _ms(started))
 
     return wrapper

@@ -8,7 +8,7 @@ from pipelinejobs_client.api.v1 import job_pb2
 from pipelinejobs_client.api.v1 import job_service_pb2 as pb
 from pipelinejobs_client.api.v1 import job_service_pb2_grpc as pb_grpc
 from pipelinejobs_server.domain import fsm
-from pipelinejobs_server.domain.errors import InvalidArgument
+from pipelinejobs_server.domain.errors import InvalidArgument, InvalidTransition, PipelineJobsError
 from pipelinejobs_server.service import paging
 from pipelinejobs_server.service.credentials import Credentials, Principal
 from pipelinejobs_server.service.events import Event, EventService
@@ -30,6 +30,7 @@ from .convert import (
     struct_to_dict,
     timestamp,
 )
+from .metrics import ServerMetrics
 from .queries import job_filter, job_order
 
 _PERMISSIONS = {
@@ -66,8 +67,10 @@ class JobServicer(pb_grpc.JobServiceServicer):
         listing: JobListing,
         watcher: JobWatcher,
         limits: Limits,
+        metrics: ServerMetrics,
     ) -> None:
         self.credentials = credentials
+        self.metrics = metrics
         self._service = service
         self._events = events
         self._listing = listing
@@ -129,17 +132,29 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def SendEvent(
         self, request: pb.SendEventRequest, context: Context, principal: Principal | None
     ) -> pb.SendEventResponse:
-        applied = await self._events.send(
-            principal,
-            Event(
-                job_uuid=request.uuid,
-                name=event_from_proto(request.event),
-                data=struct_to_dict(request.data, "data"),
-                token=request.token,
-                idempotency_key=request.idempotency_key,
-                source=source_from_proto(request.source),
-            ),
+        name = (
+            job_pb2.JobEvent.Name(request.event) if request.event in job_pb2.JobEvent.values() else "unknown"
         )
+        name = name.removeprefix("JOB_EVENT_").lower()
+        try:
+            applied = await self._events.send(
+                principal,
+                Event(
+                    job_uuid=request.uuid,
+                    name=event_from_proto(request.event),
+                    data=struct_to_dict(request.data, "data"),
+                    token=request.token,
+                    idempotency_key=request.idempotency_key,
+                    source=source_from_proto(request.source),
+                ),
+            )
+        except InvalidTransition:
+            self.metrics.observe_event(name, "refused")
+            raise
+        except PipelineJobsError:
+            self.metrics.observe_event(name, "error")
+            raise
+        self.metrics.observe_event(name, "replayed" if applied.replayed else "applied")
         return pb.SendEventResponse(
             job=job_to_proto(applied.job), event=history_to_proto(applied.event), replayed=applied.replayed
         )

@@ -11,13 +11,17 @@ from pipelinejobs_server.settings import Limits
 
 from .calls import Context, rpc
 from .convert import pipeline_to_proto, struct_to_dict
+from .metrics import ServerMetrics
 
 LISTING = "pipelines"
 
 
 class PipelineServicer(pb_grpc.PipelineServiceServicer):
-    def __init__(self, credentials: Credentials, service: PipelineService, limits: Limits) -> None:
+    def __init__(
+        self, credentials: Credentials, service: PipelineService, limits: Limits, metrics: ServerMetrics
+    ) -> None:
         self.credentials = credentials
+        self.metrics = metrics
         self._service = service
         self._limits = limits
 

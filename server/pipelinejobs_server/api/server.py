@@ -34,6 +34,7 @@ from pipelinejobs_server.storage.rejected import RejectedStore
 from .decoding import TolerantDecoding
 from .health import DatabaseHealth
 from .jobs import JobServicer
+from .metrics import ServerMetrics
 from .pipelines import PipelineServicer
 
 SERVICE_NAMES = (
@@ -50,6 +51,7 @@ class RunningServer:
     health: DatabaseHealth
     notifier: LogNotifier
     watcher: JobWatcher
+    metrics: ServerMetrics
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database.
@@ -73,6 +75,7 @@ async def start_server(settings: Settings) -> RunningServer:
     jobs = JobService(settings, ledger, pipelines, rejected)
     events = EventService(settings, ledger, rejected)
     notifier = LogNotifier(database.collections.job_events)
+    metrics = ServerMetrics()
     watcher = JobWatcher(ledger, notifier)
 
     limit = settings.limits.max_message_bytes
@@ -94,12 +97,19 @@ async def start_server(settings: Settings) -> RunningServer:
     )
     job_service_pb2_grpc.add_JobServiceServicer_to_server(
         JobServicer(
-            credentials, jobs, events, JobListing(ledger.jobs, settings.limits), watcher, settings.limits
+            credentials,
+            jobs,
+            events,
+            JobListing(ledger.jobs, settings.limits),
+            watcher,
+            settings.limits,
+            metrics,
         ),
         server,
     )
     pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
-        PipelineServicer(credentials, PipelineService(settings.limits, pipelines), settings.limits), server
+        PipelineServicer(credentials, PipelineService(settings.limits, pipelines), settings.limits, metrics),
+        server,
     )
     health = DatabaseHealth(database, SERVICE_NAMES, settings.health_interval_s)
     health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
@@ -113,4 +123,4 @@ async def start_server(settings: Settings) -> RunningServer:
     health.start()
     notifier.start()
     await server.start()
-    return RunningServer(server, port, database, health, notifier, watcher)
+    return RunningServer(server, port, database, health, notifier, watcher, metrics)

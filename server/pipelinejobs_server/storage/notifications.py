@@ -22,7 +22,7 @@ from .database import Document
 log = logging.getLogger("pipelinejobs.watch")
 
 RETRY_S = 1.0
-AWAIT_MS = 500
+AWAIT_MS = 100  # how long one read of the stream may wait: bounds how long stop() takes
 STOP_WAIT_S = 5.0
 
 
