@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -41,11 +42,20 @@ def port_open(port: int) -> bool:
 def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIPELINEJOBS_")}
     env.pop("MONGODB_URI", None)
-    grpc_port = free_port()
+    grpc_port, http_port = free_port(), free_port()
     log = tmp_path / "up.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*PIPELINEJOBS, "up", "--data-dir", str(tmp_path / "data"), "--grpc-port", str(grpc_port)],
+            [
+                *PIPELINEJOBS,
+                "up",
+                "--data-dir",
+                str(tmp_path / "data"),
+                "--grpc-port",
+                str(grpc_port),
+                "--http-port",
+                str(http_port),
+            ],
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
@@ -70,10 +80,14 @@ def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         )
         assert health.returncode == 0, health.stderr
         assert "SERVING" in health.stdout
+        assert f"callback shim listening on http://127.0.0.1:{http_port}" in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=10) as reply:
+            assert reply.status == 200
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
         assert not port_open(grpc_port)
+        assert not port_open(http_port)
         assert not port_open(database_port), "the embedded database stops with the server"
     finally:
         if process.poll() is None:

@@ -63,7 +63,8 @@ def test_health_follows_the_database(own_database: EmbeddedDatabase, tmp_path: P
                 )
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
             assert error_info(caught.value).reason == "DATABASE_UNAVAILABLE"
-            assert time.monotonic() - started < 20, "fails fast instead of waiting for the call deadline"
+            # db_timeout_ms is 500: the answer comes in about that, not after the call's 30 s deadline.
+            assert time.monotonic() - started < 5, "fails fast instead of waiting for the call deadline"
 
             restarted = EmbeddedDatabase(tmp_path, port=port)
             restarted.start()

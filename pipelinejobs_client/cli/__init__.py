@@ -32,6 +32,7 @@ KNOWN_SERVER_COMMANDS = {
     "up": "start the embedded database and the gRPC server in the foreground",
     "serve": "run the gRPC server against an existing MongoDB",
     "health": "ask a server's standard gRPC health service; exit 0 if SERVING",
+    "shim": "run the HTTP callback shim in front of a gRPC server",
 }
 SERVER_EXTRA = "pip install 'pipelinejobs[server,embedded]'"
 

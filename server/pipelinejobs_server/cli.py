@@ -1,4 +1,5 @@
-"""``pipelinejobs up`` (embedded database + server) and ``pipelinejobs serve`` (server only)."""
+"""``pipelinejobs up`` (embedded database + server + callback shim), ``pipelinejobs serve`` (server
+only) and ``pipelinejobs shim`` (the HTTP callback shim only, in front of a running server)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .api.server import start_server
 from .keyfiles import load_or_create
 from .settings import Settings, SettingsError
+from .shim import ShimSettings, create_app
+from .shim.failures import ShimMisconfigured
+from .shim.runner import RunningShim, bind, host_port, start_shim, url_for
 from .storage.embedded import EmbeddedDatabase, EmbeddedDatabaseError
 
 log = logging.getLogger("pipelinejobs")
@@ -52,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the database and generated keys live (env PIPELINEJOBS_DATA_DIR)",
     )
     add_server_arguments(up, default_host="127.0.0.1")
+    up.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="callback shim HTTP port, on the same host (env PIPELINEJOBS_HTTP_PORT; default 8080; "
+        "0 picks a free one)",
+    )
     serve = commands.add_parser("serve", help="run the gRPC server against an existing MongoDB")
     serve.add_argument("--mongodb-uri", default=None, help="MongoDB connection string (env MONGODB_URI)")
     add_server_arguments(serve, default_host="127.0.0.1")
@@ -59,6 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
         "health", help="ask a server's standard gRPC health service; exit 0 if SERVING"
     )
     health.add_argument("--server", default=os.environ.get("PIPELINEJOBS_SERVER", "127.0.0.1:50051"))
+    shim = commands.add_parser("shim", help="run the HTTP callback shim in front of a gRPC server")
+    shim.add_argument(
+        "--server",
+        default=None,
+        help="gRPC server host:port (env PIPELINEJOBS_SERVER; default 127.0.0.1:50051)",
+    )
+    shim.add_argument(
+        "--host", default=None, help="HTTP listen address (env PIPELINEJOBS_HTTP_HOST; default 127.0.0.1)"
+    )
+    shim.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="HTTP port (env PIPELINEJOBS_HTTP_PORT; default 8080; 0 picks a free one)",
+    )
+    shim.add_argument(
+        "--api-key",
+        default=None,
+        help="a client API key sent to the server (env PIPELINEJOBS_SHIM_API_KEY); never an admin key",
+    )
+    shim.add_argument("--log-level", default=os.environ.get("PIPELINEJOBS_LOG_LEVEL", "INFO"))
     return parser
 
 
@@ -76,18 +109,57 @@ def settings_from(options: argparse.Namespace) -> Settings:
     return settings
 
 
-async def serve_until_signalled(settings: Settings, banner: Sequence[str] = ()) -> None:
-    running = await start_server(settings)
-    print(f"gRPC server listening on {settings.host}:{running.port}", flush=True)
-    for line in banner:
-        print(line, flush=True)
+@dataclass
+class ShimPlan:
+    """The callback shim ``up`` runs beside the server: its socket is bound before the server starts."""
+
+    settings: ShimSettings
+    sock: socket.socket
+
+
+async def _until_signalled() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
+
+
+async def serve_until_signalled(
+    settings: Settings, banner: Sequence[str] = (), shim_plan: ShimPlan | None = None
+) -> None:
+    running = await start_server(settings)
+    print(f"gRPC server listening on {settings.host}:{running.port}", flush=True)
+    shim: RunningShim | None = None
+    if shim_plan is not None:
+        # Same process, same loop; the shim still reaches the server only through gRPC.
+        target = host_port(settings.host, running.port)
+        try:
+            shim = await start_shim(create_app(replace(shim_plan.settings, server=target)), shim_plan.sock)
+        except BaseException:
+            await running.stop(0)
+            raise
+        print(f"callback shim listening on {shim.url}", flush=True)
+        print(f"callback URLs use {settings.public_url}", flush=True)
+    for line in banner:
+        print(line, flush=True)
+    await _until_signalled()
     log.info("stopping: finishing in-flight calls (up to %.0f s)", GRACE_S)
+    if shim is not None:
+        await shim.stop(GRACE_S)  # first, so no callback arrives at a server that is going away
     await running.stop(GRACE_S)
+
+
+def shim_plan_for_up(options: argparse.Namespace, settings: Settings) -> tuple[ShimPlan, Settings]:
+    """Bind the shim's socket; unless a public URL was given, callback URLs point at this shim."""
+    shim_settings = ShimSettings.from_environ()
+    port = options.http_port if options.http_port is not None else shim_settings.port
+    host = os.environ.get("PIPELINEJOBS_HTTP_HOST") or settings.host
+    sock = bind(host, port)
+    if options.public_url is None and not os.environ.get("PIPELINEJOBS_PUBLIC_URL"):
+        settings = replace(settings, public_url=url_for(host, sock.getsockname()[1]))
+    # No API key: under `up` the shim needs none (job tokens authorize every event).
+    return ShimPlan(replace(shim_settings, host=host, port=port, api_key=""), sock), settings
 
 
 def run_up(options: argparse.Namespace) -> int:
@@ -103,10 +175,19 @@ def run_up(options: argparse.Namespace) -> int:
         client_path = data_dir / "client.key"
         settings = replace(settings, client_keys=(load_or_create(client_path),))
         client_note = f"client key: {client_path} (mode 0600)"
+    try:
+        plan, settings = shim_plan_for_up(options, settings)
+    except OSError as error:
+        print(
+            f"error: the callback shim cannot listen: {error} (--http-port 0 picks a free port)",
+            file=sys.stderr,
+        )
+        return 1
     database = EmbeddedDatabase(data_dir)
     try:
         uri = database.start()
     except EmbeddedDatabaseError as error:
+        plan.sock.close()
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
@@ -117,8 +198,9 @@ def run_up(options: argparse.Namespace) -> int:
             client_note,
             "press Ctrl-C to stop",
         ]
-        asyncio.run(serve_until_signalled(settings, banner))
+        asyncio.run(serve_until_signalled(settings, banner, plan))
     finally:
+        plan.sock.close()  # uvicorn closes it when it served; this covers a failed start
         database.stop()
     return 0
 
@@ -154,13 +236,59 @@ def run_health(options: argparse.Namespace) -> int:
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
+def shim_settings_from(options: argparse.Namespace) -> ShimSettings:
+    settings = ShimSettings.from_environ()
+    changes = {
+        "server": options.server,
+        "host": options.host,
+        "port": options.port,
+        "api_key": options.api_key,
+    }
+    settings = replace(settings, **{name: value for name, value in changes.items() if value is not None})
+    settings.validate()
+    return settings
+
+
+async def _serve_shim(settings: ShimSettings, sock: socket.socket) -> int:
+    app = create_app(settings)
+    running = await start_shim(app, sock)
+    print(f"callback shim listening on {running.url} (gRPC server {settings.server})", flush=True)
+    if settings.api_key:
+        try:
+            await app.state.shim.relay.verify_key()
+        except ShimMisconfigured as error:
+            print(f"error: {error.message}", file=sys.stderr)
+            await running.stop(0)
+            return 2
+        except Exception as error:  # the server may come up later; the check runs again on first use
+            log.warning("could not check the API key's role yet: %s", type(error).__name__)
+    print("press Ctrl-C to stop", flush=True)
+    await _until_signalled()
+    log.info("stopping: finishing in-flight requests (up to %.0f s)", GRACE_S)
+    await running.stop(GRACE_S)
+    return 0
+
+
+def run_shim(options: argparse.Namespace) -> int:
+    settings = shim_settings_from(options)
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as error:
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_serve_shim(settings, sock))
+    finally:
+        sock.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(options, "log_level", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    commands = {"up": run_up, "serve": run_serve, "health": run_health}
+    commands = {"up": run_up, "serve": run_serve, "health": run_health, "shim": run_shim}
     try:
         with contextlib.suppress(KeyboardInterrupt):
             return commands[options.command](options)

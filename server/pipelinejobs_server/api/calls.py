@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 
+from pipelinejobs_server import logs
 from pipelinejobs_server.domain.errors import InvalidArgument, PipelineJobsError
 from pipelinejobs_server.service.credentials import Credentials, Principal
 
@@ -46,6 +46,17 @@ class HasCredentials:
     metrics: ServerMetrics
 
 
+def _begin(context: Context) -> str:
+    """The call's request id: set for every log line of the call, and returned to the caller."""
+    presented = next(
+        (value for key, value in context.invocation_metadata() or () if key == "x-request-id"), None
+    )
+    request_id = logs.request_id(presented if isinstance(presented, str) else None)
+    logs.REQUEST_ID.set(request_id)
+    context.set_trailing_metadata((("x-request-id", request_id),))
+    return request_id
+
+
 def _principal(self: HasCredentials, request: object, method: str, context: Context) -> Principal | None:
     if isinstance(request, UndecodableRequest):
         raise InvalidArgument(
@@ -66,9 +77,11 @@ async def _fail(
             "rpc=%s request_id=%s code=%s reason=%s ms=%.1f",
             method, request_id, codes_for(error).grpc.name, error.reason, _ms(started),
         )  # fmt: skip
-        await abort(context, error)
+        await abort(context, error, (("x-request-id", request_id),))
     log.error("rpc=%s request_id=%s code=INTERNAL", method, request_id, exc_info=error)
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
+    await context.abort(
+        grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})", (("x-request-id", request_id),)
+    )
 
 
 def rpc(handler: Handler[Request, Response]) -> Callable[[Any, Request, Context], Awaitable[Response]]:
@@ -77,7 +90,7 @@ def rpc(handler: Handler[Request, Response]) -> Callable[[Any, Request, Context]
 
     @functools.wraps(handler)
     async def wrapper(self: HasCredentials, request: Request, context: Context) -> Response:
-        request_id, started = uuid.uuid4().hex[:16], time.perf_counter()
+        request_id, started = _begin(context), time.perf_counter()
         try:
             response = await handler(self, request, context, _principal(self, request, method, context))
         except Exception as error:
@@ -98,7 +111,7 @@ def rpc_stream(
 
     @functools.wraps(handler)
     async def wrapper(self: HasCredentials, request: Request, context: Context) -> AsyncIterator[Response]:
-        request_id, started = uuid.uuid4().hex[:16], time.perf_counter()
+        request_id, started = _begin(context), time.perf_counter()
         try:
             async for response in handler(self, request, context, _principal(self, request, method, context)):
                 yield response

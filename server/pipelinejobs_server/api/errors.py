@@ -58,9 +58,13 @@ def to_grpc_status(error: errors.PipelineJobsError) -> grpc.Status:
     return result
 
 
-async def abort(context: grpc.aio.ServicerContext[object, object], error: errors.PipelineJobsError) -> None:
+async def abort(
+    context: grpc.aio.ServicerContext[object, object],
+    error: errors.PipelineJobsError,
+    extra_metadata: tuple[tuple[str, str], ...] = (),
+) -> None:
     status = to_grpc_status(error)
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    await context.abort(status.code, status.details, (*status.trailing_metadata, *extra_metadata))
 
 
 def _reasons(cls: type[errors.PipelineJobsError]) -> dict[str, type[errors.PipelineJobsError]]:

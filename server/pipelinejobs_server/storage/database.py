@@ -61,7 +61,9 @@ class Database:
             uri,
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
-            timeoutMS=max(timeout_ms * 5, 10_000),
+            # Bounds a read or write on a database that accepts connections but does not answer. Not
+            # timeoutMS: that one replaces serverSelectionTimeoutMS and would make an outage wait for it.
+            socketTimeoutMS=max(timeout_ms * 5, 10_000),
             tz_aware=True,
             uuidRepresentation="standard",
         )

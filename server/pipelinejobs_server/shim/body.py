@@ -1,0 +1,134 @@
+"""Request bodies: read under a size limit, turned into an event's ``data``, and fingerprinted.
+
+The limit is enforced before the body is read: a declared ``Content-Length`` over it is refused at
+once, and a chunked body is refused as soon as the bytes read pass it, so a 10 MB post never sits in
+memory. What the server accepts as ``data`` is limited again, and usually tighter, by the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+from google.protobuf import struct_pb2
+from starlette.requests import Request
+
+from .failures import BodyTooLarge, MalformedBody
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body is {int(declared)} bytes; the limit is {limit}", limit=str(limit))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the body is over the limit of {limit} bytes", limit=str(limit))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_constants(name: str) -> float:
+    # NaN and Infinity are not JSON (Python accepts them by default); such a body is text, not JSON.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: valid JSON syntax, but no JSON consumer can carry it
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+_NOT_JSON = object()
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body's JSON value, or ``_NOT_JSON``; a body nested past Python's recursion limit is refused."""
+    try:
+        return json.loads(raw, parse_constant=_no_constants, parse_float=_finite)
+    except RecursionError:
+        raise MalformedBody("the body is nested too deeply", field="body") from None
+    except (ValueError, UnicodeDecodeError):
+        return _NOT_JSON
+
+
+# protobuf's decoder stops at 100 nested messages and each JSON level costs two (Struct, Value), so
+# deeper data could be sent but never decoded by the server. The server's own limit is usually lower.
+MAX_DEPTH = 48
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def checked(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` if a protobuf Struct can carry it, else a precise refusal (never a crash later)."""
+    if _depth(data) > MAX_DEPTH:
+        raise MalformedBody(f"the body is nested more than {MAX_DEPTH} levels deep", field="body")
+    try:
+        struct_pb2.Struct().update(data)
+    except (ValueError, OverflowError, TypeError, UnicodeError, RecursionError):
+        raise MalformedBody(
+            "the body holds values event data cannot carry (an integer beyond 64-bit float range, "
+            "or a lone UTF-16 surrogate)",
+            field="body",
+        ) from None
+    return data
+
+
+def json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """A body that must be a JSON object (an event message, a Tapis notification)."""
+    if not raw.strip():
+        raise MalformedBody(f"the body is empty; {what} is a JSON object", field="body")
+    value = parse_json(raw)
+    if value is _NOT_JSON:
+        raise MalformedBody(f"the body is not JSON; {what} is a JSON object", field="body")
+    if not isinstance(value, dict):
+        raise MalformedBody(f"the body is JSON but not an object; {what} is a JSON object", field="body")
+    return checked(value)
+
+
+def callback_data(raw: bytes, status: str) -> dict[str, Any]:
+    """An executor callback's body as the event's data (docs/callbacks.md, "What becomes data").
+
+    A JSON object (Agave's job JSON, which carries its own ``status``) is the data as it is. Anything
+    else is wrapped, with the status, so the history still says which status the entry came from:
+    empty -> ``{"status": S}``; other JSON -> ``{"status": S, "body": value}``; not JSON (or not
+    UTF-8) -> ``{"status": S, "body": text}``, undecodable bytes replaced by U+FFFD.
+    """
+    if not raw.strip():
+        return {"status": status}
+    value = parse_json(raw)
+    if isinstance(value, dict):
+        return checked(value)
+    if value is _NOT_JSON:
+        value = raw.decode("utf-8", errors="replace")
+    return checked({"status": status, "body": value})
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def callback_key(endpoint: str, job_uuid: str, status: str, raw: bytes) -> str:
+    """The idempotency key of one callback: the same delivery, retried, carries the same key.
+
+    Derived from what the executor sent (endpoint, job, status, exact body bytes), never from the token
+    or the nonce, so a retry after a token refresh still replays. Readable prefix for operators;
+    at most ~100 printable characters (the server allows 200).
+    """
+    fingerprint = hashlib.sha256(
+        b"\0".join([endpoint.encode(), job_uuid.encode(), status.encode(), digest(raw).encode()])
+    ).hexdigest()
+    return f"{endpoint}:{status}:{fingerprint}"
