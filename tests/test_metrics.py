@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import urllib.request
+from dataclasses import replace
+
 import grpc
 import pytest
 from prometheus_client import generate_latest
 
-from .support import ServerThread, Stubs, create_job, register_pipeline, send
+from .support import ServerThread, Stubs, create_job, register_pipeline, send, stubs, test_settings
 
 
 def sample(server: ServerThread, name: str, **labels: str) -> float:
@@ -39,3 +42,18 @@ def test_calls_and_events_are_counted_by_method_code_and_outcome(server: ServerT
     assert server.running is not None
     exposition = generate_latest(server.running.metrics.registry).decode()
     assert created.token not in exposition
+
+
+def test_metrics_are_served_over_http_when_a_port_is_set(mongodb_uri: str, database_name: str) -> None:
+    server = ServerThread(replace(test_settings(mongodb_uri, database_name), metrics_port=0)).start()
+    try:
+        with stubs(server.address) as api:
+            register_pipeline(api)
+        assert server.running is not None
+        assert server.running.metrics_http is not None
+        url = f"http://127.0.0.1:{server.running.metrics_http.port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            text = reply.read().decode()
+    finally:
+        server.stop()
+    assert 'pipelinejobs_grpc_calls_total{code="OK",method="RegisterPipeline"} 1.0' in text

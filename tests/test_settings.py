@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +187,46 @@ def test_bad_archive_templates_are_refused(template: str) -> None:
 def test_non_http_public_urls_are_refused(url: str) -> None:
     with pytest.raises(SettingsError, match="PIPELINEJOBS_PUBLIC_URL"):
         Settings.from_environ({"PIPELINEJOBS_PUBLIC_URL": url})
+
+
+def test_tls_metrics_and_log_format_settings(tmp_path: Path) -> None:
+    cert, key, ca = (tmp_path / name for name in ("cert.pem", "key.pem", "ca.pem"))
+    for path in (cert, key, ca):
+        path.write_text("-----BEGIN-----\n")
+    settings = Settings.from_environ(
+        {
+            "PIPELINEJOBS_TLS_CERT_FILE": str(cert),
+            "PIPELINEJOBS_TLS_KEY_FILE": str(key),
+            "PIPELINEJOBS_TLS_CLIENT_CA_FILE": str(ca),
+            "PIPELINEJOBS_TLS_REQUIRE_CLIENT_CERT": "true",
+            "PIPELINEJOBS_METRICS_PORT": "9464",
+            "PIPELINEJOBS_LOG_FORMAT": "json",
+        }
+    )
+    assert settings.tls.enabled
+    assert settings.tls.require_client_cert
+    assert settings.metrics_port == 9464
+    assert settings.log_format == "json"
+    assert Settings.from_environ({}).metrics_port is None
+    assert not Settings.from_environ({}).tls.enabled
+
+
+@pytest.mark.parametrize(
+    ("environ", "mentioned"),
+    [
+        ({"PIPELINEJOBS_TLS_CERT_FILE": "/nonexistent/cert.pem"}, "PIPELINEJOBS_TLS_KEY_FILE"),
+        (
+            {
+                "PIPELINEJOBS_TLS_CERT_FILE": "/nonexistent/c.pem",
+                "PIPELINEJOBS_TLS_KEY_FILE": "/nonexistent/k.pem",
+            },
+            "not found",
+        ),
+        ({"PIPELINEJOBS_TLS_REQUIRE_CLIENT_CERT": "1"}, "server TLS"),
+        ({"PIPELINEJOBS_LOG_FORMAT": "xml"}, "PIPELINEJOBS_LOG_FORMAT"),
+        ({"PIPELINEJOBS_METRICS_PORT": "70000"}, "PIPELINEJOBS_METRICS_PORT"),
+    ],
+)
+def test_bad_tls_metrics_and_log_settings_are_refused(environ: dict[str, str], mentioned: str) -> None:
+    with pytest.raises(SettingsError, match=mentioned):
+        Settings.from_environ(environ)

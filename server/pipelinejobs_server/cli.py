@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import logs
 from .api.server import start_server
 from .keyfiles import load_or_create
 from .settings import Settings, SettingsError
@@ -45,6 +46,25 @@ def add_server_arguments(parser: argparse.ArgumentParser, *, default_host: str) 
         help="base URL of the callback shim, used in callback URLs (env PIPELINEJOBS_PUBLIC_URL)",
     )
     parser.add_argument("--log-level", default=os.environ.get("PIPELINEJOBS_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-format", choices=logs.FORMATS, default=None, help="text or json (env PIPELINEJOBS_LOG_FORMAT)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port (env PIPELINEJOBS_METRICS_PORT; default: off)",
+    )
+    tls = parser.add_argument_group("TLS (env PIPELINEJOBS_TLS_*; default: plaintext)")
+    tls.add_argument("--tls-cert", default=None, metavar="PEM", help="server certificate chain")
+    tls.add_argument("--tls-key", default=None, metavar="PEM", help="server private key")
+    tls.add_argument("--tls-client-ca", default=None, metavar="PEM", help="CA that signs client certificates")
+    tls.add_argument(
+        "--require-client-cert",
+        action="store_true",
+        default=None,
+        help="refuse clients without a certificate",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "health", help="ask a server's standard gRPC health service; exit 0 if SERVING"
     )
     health.add_argument("--server", default=os.environ.get("PIPELINEJOBS_SERVER", "127.0.0.1:50051"))
+    health.add_argument("--tls-ca", default=None, metavar="PEM", help="check a TLS server, trusting this CA")
     shim = commands.add_parser("shim", help="run the HTTP callback shim in front of a gRPC server")
     shim.add_argument(
         "--server",
@@ -105,6 +126,19 @@ def settings_from(options: argparse.Namespace) -> Settings:
         settings = replace(settings, public_url=options.public_url.rstrip("/"))
     if getattr(options, "mongodb_uri", None):
         settings = replace(settings, mongodb_uri=options.mongodb_uri)
+    if options.metrics_port is not None:
+        settings = replace(settings, metrics_port=options.metrics_port)
+    if options.log_format is not None:
+        settings = replace(settings, log_format=options.log_format)
+    tls_flags = {
+        "cert_file": options.tls_cert,
+        "key_file": options.tls_key,
+        "client_ca_file": options.tls_client_ca,
+        "require_client_cert": options.require_client_cert,
+    }
+    given = {name: value for name, value in tls_flags.items() if value is not None}
+    if given:
+        settings = replace(settings, tls=replace(settings.tls, **given))
     settings.validate()
     return settings
 
@@ -129,7 +163,10 @@ async def serve_until_signalled(
     settings: Settings, banner: Sequence[str] = (), shim_plan: ShimPlan | None = None
 ) -> None:
     running = await start_server(settings)
-    print(f"gRPC server listening on {settings.host}:{running.port}", flush=True)
+    scheme = "TLS" if settings.tls.enabled else "plaintext"
+    print(f"gRPC server listening on {settings.host}:{running.port} ({scheme})", flush=True)
+    if running.metrics_http is not None:
+        print(f"metrics on http://{host_port(settings.host, running.metrics_http.port)}/metrics", flush=True)
     shim: RunningShim | None = None
     if shim_plan is not None:
         # Same process, same loop; the shim still reaches the server only through gRPC.
@@ -225,7 +262,12 @@ def run_health(options: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(options.server) as channel:
+    if options.tls_ca:
+        credentials = grpc.ssl_channel_credentials(root_certificates=Path(options.tls_ca).read_bytes())
+        channel_context = grpc.secure_channel(options.server, credentials)
+    else:
+        channel_context = grpc.insecure_channel(options.server)
+    with channel_context as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         except grpc.RpcError as error:
@@ -284,9 +326,9 @@ def run_shim(options: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(options, "log_level", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    log_format = getattr(options, "log_format", None) or os.environ.get("PIPELINEJOBS_LOG_FORMAT") or "text"
+    logs.configure(
+        getattr(options, "log_level", "INFO"), log_format if log_format in logs.FORMATS else "text"
     )
     commands = {"up": run_up, "serve": run_serve, "health": run_health, "shim": run_shim}
     try:

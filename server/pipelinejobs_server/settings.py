@@ -52,6 +52,21 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """Server-side TLS. Without a certificate the server speaks plaintext (loopback, trusted networks)."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    # Client certificates: verified against this CA when presented; required if require_client_cert.
+    client_ca_file: str = ""
+    require_client_cert: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+
+@dataclass(frozen=True)
 class Settings:
     mongodb_uri: str = ""
     database: str = "pipelinejobs"
@@ -65,6 +80,10 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     health_interval_s: float = 2.0
     limits: Limits = field(default_factory=Limits)
+    tls: Tls = field(default_factory=Tls)
+    # None: no metrics endpoint; 0 picks a free port.
+    metrics_port: int | None = None
+    log_format: str = "text"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +111,19 @@ class Settings:
                 env.get("PIPELINEJOBS_PUBLIC_URL", defaults.public_url) or defaults.public_url
             ).rstrip("/"),
             limits=limits,
+            tls=Tls(
+                cert_file=env.get("PIPELINEJOBS_TLS_CERT_FILE", ""),
+                key_file=env.get("PIPELINEJOBS_TLS_KEY_FILE", ""),
+                client_ca_file=env.get("PIPELINEJOBS_TLS_CLIENT_CA_FILE", ""),
+                require_client_cert=env.get("PIPELINEJOBS_TLS_REQUIRE_CLIENT_CERT", "")
+                in ("1", "true", "yes"),
+            ),
+            metrics_port=(
+                _int(env, "PIPELINEJOBS_METRICS_PORT", 0, maximum=65535)
+                if env.get("PIPELINEJOBS_METRICS_PORT")
+                else None
+            ),
+            log_format=env.get("PIPELINEJOBS_LOG_FORMAT", "text") or "text",
         )
         settings.validate()
         return settings
@@ -101,5 +133,18 @@ class Settings:
             validate_template(self.archive_template)
         except ValueError as error:
             raise SettingsError(str(error)) from None
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"PIPELINEJOBS_LOG_FORMAT must be text or json, got {self.log_format!r}")
+        if bool(self.tls.cert_file) != bool(self.tls.key_file):
+            raise SettingsError("TLS needs both PIPELINEJOBS_TLS_CERT_FILE and PIPELINEJOBS_TLS_KEY_FILE")
+        if (self.tls.client_ca_file or self.tls.require_client_cert) and not self.tls.enabled:
+            raise SettingsError(
+                "client certificates need server TLS (PIPELINEJOBS_TLS_CERT_FILE and _KEY_FILE)"
+            )
+        if self.tls.require_client_cert and not self.tls.client_ca_file:
+            raise SettingsError("PIPELINEJOBS_TLS_REQUIRE_CLIENT_CERT needs PIPELINEJOBS_TLS_CLIENT_CA_FILE")
+        for path in (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file):
+            if path and not os.path.isfile(path):
+                raise SettingsError(f"TLS file not found: {path}")
         if not self.public_url.startswith(("http://", "https://")):
             raise SettingsError(f"PIPELINEJOBS_PUBLIC_URL must be an http(s) URL, got {self.public_url!r}")

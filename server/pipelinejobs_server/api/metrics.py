@@ -6,6 +6,10 @@ collide, and are served over HTTP by ``serve_metrics`` when a metrics port is co
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
@@ -44,8 +48,24 @@ class ServerMetrics:
         self.events.labels(event=event, outcome=outcome).inc()
 
 
-def serve_metrics(metrics: ServerMetrics, host: str, port: int) -> int:
-    """Serve ``/metrics`` on its own port, in a background thread; returns the bound port."""
-    server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
-    bound: int = server.server_address[1]
-    return bound
+@dataclass
+class MetricsEndpoint:
+    """``/metrics`` served over HTTP on its own port, from a background thread."""
+
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        port: int = self.server.server_address[1]
+        return port
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def serve_metrics(metrics: ServerMetrics, host: str, port: int) -> MetricsEndpoint:
+    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return MetricsEndpoint(server, thread)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -24,7 +25,7 @@ from pipelinejobs_server.service.ledger import Ledger
 from pipelinejobs_server.service.listing import JobListing
 from pipelinejobs_server.service.pipelines import PipelineService
 from pipelinejobs_server.service.watching import JobWatcher
-from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.settings import Settings, Tls
 from pipelinejobs_server.storage.database import Database
 from pipelinejobs_server.storage.jobs import JobStore
 from pipelinejobs_server.storage.notifications import LogNotifier
@@ -34,7 +35,7 @@ from pipelinejobs_server.storage.rejected import RejectedStore
 from .decoding import TolerantDecoding
 from .health import DatabaseHealth
 from .jobs import JobServicer
-from .metrics import ServerMetrics
+from .metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from .pipelines import PipelineServicer
 
 SERVICE_NAMES = (
@@ -52,6 +53,7 @@ class RunningServer:
     notifier: LogNotifier
     watcher: JobWatcher
     metrics: ServerMetrics
+    metrics_http: MetricsEndpoint | None = None
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database.
@@ -64,6 +66,19 @@ class RunningServer:
         await self.server.stop(grace_s)
         await self.notifier.stop()
         await self.database.close()
+        if self.metrics_http is not None:
+            self.metrics_http.close()
+
+
+def server_credentials(tls: Tls) -> grpc.ServerCredentials | None:
+    """TLS credentials for the gRPC port; client certificates verified (or required) when configured."""
+    if not tls.enabled:
+        return None
+    key, chain = Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes()
+    client_ca = Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=tls.require_client_cert
+    )
 
 
 async def start_server(settings: Settings) -> RunningServer:
@@ -116,11 +131,22 @@ async def start_server(settings: Settings) -> RunningServer:
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, "grpc.health.v1.Health", reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    credentials_for_port = server_credentials(settings.tls)
+    port = (
+        server.add_secure_port(address, credentials_for_port)
+        if credentials_for_port is not None
+        else server.add_insecure_port(address)
+    )
     if port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")
     await health.check_once()
     health.start()
     notifier.start()
     await server.start()
-    return RunningServer(server, port, database, health, notifier, watcher, metrics)
+    metrics_http = (
+        None
+        if settings.metrics_port is None
+        else serve_metrics(metrics, settings.host, settings.metrics_port)
+    )
+    return RunningServer(server, port, database, health, notifier, watcher, metrics, metrics_http)
