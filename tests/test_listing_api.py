@@ -36,7 +36,7 @@ from .support import (
 
 pytestmark = pytest.mark.slow
 
-JOBS = 1500
+JOBS = 2000
 LABS = ("UW_BIOFAB", "Ginkgo", "Transcriptic")
 EXPERIMENTS = ("Yeast-Gates", "NovelChassis", "Riboswitches", "ProteinDesign")
 
