@@ -256,3 +256,17 @@ def history(s: Stubs, job_uuid: str) -> list[job_pb2.HistoryEvent]:
         token = reply.next_page_token
         if not token:
             return events
+
+
+def wait_for_line(
+    log: Path, pattern: str, process: subprocess.Popen[bytes], timeout_s: float = 90
+) -> re.Match[str]:
+    """Wait until a process's log (a file) shows ``pattern``; fail early if the process exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        match = re.search(pattern, log.read_text(errors="replace"))
+        if match:
+            return match
+        assert process.poll() is None, log.read_text(errors="replace")
+        time.sleep(0.05)
+    raise AssertionError(f"no {pattern!r} in:\n{log.read_text(errors='replace')}")

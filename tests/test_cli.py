@@ -10,7 +10,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,20 +17,9 @@ import pytest
 
 from pipelinejobs_server.storage.embedded import free_port
 
+from .support import wait_for_line
+
 PIPELINEJOBS = [sys.executable, "-m", "pipelinejobs_server"]
-
-
-def wait_for_line(
-    log: Path, pattern: str, process: subprocess.Popen[bytes], timeout_s: float = 90
-) -> re.Match[str]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        match = re.search(pattern, log.read_text(errors="replace"))
-        if match:
-            return match
-        assert process.poll() is None, log.read_text(errors="replace")
-        time.sleep(0.1)
-    raise AssertionError(f"no {pattern!r} in:\n{log.read_text(errors='replace')}")
 
 
 def port_open(port: int) -> bool:

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ import httpx
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.messages import state_name
 
-from .support import ADMIN_KEY, CLIENT_KEY, ServerThread
+from .support import ADMIN_KEY, CLIENT_KEY, ServerThread, wait_for_line
 from .test_shim_harness import (  # noqa: F401 - fixtures
     http_client,
     jobs_fixture,
@@ -36,19 +35,6 @@ def clean_env() -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIPELINEJOBS_")}
     env.pop("MONGODB_URI", None)
     return env
-
-
-def wait_for_line(
-    log: Path, pattern: str, process: subprocess.Popen[bytes], timeout_s: float = 60
-) -> re.Match[str]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        match = re.search(pattern, log.read_text(errors="replace"))
-        if match:
-            return match
-        assert process.poll() is None, log.read_text(errors="replace")
-        time.sleep(0.05)
-    raise AssertionError(f"no {pattern!r} in:\n{log.read_text(errors='replace')}")
 
 
 @contextmanager
