@@ -30,12 +30,14 @@ protos: install
 protos-check: install
 	$(PY) scripts/gen_protos.py --check
 
-## Regenerate the state-machine diagram and table in README.md from domain/fsm.py.
+## Regenerate the generated parts of the docs: README's state machine, docs/callbacks.md's status tables.
 docs: install
 	$(PY) scripts/gen_docs.py
+	$(PY) -m pipelinejobs_server.shim.docs
 
 docs-check: install
 	$(PY) scripts/gen_docs.py --check
+	$(PY) -m pipelinejobs_server.shim.docs --check
 
 buf-lint: install
 	$(BIN)/buf lint
