@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -52,24 +52,24 @@ class Api:
 
     def create_job(self, pipeline: str, data: dict[str, Any]) -> JobHandle:
         """A new job: ``data`` must differ from every other job's, or CreateJob returns the existing one."""
-        request = job_service_pb2.CreateJobRequest(
-            pipeline_uuid=pipeline,
-            links=job_pb2.JobLinks(lab=["bench-lab"], experiment=["bench-experiment"], sample=["bench-1"]),
-        )
-        request.data.update(data)
-        reply = self.jobs.CreateJob(request, metadata=self.metadata, timeout=TIMEOUT_S)
+        reply = self.jobs.CreateJob(create_request(pipeline, data), metadata=self.metadata, timeout=TIMEOUT_S)
         if not reply.created:
             raise RuntimeError(f"CreateJob returned an existing job for {data}")
         return JobHandle(reply.job.uuid, reply.token)
 
     def send(self, job: JobHandle, event: job_pb2.JobEvent.ValueType, data: dict[str, Any]) -> int:
         """Send one event with an idempotency key, as the client library does; the new ``seq``."""
-        request = job_service_pb2.SendEventRequest(
-            uuid=job.uuid, event=event, token=job.token, idempotency_key=uuid.uuid4().hex
-        )
-        request.data.update(data)
+        request = send_request(job, event, data)
         reply = self.jobs.SendEvent(request, metadata=self.metadata, timeout=TIMEOUT_S)
         return reply.event.seq
+
+    def list_jobs(self, request: job_service_pb2.ListJobsRequest) -> job_service_pb2.ListJobsResponse:
+        return self.jobs.ListJobs(request, metadata=self.metadata, timeout=TIMEOUT_S)
+
+    def verify(self, job: JobHandle) -> job_service_pb2.VerifyHistoryResponse:
+        return self.jobs.VerifyHistory(
+            job_service_pb2.VerifyHistoryRequest(uuid=job.uuid), metadata=self.metadata, timeout=TIMEOUT_S
+        )
 
     def update(self, job: JobHandle, n: int) -> int:
         return self.send(job, job_pb2.JOB_EVENT_UPDATE, {"progress": n, "note": "bench update"})
@@ -111,6 +111,32 @@ class Api:
         started = time.perf_counter()
         job = self.create_job(pipeline, data)
         return time.perf_counter() - started, job
+
+
+def create_request(pipeline: str, data: dict[str, Any]) -> job_service_pb2.CreateJobRequest:
+    request = job_service_pb2.CreateJobRequest(
+        pipeline_uuid=pipeline,
+        links=job_pb2.JobLinks(lab=["bench-lab"], experiment=["bench-experiment"], sample=["bench-1"]),
+    )
+    request.data.update(data)
+    return request
+
+
+def send_request(
+    job: JobHandle, event: job_pb2.JobEvent.ValueType, data: dict[str, Any]
+) -> job_service_pb2.SendEventRequest:
+    request = job_service_pb2.SendEventRequest(
+        uuid=job.uuid, event=event, token=job.token, idempotency_key=uuid.uuid4().hex
+    )
+    request.data.update(data)
+    return request
+
+
+def timed(call: Callable[[], object]) -> float:
+    """Seconds one call took."""
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
 
 
 @contextmanager

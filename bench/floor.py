@@ -1,83 +1,154 @@
-"""The database floor: the fewest writes one event needs, straight through pymongo, no service at all.
+"""The database floor: the writes one event needs, straight through pymongo, no service at all.
 
 One event is an ``insert_one`` into an events collection under a unique ``(job_uuid, seq)`` index, then an
 ``update_one`` compare-and-set on the job record filtered by ``{_id, seq}`` - the log-first pattern of
-DESIGN section 6.3 - both with the journaled majority write concern the service uses. ``with_read`` adds
-the ``find_one`` of the job record that any real write path needs before deciding (informative only).
+DESIGN section 6.3 - both with the journaled majority write concern the service uses. That pair on a
+database of its own with only the log's unique index is ``bare``: the database's own limit for an event.
+
+A ladder of floors then adds, one step at a time, the rest of the database work the service does for an
+event, each on a database of its own, so the gap between the bare floor and the service can be split by
+cause (bench/throughput.py measures them in the same rounds):
+
+- ``read``: the ``find_one`` of the job record any write path needs before deciding;
+- ``indexes``: the service's collections and indexes (created by the server's own
+  ``Database.ensure_indexes``), job records shaped by ``job_to_document``, entries by ``event_to_document``;
+- ``schema``: also an idempotency key on each entry (its partial unique index) and the compare-and-set as
+  ``JobStore.advance`` writes it, with the ``cancelled`` guard and the token's new expiry - exactly the
+  service's database work, without the service.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, MongoClient, WriteConcern
 from pymongo.collection import Collection
 
+from pipelinejobs_server.domain.history import Entry, utc_now_ms
+from pipelinejobs_server.domain.records import JobRecord
+from pipelinejobs_server.domain.tokens import StoredToken
+from pipelinejobs_server.storage.database import Database
+from pipelinejobs_server.storage.documents import event_to_document, job_to_document
+
 from .parallel import check_stop, run_parallel
 
 DURABLE = WriteConcern(w="majority", j=True)
 Document = dict[str, Any]
+TOKEN_DIGEST = "b" * 64
+STEPS = ("bare", "read", "indexes", "schema")
+
+
+@dataclass
+class FloorJob:
+    uuid: str
+    seq: int = 1
+    head: str = ""
+
+
+def _record(identity: str, now: datetime) -> JobRecord:
+    return JobRecord(
+        uuid=identity,
+        pipeline_uuid=str(uuid.uuid4()),
+        state="RUNNING",
+        seq=1,
+        links={"lab": ["floor-lab"], "experiment": ["floor-experiment"], "sample": [identity]},
+        data={"bench": "floor"},
+        archive_path=f"/products/v1/floor/{identity}",
+        session="floor",
+        agent="",
+        task="",
+        last_event="run",
+        head_hash="",
+        created_at=now,
+        updated_at=now,
+        tokens=(StoredToken(TOKEN_DIGEST, now + timedelta(hours=72)),),
+        ever_running=True,
+    )
+
+
+async def _service_indexes(uri: str, database: str) -> None:
+    store = Database(uri, database, timeout_ms=60_000)
+    try:
+        await store.ensure_indexes()
+    finally:
+        await store.close()
 
 
 class Floor:
-    def __init__(self, uri: str, threads: int, database: str = "bench_floor") -> None:
+    def __init__(self, uri: str, threads: int, jobs_per_thread: int, step: str) -> None:
+        self.step = STEPS.index(step)
         self.client: MongoClient[Document] = MongoClient(uri, tz_aware=True)
-        db = self.client.get_database(database, write_concern=DURABLE)
-        self.events: Collection[Document] = db["events"]
+        name = f"bench_floor_{step}"
+        db = self.client.get_database(name, write_concern=DURABLE)
+        service_shaped = self.step >= STEPS.index("indexes")
+        self.events: Collection[Document] = db["job_events" if service_shaped else "events"]
         self.jobs: Collection[Document] = db["jobs"]
-        self.events.create_index([("job_uuid", ASCENDING), ("seq", ASCENDING)], unique=True, name="job_seq")
+        if service_shaped:
+            asyncio.run(_service_indexes(uri, name))
+        else:
+            self.events.create_index(
+                [("job_uuid", ASCENDING), ("seq", ASCENDING)], unique=True, name="job_seq"
+            )
         self.threads = threads
-        self.seqs = [0] * threads
-        for thread in range(threads):
-            self.jobs.insert_one({"_id": self._job(thread), "seq": 0, "state": "RUNNING", "head_hash": ""})
+        now = utc_now_ms()
+        self.work = [[FloorJob(str(uuid.uuid4())) for _ in range(jobs_per_thread)] for _ in range(threads)]
+        for job in (job for share in self.work for job in share):
+            if service_shaped:
+                self.jobs.insert_one(job_to_document(_record(job.uuid, now)))
+            else:
+                self.jobs.insert_one({"_id": job.uuid, "seq": 1, "state": "RUNNING", "head_hash": ""})
 
-    @staticmethod
-    def _job(thread: int) -> str:
-        return f"floor-job-{thread}"
-
-    def one_event(self, thread: int, *, with_read: bool) -> float:
-        """One event on this thread's job; its duration in seconds."""
-        job, seq = self._job(thread), self.seqs[thread]
+    def one_event(self, job: FloorJob) -> float:
+        """One event on ``job``; its duration in seconds."""
         started = time.perf_counter()
-        if with_read and self.jobs.find_one({"_id": job}) is None:
-            raise RuntimeError(f"floor job {job} is missing")
-        now = datetime.now(UTC)
+        if self.step >= STEPS.index("read") and self.jobs.find_one({"_id": job.uuid}) is None:
+            raise RuntimeError(f"floor job {job.uuid} is missing")
+        schema = self.step >= STEPS.index("schema")
+        now = datetime.now(UTC).replace(microsecond=0)
         digest = uuid.uuid4().hex * 2  # a hash-sized string, like the service's
-        self.events.insert_one(
-            {
-                "_id": str(uuid.uuid4()),
-                "job_uuid": job,
-                "seq": seq + 1,
-                "name": "update",
-                "from_state": "RUNNING",
-                "to_state": "RUNNING",
-                "timestamp": now,
-                "data": {"progress": seq, "note": "bench update"},
-                "source": "grpc",
-                "prev_hash": "",
-                "hash": digest,
-            }
+        entry = Entry(
+            job_uuid=job.uuid,
+            seq=job.seq + 1,
+            uuid=str(uuid.uuid4()),
+            name="update",
+            from_state="RUNNING",
+            to_state="RUNNING",
+            timestamp=now,
+            data={"progress": job.seq, "note": "bench update"},
+            source="grpc",
+            idempotency_key=uuid.uuid4().hex if schema else "",
+            prev_hash=job.head,
         )
-        result = self.jobs.update_one(
-            {"_id": job, "seq": seq},
-            {"$set": {"seq": seq + 1, "last_event": "update", "head_hash": digest, "updated_at": now}},
-        )
-        if result.modified_count != 1:
-            raise RuntimeError(f"compare-and-set on {job} at seq {seq} did not apply")
-        self.seqs[thread] = seq + 1
+        self.events.insert_one(event_to_document(entry, digest))
+        query: dict[str, Any] = {"_id": job.uuid, "seq": job.seq}
+        changes: dict[str, Any] = {
+            "seq": job.seq + 1,
+            "last_event": "update",
+            "head_hash": digest,
+            "updated_at": now,
+        }
+        if schema:  # as JobStore.advance writes it, extending the token
+            query.update({"cancelled": {"$ne": True}, "tokens.h": TOKEN_DIGEST})
+            changes.update({"state": "RUNNING", "tokens.$.exp": now + timedelta(hours=72)})
+        if self.jobs.update_one(query, {"$set": changes}).modified_count != 1:
+            raise RuntimeError(f"compare-and-set on {job.uuid} at seq {job.seq} did not apply")
+        job.seq, job.head = job.seq + 1, digest
         return time.perf_counter() - started
 
-    def round(self, per_thread: int, *, with_read: bool) -> tuple[float, list[float]]:
-        """``per_thread`` events on every thread at once: the wall time and every event's latency."""
+    def round(self, per_thread: int) -> tuple[float, list[float]]:
+        """``per_thread`` events on every thread at once, each thread cycling over its jobs."""
 
         def work(thread: int) -> list[float]:
             latencies = []
-            for _ in range(per_thread):
+            share = self.work[thread]
+            for i in range(per_thread):
                 check_stop()
-                latencies.append(self.one_event(thread, with_read=with_read))
+                latencies.append(self.one_event(share[i % len(share)]))
             return latencies
 
         results, elapsed = run_parallel(work, self.threads)

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .stats import Comparison
+from .stats import Row, Runs
 
 _STARTED = time.perf_counter()
 
@@ -29,10 +29,22 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict[str, Any]:
     return {
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "load_average_at_start": os.getloadavg(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "SecantusDB": _version("SecantusDB"),
@@ -42,11 +54,12 @@ def machine() -> dict[str, Any]:
 
 
 def header(info: dict[str, Any], mode: str) -> str:
+    load = ", ".join(f"{value:.2f}" for value in info["load_average_at_start"])
     return (
         f"PipelineJobs benchmark ({mode})\n"
-        f"machine: nproc={info['nproc']} python={info['python']} SecantusDB={info['SecantusDB']} "
-        f"pymongo={info['pymongo']} grpcio={info['grpcio']}\n"
-        f"platform: {info['platform']}"
+        f"machine: nproc={info['nproc']} cpu={info['cpu_model']} python={info['python']} "
+        f"SecantusDB={info['SecantusDB']} pymongo={info['pymongo']} grpcio={info['grpcio']}\n"
+        f"platform: {info['platform']}; load average at start: {load}"
     )
 
 
@@ -55,41 +68,50 @@ def _number(value: float) -> str:
         return "-"
     if abs(value) >= 100:
         return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
     return f"{value:.2f}"
 
 
-def table(comparisons: Sequence[Comparison]) -> str:
-    """One row per comparison: both sides' median and p90, the ratios measured/baseline, the verdict."""
+def _spread(runs: Runs | None) -> str:
+    if runs is None:
+        return ""
+    return f"{_number(runs.low)}-{_number(runs.high)}"
+
+
+def table(rows: Sequence[Row]) -> str:
+    """One line per row: medians over the runs, each with its range (lowest-highest run)."""
     head = (
-        "section", "figure", "baseline", "med", "p90", "measured", "med", "p90",
-        "ratio med", "ratio p90", "target", "",
+        "section", "figure", "baseline", "median", "range", "measured", "median", "range",
+        "ratio", "range", "target", "",
     )  # fmt: skip
-    rows = [head]
-    for c in comparisons:
-        rows.append(
+    lines_of_cells = [head]
+    for row in rows:
+        ratios = row.ratios
+        lines_of_cells.append(
             (
-                c.section,
-                f"{c.name} [{c.unit}]",
-                c.baseline_label,
-                _number(c.baseline.median),
-                _number(c.baseline.p90),
-                c.measured_label,
-                _number(c.measured.median),
-                _number(c.measured.p90),
-                _number(c.ratio_median),
-                _number(c.ratio_p90),
-                "-" if c.target is None else f"<= {c.target:g}",
-                c.verdict,
+                row.section,
+                f"{row.name} [{row.unit}]",
+                row.baseline_label,
+                "" if row.baseline is None else _number(row.baseline.median),
+                _spread(row.baseline),
+                row.label,
+                _number(row.measured.median),
+                _spread(row.measured),
+                "" if ratios is None else _number(ratios.median),
+                _spread(ratios),
+                "" if row.target is None else str(row.target),
+                row.verdict,
             )
         )
     numeric = {3, 4, 6, 7, 8, 9}
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    widths = [max(len(cells[i]) for cells in lines_of_cells) for i in range(len(head))]
     lines = []
-    for number, row in enumerate(rows):
-        cells = [
-            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(row)
+    for number, cells in enumerate(lines_of_cells):
+        padded = [
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(cells)
         ]
-        lines.append("  ".join(cells).rstrip())
+        lines.append("  ".join(padded).rstrip())
         if number == 0:
             lines.append("-" * len(lines[0]))
     return "\n".join(lines)

@@ -271,3 +271,10 @@ class AsyncJobsClient:
         request = job_service_pb2.GetStateMachineRequest()
         reply: job_service_pb2.GetStateMachineResponse = await self._call(self._jobs.GetStateMachine, request)
         return reply
+
+    async def export_provenance(self, uuid: str) -> str:
+        request = job_service_pb2.ExportProvenanceRequest(uuid=uuid)
+        reply: job_service_pb2.ExportProvenanceResponse = await self._call(
+            self._jobs.ExportProvenance, request
+        )
+        return reply.document

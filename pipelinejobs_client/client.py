@@ -287,5 +287,10 @@ class JobsClient:
     def get_state_machine(self) -> job_service_pb2.GetStateMachineResponse:
         return self._call(self._jobs.GetStateMachine, job_service_pb2.GetStateMachineRequest())
 
+    def export_provenance(self, uuid: str) -> str:
+        """The job's provenance as a W3C PROV-JSON document (text): job, pipeline, agent, links, events."""
+        request = job_service_pb2.ExportProvenanceRequest(uuid=uuid)
+        return self._call(self._jobs.ExportProvenance, request).document
+
 
 __all__ = ["JobsClient", "PipelineJobsError"]

@@ -11,11 +11,12 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from . import common, history, listing, output, views, watch
+from . import common, history, listing, output, provenance, views, watch
 
 
 def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
-    """``pipelinejobs jobs ACTION``: create, show, list, event, cancel, history, verify, rejected, watch."""
+    """``pipelinejobs jobs ACTION``: create, show, list, event, cancel, history, verify, rejected, watch,
+    provenance."""
     parser = commands.add_parser("jobs", help="create jobs, send them events, read their state and history")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -65,6 +66,7 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
         common.add_connection_arguments(action)
     history.add_actions(actions)
     watch.add_action(actions)
+    provenance.add_action(actions)
 
 
 def add_token_argument(parser: argparse.ArgumentParser) -> None:

@@ -1,5 +1,6 @@
 """``pipelinejobs up`` (embedded database + server + callback shim), ``pipelinejobs serve`` (server
-only) and ``pipelinejobs shim`` (the HTTP callback shim only, in front of a running server)."""
+only), ``pipelinejobs shim`` (the HTTP callback shim only, in front of a running server) and
+``pipelinejobs doctor`` (check a whole database; doctor.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import logs
+from . import doctor, logs
 from .api.server import start_server
 from .keyfiles import load_or_create
 from .settings import Settings, SettingsError
@@ -113,6 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="a client API key sent to the server (env PIPELINEJOBS_SHIM_API_KEY); never an admin key",
     )
     shim.add_argument("--log-level", default=os.environ.get("PIPELINEJOBS_LOG_LEVEL", "INFO"))
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a whole database: records against their history, seq, transitions, hash chains",
+        description="Read every job of the database (read-only) and check the invariants of DESIGN "
+        "section 6. Exit codes: 0 healthy, 1 problems found, 2 usage, 3 database unavailable.",
+    )
+    doctor.add_argument("--mongodb-uri", default=None, help="MongoDB connection string (env MONGODB_URI)")
+    doctor.add_argument(
+        "--database", default=None, help="database name (env PIPELINEJOBS_DATABASE; default pipelinejobs)"
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON document instead of text lines")
+    doctor.add_argument(
+        "--strict", action="store_true", help="warnings (crash leftovers the next reader repairs) fail too"
+    )
+    doctor.add_argument(
+        "--job", action="append", default=[], metavar="UUID", help="check only this job (repeatable)"
+    )
     return parser
 
 
@@ -324,13 +342,23 @@ def run_shim(options: argparse.Namespace) -> int:
         sock.close()
 
 
+def run_doctor(options: argparse.Namespace) -> int:
+    return doctor.command(options, os.environ)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
     log_format = getattr(options, "log_format", None) or os.environ.get("PIPELINEJOBS_LOG_FORMAT") or "text"
     logs.configure(
         getattr(options, "log_level", "INFO"), log_format if log_format in logs.FORMATS else "text"
     )
-    commands = {"up": run_up, "serve": run_serve, "health": run_health, "shim": run_shim}
+    commands = {
+        "up": run_up,
+        "serve": run_serve,
+        "health": run_health,
+        "shim": run_shim,
+        "doctor": run_doctor,
+    }
     try:
         with contextlib.suppress(KeyboardInterrupt):
             return commands[options.command](options)

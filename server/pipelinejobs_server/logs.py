@@ -48,11 +48,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, sort_keys=True)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record, not at configuration time
+    (a program run in-process, as the tests do, may have its stderr swapped and closed meanwhile)."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def configure(level: str = "INFO", log_format: str = "text") -> None:
     """Send every log record to stderr, one per line, in the chosen format."""
     if log_format not in FORMATS:
         raise ValueError(f"log format must be one of {FORMATS}")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.addFilter(_WithRequestId())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())

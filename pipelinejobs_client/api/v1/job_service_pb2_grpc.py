@@ -93,6 +93,11 @@ class JobServiceStub:
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineRequest.SerializeToString,
                 response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineResponse.FromString,
                 _registered_method=True)
+        self.ExportProvenance = channel.unary_unary(
+                '/pipelinejobs.v1.JobService/ExportProvenance',
+                request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceRequest.SerializeToString,
+                response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -182,6 +187,15 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportProvenance(self, request, context):
+        """Exports a job's provenance as a W3C PROV-JSON document: the job as an activity, its pipeline as
+        the plan it followed, the agent that launched it, its links, its archive path as the entity it
+        generates, and every history entry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -239,6 +253,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetStateMachine,
                     request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineRequest.FromString,
                     response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineResponse.SerializeToString,
+            ),
+            'ExportProvenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportProvenance,
+                    request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceRequest.FromString,
+                    response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -542,6 +561,33 @@ class JobService:
             '/pipelinejobs.v1.JobService/GetStateMachine',
             pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineRequest.SerializeToString,
             pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportProvenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipelinejobs.v1.JobService/ExportProvenance',
+            pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceRequest.SerializeToString,
+            pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,11 @@ class JobServiceStub:
     """Recomputes a job's hash chain and reports the first entry that does not match."""
     GetStateMachine: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetStateMachineRequest, _job_service_pb2.GetStateMachineResponse]
     """Describes the state machine: states, events, and every allowed transition."""
+    ExportProvenance: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ExportProvenanceRequest, _job_service_pb2.ExportProvenanceResponse]
+    """Exports a job's provenance as a W3C PROV-JSON document: the job as an activity, its pipeline as
+    the plan it followed, the agent that launched it, its links, its archive path as the entity it
+    generates, and every history entry.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -103,6 +108,11 @@ class JobServiceAsyncStub(JobServiceStub):
     """Recomputes a job's hash chain and reports the first entry that does not match."""
     GetStateMachine: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetStateMachineRequest, _job_service_pb2.GetStateMachineResponse]  # type: ignore[assignment]
     """Describes the state machine: states, events, and every allowed transition."""
+    ExportProvenance: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ExportProvenanceRequest, _job_service_pb2.ExportProvenanceResponse]  # type: ignore[assignment]
+    """Exports a job's provenance as a W3C PROV-JSON document: the job as an activity, its pipeline as
+    the plan it followed, the agent that launched it, its links, its archive path as the entity it
+    generates, and every history entry.
+    """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     """Creates jobs, applies events to them under the state machine, and reads their history.
@@ -204,5 +214,16 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.GetStateMachineResponse, _abc.Awaitable[_job_service_pb2.GetStateMachineResponse]]:
         """Describes the state machine: states, events, and every allowed transition."""
+
+    @_abc_1.abstractmethod
+    def ExportProvenance(
+        self,
+        request: _job_service_pb2.ExportProvenanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.ExportProvenanceResponse, _abc.Awaitable[_job_service_pb2.ExportProvenanceResponse]]:
+        """Exports a job's provenance as a W3C PROV-JSON document: the job as an activity, its pipeline as
+        the plan it followed, the agent that launched it, its links, its archive path as the entity it
+        generates, and every history entry.
+        """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

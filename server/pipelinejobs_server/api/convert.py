@@ -40,12 +40,15 @@ def state_to_proto(state: str) -> job_pb2.JobState.ValueType:
     return job_pb2.JobState.Value(_STATE_PREFIX + state) if state else job_pb2.JOB_STATE_UNSPECIFIED
 
 
-def state_from_proto(value: int) -> str:
-    """The FSM's name for a state enum ("" for unspecified, mirroring state_to_proto)."""
+def state_from_proto(value: int, field: str = "state") -> str:
+    """The FSM's name for a state enum ("" for unspecified, mirroring state_to_proto).
+
+    ``field`` is the request field the value came from, named in the error as every other check does.
+    """
     if value == job_pb2.JOB_STATE_UNSPECIFIED:
         return ""
     if value not in job_pb2.JobState.values():
-        raise InvalidArgument(f"state must be one of the JobState values, got {value}", field="state")
+        raise InvalidArgument(f"{field}: {value} is not one of the JobState values", field=field)
     return job_pb2.JobState.Name(job_pb2.JobState.ValueType(value)).removeprefix(_STATE_PREFIX)
 
 

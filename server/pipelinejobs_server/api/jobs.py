@@ -14,6 +14,7 @@ from pipelinejobs_server.service.credentials import Credentials, Principal
 from pipelinejobs_server.service.events import Event, EventService
 from pipelinejobs_server.service.jobs import JobService, NewJob
 from pipelinejobs_server.service.listing import JobListing
+from pipelinejobs_server.service.provenance import MEDIA_TYPE, ProvenanceService
 from pipelinejobs_server.service.watching import JobWatcher
 from pipelinejobs_server.settings import Limits
 
@@ -68,6 +69,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         watcher: JobWatcher,
         limits: Limits,
         metrics: ServerMetrics,
+        provenance: ProvenanceService,
     ) -> None:
         self.credentials = credentials
         self.metrics = metrics
@@ -76,6 +78,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self._listing = listing
         self._watcher = watcher
         self._limits = limits
+        self._provenance = provenance
         self._machine = state_machine()
 
     @rpc
@@ -124,7 +127,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: Context, principal: Principal | None
     ) -> AsyncIterator[pb.WatchJobResponse]:
-        until = tuple(state_from_proto(value) for value in request.until_states)
+        until = tuple(state_from_proto(value, "until_states") for value in request.until_states)
         async for recorded in self._watcher.watch(principal, request.uuid, request.after_seq, until):
             yield pb.WatchJobResponse(event=history_to_proto(recorded))
 
@@ -230,3 +233,10 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self, request: pb.GetStateMachineRequest, context: Context, principal: Principal | None
     ) -> pb.GetStateMachineResponse:
         return self._machine
+
+    @rpc
+    async def ExportProvenance(
+        self, request: pb.ExportProvenanceRequest, context: Context, principal: Principal | None
+    ) -> pb.ExportProvenanceResponse:
+        text = await self._provenance.export(principal, request.uuid)
+        return pb.ExportProvenanceResponse(document=text, media_type=MEDIA_TYPE)

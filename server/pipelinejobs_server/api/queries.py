@@ -28,15 +28,20 @@ def job_order(value: int) -> JobOrder:
     return order
 
 
-def _range(message: pb.TimeRange) -> TimeRange:
+def _range(message: pb.TimeRange, name: str) -> TimeRange:
     return TimeRange(
-        start=_utc(message.start_time) if message.HasField("start_time") else None,
-        end=_utc(message.end_time) if message.HasField("end_time") else None,
+        start=_utc(message.start_time, f"{name}.start_time") if message.HasField("start_time") else None,
+        end=_utc(message.end_time, f"{name}.end_time") if message.HasField("end_time") else None,
     )
 
 
-def _utc(message: timestamp_pb2.Timestamp) -> datetime:
-    return message.ToDatetime(tzinfo=UTC)
+def _utc(message: timestamp_pb2.Timestamp, field: str) -> datetime:
+    # A Timestamp on the wire may hold any seconds and nanos; only years 1-9999 and nanos below one
+    # second are a time. ToDatetime raises ValueError for the rest, which must not become INTERNAL.
+    try:
+        return message.ToDatetime(tzinfo=UTC)
+    except ValueError as error:
+        raise InvalidArgument(f"{field} is not a valid timestamp: {error}", field=field) from None
 
 
 def job_filter(request: pb.ListJobsRequest) -> JobFilter:
@@ -47,8 +52,8 @@ def job_filter(request: pb.ListJobsRequest) -> JobFilter:
     }
     return JobFilter(
         pipeline_uuid=request.pipeline_uuid,
-        states=tuple(state_from_proto(value) for value in request.states),
+        states=tuple(state_from_proto(value, "states") for value in request.states),
         links={kind: values for kind, values in links.items() if values},
-        created=_range(request.create_time),
-        updated=_range(request.update_time),
+        created=_range(request.create_time, "create_time"),
+        updated=_range(request.update_time, "update_time"),
     )

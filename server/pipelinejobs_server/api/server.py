@@ -24,6 +24,7 @@ from pipelinejobs_server.service.jobs import JobService
 from pipelinejobs_server.service.ledger import Ledger
 from pipelinejobs_server.service.listing import JobListing
 from pipelinejobs_server.service.pipelines import PipelineService
+from pipelinejobs_server.service.provenance import ProvenanceService
 from pipelinejobs_server.service.watching import JobWatcher
 from pipelinejobs_server.settings import Settings, Tls
 from pipelinejobs_server.storage.database import Database
@@ -119,6 +120,7 @@ async def start_server(settings: Settings) -> RunningServer:
             watcher,
             settings.limits,
             metrics,
+            ProvenanceService(ledger, pipelines, settings.limits),
         ),
         server,
     )

@@ -31,6 +31,7 @@ from .metrics import Metrics
 from .openapi import document
 from .relay import Outcome, Relay
 from .settings import ShimSettings
+from .ui import Dashboard
 
 log = logging.getLogger("pipelinejobs.shim")
 
@@ -42,6 +43,7 @@ class Shim:
     def __init__(self, settings: ShimSettings) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        self.dashboard = Dashboard(settings)
         self._relay: Relay | None = None
         self._openapi = document()
 
@@ -54,6 +56,7 @@ class Shim:
         finally:
             await self._relay.close()
             self._relay = None
+            await self.dashboard.close()
 
     @property
     def relay(self) -> Relay:
@@ -177,6 +180,7 @@ def create_app(settings: ShimSettings) -> Starlette:
         Route("/healthz", shim.healthz, methods=["GET"]),
         Route("/metrics", shim.prometheus, methods=["GET"]),
         Route("/openapi.json", shim.openapi, methods=["GET"]),
+        *shim.dashboard.routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -52,6 +52,9 @@ class ShimSettings:
     """Optional client API key sent with every call. Never an admin key (see relay.KeyGuard)."""
     callback_nonce: str = ""
     """When set, executor callbacks must carry it (``x-nonce`` query parameter or header)."""
+    ui_api_key: str = ""
+    """Optional client API key the dashboard (/ui/) reads with, for everyone who reaches it; without one,
+    each user signs in with their own key. Never an admin key (see ui/access.py)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     call_timeout_s: float = 5.0
     health_timeout_s: float = 2.0
@@ -68,6 +71,7 @@ class ShimSettings:
             # shim must never hold (relay.KeyGuard); the shim's key is configured on purpose or not at all.
             api_key=env.get("PIPELINEJOBS_SHIM_API_KEY", "").strip(),
             callback_nonce=env.get("PIPELINEJOBS_CALLBACK_NONCE", "").strip(),
+            ui_api_key=env.get("PIPELINEJOBS_UI_API_KEY", "").strip(),
             max_body_bytes=_int(
                 env, "PIPELINEJOBS_MAX_CALLBACK_BYTES", defaults.max_body_bytes, 1, 64 * 1024 * 1024
             ),

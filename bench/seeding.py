@@ -1,0 +1,227 @@
+"""Large databases, written straight into the database: jobs with their histories, and long histories.
+
+Creating 100,000 jobs through the API would take longer than the whole benchmark may, so the documents
+are built here with the server's own code (``job_to_document``, ``event_to_document``, ``Entry.digest``,
+the identity functions and the state machine) and inserted in batches. Every seeded job is what the
+service would have stored: a valid hash chain from ``create``, and a record that agrees with its last entry.
+Jobs are seeded into an empty database and the server is started afterwards, so the indexes are built by
+the server itself (``ensure_indexes``) over the finished collections.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient, WriteConcern
+
+from pipelinejobs_server.domain import fsm
+from pipelinejobs_server.domain.history import Entry, utc_now_ms
+from pipelinejobs_server.domain.identity import job_uuid, normalize_links, pipeline_uuid
+from pipelinejobs_server.domain.records import JobRecord, PipelineRecord
+from pipelinejobs_server.storage.documents import event_to_document, job_to_document, pipeline_to_document
+
+from .harness import Environment, ServerProcess
+from .report import progress
+
+PIPELINES = 10
+LABS = 5
+EXPERIMENTS = 50
+BATCH = 2000
+# The paths through the machine the seeded jobs took, one in four each: every state filter has matches.
+PATHS: tuple[tuple[str, ...], ...] = (
+    (fsm.CREATE_EVENT,),
+    (fsm.CREATE_EVENT, "run"),
+    (fsm.CREATE_EVENT, "run", "finish"),
+    (fsm.CREATE_EVENT, "run", "fail"),
+)
+NEWEST = datetime(2026, 1, 1, tzinfo=UTC)
+# Bulk loading needs no journal wait per batch; the server's own writes keep their write concern.
+FAST = WriteConcern(w=1)
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SeededDatabase:
+    name: str
+    jobs: int
+    pipelines: tuple[str, ...]  # pipeline i owns jobs i, i + PIPELINES, ...
+    server: ServerProcess
+
+
+def chain(
+    job: str,
+    start_seq: int,
+    prev_hash: str,
+    steps: list[tuple[str, str, str]],
+    first: datetime,
+    spacing_ms: int = 1,
+) -> Iterator[tuple[Entry, str]]:
+    """Entries (name, from_state, to_state) continuing a job's chain at ``start_seq``, with their hashes."""
+    for offset, (name, source, target) in enumerate(steps):
+        entry = Entry(
+            job_uuid=job,
+            seq=start_seq + offset,
+            uuid=str(uuid.uuid4()),
+            name=name,
+            from_state=source,
+            to_state=target,
+            timestamp=first + timedelta(milliseconds=offset * spacing_ms),
+            data={} if name == fsm.CREATE_EVENT else {"bench": "seeded", "n": start_seq + offset},
+            source="grpc",
+            idempotency_key="",
+            prev_hash=prev_hash,
+        )
+        prev_hash = entry.digest()
+        yield entry, prev_hash
+
+
+def _steps(path: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    steps, state = [], ""
+    for name in path:
+        target = fsm.INITIAL_STATE if name == fsm.CREATE_EVENT else fsm.decide(state, name).to_state
+        steps.append((name, state, target))
+        state = target
+    return steps
+
+
+def _pipelines(now: datetime) -> list[PipelineRecord]:
+    records = []
+    for number in range(PIPELINES):
+        components = ((f"bench-component-{number}", "1.0.0"),)
+        records.append(
+            PipelineRecord(pipeline_uuid(components, {}), f"bench-{number}", "", components, {}, now)
+        )
+    return records
+
+
+def _job(number: int, pipeline: str, created: datetime) -> tuple[Document, list[Document]]:
+    links = normalize_links(
+        {
+            "lab": [f"bench-lab-{number % LABS}"],
+            "experiment": [f"bench-experiment-{number % EXPERIMENTS}"],
+            "sample": [f"bench-sample-{number}"],
+        }
+    )
+    data = {"bench": "seeded", "n": number}
+    identity = job_uuid(pipeline, links, data)
+    path = PATHS[number % len(PATHS)]
+    entries = list(chain(identity, 1, "", _steps(path), created))
+    last, head = entries[-1]
+    record = JobRecord(
+        uuid=identity,
+        pipeline_uuid=pipeline,
+        state=last.to_state,
+        seq=last.seq,
+        links=links,
+        data=data,
+        archive_path=f"/products/v1/bench/{pipeline}/{identity}",
+        session=f"bench-{number}",
+        agent="",
+        task="",
+        last_event=last.name,
+        head_hash=head,
+        created_at=created,
+        updated_at=last.timestamp,
+        ever_running=len(path) > 1,
+    )
+    return job_to_document(record), [event_to_document(entry, digest) for entry, digest in entries]
+
+
+def _seed(uri: str, name: str, count: int) -> tuple[str, ...]:
+    client: MongoClient[Document] = MongoClient(uri, tz_aware=True)
+    try:
+        database = client.get_database(name, write_concern=FAST)
+        # Whole seconds apart, the newest at a fixed moment, whatever the size: the newest N jobs of
+        # every seeded database are alike (same pipelines, states, labs, times; bench/listing.py).
+        newest = NEWEST
+        pipelines = _pipelines(newest - timedelta(seconds=count + 1))
+        database["pipelines"].insert_many([pipeline_to_document(record) for record in pipelines])
+        jobs: list[Document] = []
+        events: list[Document] = []
+        for number in range(count):
+            created = newest - timedelta(seconds=count - number)
+            job, history = _job(number, pipelines[number % PIPELINES].uuid, created)
+            jobs.append(job)
+            events += history
+            if len(jobs) == BATCH or number == count - 1:
+                database["jobs"].insert_many(jobs, ordered=False)
+                database["job_events"].insert_many(events, ordered=False)
+                jobs, events = [], []
+        return tuple(record.uuid for record in pipelines)
+    finally:
+        client.close()
+
+
+_SEEDED: dict[tuple[Path, int], SeededDatabase] = {}
+
+
+def seeded(env: Environment, count: int) -> SeededDatabase:
+    """A database of ``count`` seeded jobs with a server on it; made once per run and size."""
+    key = (env.root, count)
+    if key not in _SEEDED:
+        name = f"bench_jobs_{count}"
+        progress(f"seeding {count} jobs with their histories into {name}")
+        pipelines = _seed(env.uri, name, count)
+        progress(f"seeded {name}; a server builds the indexes")
+        # Building an index over 100,000 documents takes the embedded database longer than the server's
+        # default socket timeout (10 s): this first start gets a longer one. The measured server then
+        # starts with the defaults, on indexes that exist.
+        builder = env.start_server(name, timeout_s=1800.0, settings={"PIPELINEJOBS_DB_TIMEOUT_MS": "360000"})
+        builder.stop()
+        progress(f"{name}: indexes built")
+        server = env.start_server(name)
+        _SEEDED[key] = SeededDatabase(name, count, pipelines, server)
+    return _SEEDED[key]
+
+
+def extend_history(uri: str, database: str, job: str, until_seq: int) -> int:
+    """Append ``update`` entries to a RUNNING job's log until its seq is ``until_seq``; advance its record.
+
+    The entries continue the job's hash chain from its record's head, so VerifyHistory accepts them.
+    Returns how many were added. The job must be idle (nobody sends it events meanwhile).
+    """
+    client: MongoClient[Document] = MongoClient(uri, tz_aware=True)
+    try:
+        db = client.get_database(database, write_concern=FAST)
+        record = db["jobs"].find_one({"_id": job})
+        if record is None or record["state"] != "RUNNING":
+            raise RuntimeError(f"job {job} is not a RUNNING job in {database}")
+        seq, head = int(record["seq"]), str(record["head_hash"])
+        steps = [("update", "RUNNING", "RUNNING")] * (until_seq - seq)
+        # Between the record's last event and now, never in the future: later events are stamped "now".
+        first = record["updated_at"].astimezone(UTC)
+        spacing_ms = int((utc_now_ms() - first).total_seconds() * 1000) // max(len(steps), 1)
+        batch: list[Document] = []
+        last: Entry | None = None
+        for entry, digest in chain(job, seq + 1, head, steps, first, spacing_ms):
+            batch.append(event_to_document(entry, digest))
+            last, head = entry, digest
+            if len(batch) == BATCH:
+                db["job_events"].insert_many(batch)
+                batch = []
+        if batch:
+            db["job_events"].insert_many(batch)
+        if last is None:
+            return 0
+        durable = client.get_database(database, write_concern=WriteConcern(w="majority", j=True))
+        result = durable["jobs"].update_one(
+            {"_id": job, "seq": seq},
+            {
+                "$set": {
+                    "seq": last.seq,
+                    "last_event": last.name,
+                    "head_hash": head,
+                    "updated_at": last.timestamp,
+                }
+            },
+        )
+        if result.modified_count != 1:
+            raise RuntimeError(f"job {job} changed while its history was being extended")
+        return len(steps)
+    finally:
+        client.close()
