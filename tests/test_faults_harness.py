@@ -20,7 +20,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.errors import (
@@ -135,23 +135,26 @@ class Seen:
 
 
 class RecordWatcher:
-    """Reads the job records straight from the database, over and over, while a load runs: a record's seq
+    """Follows every update of the job records through a change stream while a load runs: a record's seq
     must never go down. The compare-and-set on seq is what guarantees it; ListJobs reads records as they
-    are stored, so a record moved back would list a job in a state it has already left."""
+    are stored, so a record moved back would list a job in a state it has already left. A change stream
+    sees each write, however briefly its value lasted: polling would miss most of them."""
 
     def __init__(self, uri: str, database: str, jobs: list[Job]) -> None:
         self._client: MongoClient[dict[str, Any]] = MongoClient(
             uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500
         )
         self._records = self._client[database]["jobs"]
-        self._uuids = [job.uuid for job in jobs]
+        self._uuids = {job.uuid for job in jobs}
         self._stop = threading.Event()
+        self._open = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self.backwards: list[str] = []
-        self.reads = 0
+        self.updates = 0
 
     def __enter__(self) -> RecordWatcher:
         self._thread.start()
+        assert self._open.wait(timeout=30), "the change stream did not open"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -161,18 +164,31 @@ class RecordWatcher:
 
     def _watch(self) -> None:
         highest: dict[str, int] = {}
+        resume: Any = None
         while not self._stop.is_set():
             try:
-                records = list(self._records.find({"_id": {"$in": self._uuids}}, {"seq": 1}))
-            except PyMongoError:  # the database is down (on purpose): look again when it is back
+                updates = [{"$match": {"operationType": "update"}}]
+                with self._records.watch(updates, resume_after=resume, max_await_time_ms=100) as stream:
+                    self._open.set()
+                    while not self._stop.is_set():
+                        change = stream.try_next()
+                        if change is None:
+                            continue
+                        resume = stream.resume_token
+                        self._note(highest, change["documentKey"]["_id"], change["updateDescription"])
+            except OperationFailure:
+                resume = None  # the history to resume from is gone (a restarted database): start afresh
+            except PyMongoError:  # the database is down (on purpose): follow again when it is back
                 time.sleep(0.1)
-                continue
-            self.reads += 1
-            for record in records:
-                seq = record["seq"]
-                if seq < highest.get(record["_id"], 0):
-                    self.backwards.append(f"{record['_id']}: seq {highest[record['_id']]} -> {seq}")
-                highest[record["_id"]] = max(seq, highest.get(record["_id"], 0))
+
+    def _note(self, highest: dict[str, int], job: str, description: dict[str, Any]) -> None:
+        seq = description.get("updatedFields", {}).get("seq")
+        if job not in self._uuids or seq is None:
+            return
+        self.updates += 1
+        if seq < highest.get(job, 0):
+            self.backwards.append(f"{job}: seq {highest[job]} -> {seq}")
+        highest[job] = max(seq, highest.get(job, 0))
 
 
 class Load:
@@ -183,9 +199,9 @@ class Load:
         self, jobs: list[Job], address: Callable[[random.Random], str], senders: int = 6, hot: int = 0
     ) -> None:
         self.jobs = jobs
-        # The first ``hot`` jobs get four times the events of the others: many writers racing on one job
+        # The first ``hot`` jobs get eight times the events of the others: many writers racing on one job
         # is where a missing compare-and-set shows (records moved back, seqs lost).
-        self._choices = jobs[:hot] * 4 + jobs[hot:]
+        self._choices = jobs[:hot] * 8 + jobs[hot:]
         self.seen = Seen(acknowledged={job.uuid: {} for job in jobs})
         self._address = address
         self._stop = threading.Event()

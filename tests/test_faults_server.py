@@ -1,5 +1,5 @@
 """DESIGN 6.3: server processes SIGKILLed at random instants of a concurrent load across two replicas,
-five times, each replaced by a fresh process.
+ten times, each replaced by a fresh process.
 
 Senders spread random events (admin reset/ready included, so refusals are frequent) over several jobs,
 two of them hot, and both replicas, and retry each event with its key until it is acknowledged or
@@ -33,7 +33,7 @@ from .test_faults_harness import (
 
 pytestmark = pytest.mark.slow
 
-KILLS = 5
+KILLS = 10
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_replicas_sigkilled_repeatedly_under_load(
     chooser = random.Random(2026)
     with (
         RecordWatcher(embedded.uri, database_name, jobs) as watcher,
-        Load(jobs, replicas.address, senders=8, hot=2) as load,
+        Load(jobs, replicas.address, senders=8, hot=1) as load,
     ):
         for kill in range(KILLS):
             load.wait_for_acknowledged(20 * (kill + 1))
@@ -59,7 +59,7 @@ def test_replicas_sigkilled_repeatedly_under_load(
             replicas.kill_and_replace(kill % 2)
         load.wait_for_acknowledged(20 * (KILLS + 1))
     assert not load.failures, load.failures
-    assert watcher.reads > 10
+    assert watcher.updates > 100
     assert watcher.backwards == [], "a record moved back to an earlier seq"
 
     # Straight after the crashes: crash leftovers at most, each one entry behind and nothing else.
