@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: install run test check lint format typecheck protos protos-check docs docs-check buf-lint buf-breaking unit bench clean
+.PHONY: install system-run system-test run test check lint format typecheck protos protos-check docs docs-check buf-lint buf-breaking unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,19 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+## System packages from Debian's archive, installed when missing (scripts/system-deps.sh says which and why).
+system-run:
+	scripts/system-deps.sh run
+
+system-test:
+	scripts/system-deps.sh test
+
 ## Start the embedded database and the gRPC server in the foreground (Ctrl-C stops both).
-run: install
+run: install system-run
 	$(BIN)/pipelinejobs up
 
 ## Everything CI checks: generated code, proto lint, ruff, mypy and the whole test suite.
-test: install check
+test: install system-test check
 	$(PY) -m pytest
 
 check: protos-check docs-check buf-lint lint typecheck

@@ -6,7 +6,7 @@ event is sent through the shim's HTTP endpoint from another thread: the timeline
 diagram's highlight must follow without a reload. Screenshots go to test-output/<test name>/.
 
 Chromium is never downloaded (Playwright's own browser build cannot be fetched here): the test drives
-/usr/bin/chromium, which .ci/run installs with apt-get. Without it the test fails and says so.
+/usr/bin/chromium, which `make test` installs (scripts/system-deps.sh). Without it the test fails and says so.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def stack(embedded: EmbeddedDatabase) -> Iterator[tuple[ServerThread, ShimThread
 def browser() -> Iterator[BrowserContext]:
     if not CHROMIUM.exists():
         pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); .ci/run does"
+            f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/system-deps.sh)"
         )
     with (
         tempfile.TemporaryDirectory(prefix="pipelinejobs-chromium-") as profile,
