@@ -55,9 +55,7 @@ def stack(embedded: EmbeddedDatabase) -> Iterator[tuple[ServerThread, ShimThread
 @pytest.fixture(scope="module")
 def browser() -> Iterator[BrowserContext]:
     if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/system-deps.sh)"
-        )
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/system-deps.sh)")
     with (
         tempfile.TemporaryDirectory(prefix="pipelinejobs-chromium-") as profile,
         sync_playwright() as playwright,
