@@ -29,7 +29,7 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2,
     pipeline_service_pb2_grpc,
 )
-from pipelinejobs_server.api.server import RunningServer, start_server
+from pipelinejobs_server.app import RunningServer, start_server
 from pipelinejobs_server.settings import Settings
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"

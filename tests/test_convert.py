@@ -13,7 +13,7 @@ from pipelinejobs_server.api import convert
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.errors import InvalidArgument, UnknownEvent
 from pipelinejobs_server.domain.history import Entry
-from pipelinejobs_server.domain.records import JobRecord, RecordedEvent
+from pipelinejobs_server.domain.records import JobRecord, RecordedEntry
 from pipelinejobs_server.domain.tokens import StoredToken
 
 JOB_UUID = "0b0f6a1e-3c1d-5b7e-9a55-5a1f0d7f2c11"
@@ -232,7 +232,7 @@ def entry(**changes: Any) -> Entry:
 
 
 def test_history_to_proto() -> None:
-    recorded = RecordedEvent(entry(), "ff" * 32)
+    recorded = RecordedEntry(entry(), "ff" * 32)
     message = convert.history_to_proto(recorded)
     assert message.seq == 2
     assert message.uuid == EVENT_UUID
@@ -251,7 +251,7 @@ def test_history_to_proto() -> None:
 def test_history_to_proto_of_the_create_event() -> None:
     # The first entry has no previous state and no previous hash.
     first = entry(seq=1, name="create", from_state="", to_state="CREATED", prev_hash="", source="grpc")
-    message = convert.history_to_proto(RecordedEvent(first, first.digest()))
+    message = convert.history_to_proto(RecordedEntry(first, first.digest()))
     assert message.seq == 1
     assert message.name == job_pb2.JOB_EVENT_CREATE
     assert message.from_state == job_pb2.JOB_STATE_UNSPECIFIED
@@ -265,7 +265,7 @@ def test_history_to_proto_of_the_create_event() -> None:
 def test_history_to_proto_for_every_transition(event: str, source: str, destination: str) -> None:
     to_state = source if destination == fsm.SAME else destination
     message = convert.history_to_proto(
-        RecordedEvent(entry(name=event, from_state=source, to_state=to_state), "00" * 32)
+        RecordedEntry(entry(name=event, from_state=source, to_state=to_state), "00" * 32)
     )
     assert convert.event_from_proto(message.name) == event
     if source:

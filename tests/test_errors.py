@@ -9,7 +9,8 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from pipelinejobs_server.api import errors as api_errors
-from pipelinejobs_server.api.errors import DOMAIN, TABLE, Codes, codes_for, to_grpc_status
+from pipelinejobs_server.api.errors import DOMAIN, to_grpc_status
+from pipelinejobs_server.codes import TABLE, Codes, codes_for
 from pipelinejobs_server.domain import errors
 
 S = grpc.StatusCode

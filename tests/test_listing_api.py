@@ -18,8 +18,8 @@ from google.protobuf import timestamp_pb2
 from pymongo import MongoClient
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
-from pipelinejobs_server.domain.queries import JobFilter, JobOrder, Position
-from pipelinejobs_server.storage import job_queries
+from pipelinejobs_server.domain.listing import JobFilter, JobOrder, Position
+from pipelinejobs_server.storage import listing
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 
 from .support import (
@@ -248,16 +248,16 @@ def test_common_filters_use_an_index(
         jobs = client[dataset.database].jobs
         position = None
         if deep:  # a position two thirds of the way down, as a page token would carry it
-            ordered = jobs.find().sort(job_queries.sort(JobOrder.CREATE_TIME_DESC))
+            ordered = jobs.find().sort(listing.sort(JobOrder.CREATE_TIME_DESC))
             row = ordered.skip(2 * JOBS // 3).limit(1).next()
             position = Position(row["created_at"], row["_id"])
         plan = client[dataset.database].command(
             "explain",
             {
                 "find": "jobs",
-                "filter": job_queries.page_query(job_filter, JobOrder.CREATE_TIME_DESC, position),
-                "sort": dict(job_queries.sort(JobOrder.CREATE_TIME_DESC)),
-                "hint": dict(job_queries.index_for(job_filter, JobOrder.CREATE_TIME_DESC)),
+                "filter": listing.page_query(job_filter, JobOrder.CREATE_TIME_DESC, position),
+                "sort": dict(listing.sort(JobOrder.CREATE_TIME_DESC)),
+                "hint": dict(listing.index_for(job_filter, JobOrder.CREATE_TIME_DESC)),
                 "limit": 101,
             },
             verbosity="queryPlanner",

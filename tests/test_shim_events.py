@@ -15,7 +15,7 @@ from pipelinejobs_client import JobsClient
 from pipelinejobs_client.config import ClientConfig
 from pipelinejobs_client.pipelinejob import PipelineJob
 from pipelinejobs_server.shim import ShimSettings
-from pipelinejobs_server.shim.runner import bind, url_for
+from pipelinejobs_server.web.serving import bind, url_for
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 
 from .support import CLIENT_KEY, ServerThread

@@ -24,7 +24,7 @@ from pipelinejobs_client import JobsClient
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_client.messages import event_name, state_name
 from pipelinejobs_server.shim import ShimSettings, create_app
-from pipelinejobs_server.shim.runner import RunningShim, bind, start_shim
+from pipelinejobs_server.web.serving import RunningApp, bind, start_app
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 
 from .support import CLIENT_KEY, ServerThread, test_settings
@@ -38,13 +38,13 @@ class ShimThread:
         self._sock = sock
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.running: RunningShim | None = None
+        self.running: RunningApp | None = None
 
     def start(self) -> ShimThread:
         self._thread.start()
         app = create_app(self.settings)
-        future: Future[RunningShim] = asyncio.run_coroutine_threadsafe(
-            start_shim(app, self._sock or bind("127.0.0.1", 0)), self._loop
+        future: Future[RunningApp] = asyncio.run_coroutine_threadsafe(
+            start_app(app, self._sock or bind("127.0.0.1", 0)), self._loop
         )
         self.running = future.result(timeout=30)
         return self

@@ -13,7 +13,7 @@ import pytest
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_server.shim import ShimSettings
-from pipelinejobs_server.shim.runner import bind
+from pipelinejobs_server.web.serving import bind
 from pipelinejobs_server.shim.statuses import AGAVE, TAPIS
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 

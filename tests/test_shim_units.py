@@ -11,12 +11,12 @@ import grpc
 import pytest
 
 from pipelinejobs_client import errors as client_errors
-from pipelinejobs_server.api.errors import TABLE, codes_for, http_status
+from pipelinejobs_server.codes import TABLE, codes_for, http_status
 from pipelinejobs_server.domain import errors, fsm
 from pipelinejobs_server.settings import SettingsError
 from pipelinejobs_server.shim import docs, failures, statuses
 from pipelinejobs_server.shim.body import callback_data, callback_key
-from pipelinejobs_server.shim.logs import RedactingFilter, redact, redact_query
+from pipelinejobs_server.web.logs import RedactingFilter, redact, redact_query
 from pipelinejobs_server.shim.messages import EVENT_SCHEMA, EVENTS
 from pipelinejobs_server.shim.settings import ShimSettings
 

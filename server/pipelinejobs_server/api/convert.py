@@ -9,7 +9,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from pipelinejobs_client.api.v1 import job_pb2, pipeline_pb2
 from pipelinejobs_server.domain.errors import InvalidArgument, UnknownEvent
-from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEvent, RejectedRecord
+from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEntry, RejectedEvent
 
 _STATE_PREFIX = "JOB_STATE_"
 _EVENT_PREFIX = "JOB_EVENT_"
@@ -116,7 +116,7 @@ def job_to_proto(record: JobRecord) -> job_pb2.Job:
     )
 
 
-def history_to_proto(recorded: RecordedEvent) -> job_pb2.HistoryEvent:
+def history_to_proto(recorded: RecordedEntry) -> job_pb2.HistoryEvent:
     entry = recorded.entry
     return job_pb2.HistoryEvent(
         seq=entry.seq,
@@ -134,7 +134,7 @@ def history_to_proto(recorded: RecordedEvent) -> job_pb2.HistoryEvent:
     )
 
 
-def rejected_to_proto(record: RejectedRecord) -> job_pb2.RejectedEvent:
+def rejected_to_proto(record: RejectedEvent) -> job_pb2.RejectedEvent:
     return job_pb2.RejectedEvent(
         uuid=record.uuid,
         job_uuid=record.job_uuid,

@@ -9,21 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from grpc_health.v1 import health, health_pb2
 
 from pipelinejobs_server.domain.errors import DatabaseUnavailable
-from pipelinejobs_server.storage.database import Database
 
 log = logging.getLogger("pipelinejobs.health")
 
 
 class DatabaseHealth:
-    def __init__(self, database: Database, services: Iterable[str], interval_s: float) -> None:
+    def __init__(
+        self, ping: Callable[[], Awaitable[None]], services: Iterable[str], interval_s: float
+    ) -> None:
+        """``ping`` answers when the database does and raises DatabaseUnavailable when it does not."""
         # The asyncio servicer module is not declared in grpc_health's typing.
         self.servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        self._database = database
+        self._ping = ping
         self._services = ("", *services)
         self._interval_s = interval_s
         self._serving: bool | None = None
@@ -31,7 +33,7 @@ class DatabaseHealth:
 
     async def check_once(self) -> bool:
         try:
-            await self._database.ping()
+            await self._ping()
         except DatabaseUnavailable:
             serving = False
         else:

@@ -1,7 +1,7 @@
 """Wake-ups for watchers when a job's log grows, from any replica.
 
 One change stream per server process follows inserts into ``job_events`` and wakes the watchers of that
-job. A wake-up only says "look again": watchers always read the log itself (``events_after``), so a
+job. A wake-up only says "look again": watchers always read the log itself (``entries_after``), so a
 missed, duplicated or reordered notification can delay an event but never lose or repeat one. Where
 change streams are unavailable the watchers fall back on polling, which keeps the same guarantees.
 
@@ -32,7 +32,7 @@ STOP_WAIT_S = 5.0
 LINGER_S = 10.0  # keep following this long after the last watcher left: watches come and go in bursts
 
 
-class LogNotifier:
+class HistoryNotifier:
     def __init__(self, events: AsyncCollection[Document]) -> None:
         self._events = events
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pipelinejobs_server.domain.queries import JobFilter, JobOrder, Position, TimeRange
+from pipelinejobs_server.domain.listing import JobFilter, JobOrder, Position, TimeRange
 
 
 def _range(moments: TimeRange) -> dict[str, Any]:

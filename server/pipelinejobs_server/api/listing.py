@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 
 from pipelinejobs_client.api.v1 import job_service_pb2 as pb
 from pipelinejobs_server.domain.errors import InvalidArgument
-from pipelinejobs_server.domain.queries import JobFilter, JobOrder, TimeRange
+from pipelinejobs_server.domain.listing import JobFilter, JobOrder, TimeRange
 
 from .convert import state_from_proto
 

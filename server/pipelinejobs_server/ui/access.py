@@ -25,8 +25,9 @@ from starlette.responses import Response
 from pipelinejobs_client import AsyncJobsClient, RetryPolicy
 from pipelinejobs_client import errors as client_errors
 from pipelinejobs_server.domain import errors
-from pipelinejobs_server.shim.failures import ShimMisconfigured
-from pipelinejobs_server.shim.settings import ShimSettings
+from pipelinejobs_server.web.failures import Misconfigured
+
+from .settings import DashboardSettings
 
 COOKIE = "pipelinejobs_ui_key"
 COOKIE_PATH = "/ui"
@@ -62,7 +63,7 @@ def _fingerprint(key: str) -> str:
 class Readers:
     """The dashboard's gRPC clients, one per API key; the configured key is checked on first use."""
 
-    def __init__(self, settings: ShimSettings) -> None:
+    def __init__(self, settings: DashboardSettings) -> None:
         self._settings = settings
         self._pool: OrderedDict[str, AsyncJobsClient] = OrderedDict()
         self._evicted: dict[asyncio.Task[None], AsyncJobsClient] = {}
@@ -71,10 +72,10 @@ class Readers:
     @property
     def shared(self) -> bool:
         """Whether the operator configured a key for everyone (then there is no sign-in)."""
-        return bool(self._settings.ui_api_key)
+        return bool(self._settings.api_key)
 
     def key_of(self, request: Request) -> str | None:
-        return self._settings.ui_api_key or request.cookies.get(COOKIE) or None
+        return self._settings.api_key or request.cookies.get(COOKIE) or None
 
     def client(self, key: str) -> AsyncJobsClient:
         fingerprint = _fingerprint(key)
@@ -101,7 +102,7 @@ class Readers:
             try:
                 await check_read_key(client)
             except (AdminKeyRefused, client_errors.Unauthenticated) as error:
-                raise ShimMisconfigured(f"PIPELINEJOBS_UI_API_KEY is refused: {error.message}") from None
+                raise Misconfigured(f"PIPELINEJOBS_UI_API_KEY is refused: {error.message}") from None
             self._shared_checked = True
         return client
 

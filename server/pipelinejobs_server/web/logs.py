@@ -1,8 +1,8 @@
 """Logging without secrets: the job token travels in callback query strings, so every line is redacted.
 
-uvicorn's own access log prints the raw query string, so the shim turns it off and writes its own
+uvicorn's own access log prints the raw query string, so the apps turn it off and write their own
 (``AccessLog``) with the sensitive parameters masked. ``RedactingFilter`` is a second line of defence on
-the shim's and uvicorn's loggers, for any message or traceback that might quote a URL or a payload.
+the apps' and uvicorn's loggers, for any message or traceback that might quote a URL or a payload.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ _IN_TEXT = re.compile(
 LOGGERS = (
     "pipelinejobs.shim",
     "pipelinejobs.shim.access",
+    "pipelinejobs.ui",
+    "pipelinejobs.ui.access",
     "uvicorn",
     "uvicorn.error",
     "uvicorn.access",
     "uvicorn.asgi",
 )
-
-log = logging.getLogger("pipelinejobs.shim.access")
 
 
 def redact_query(query: str) -> str:
@@ -73,7 +73,7 @@ class RedactingFilter(logging.Filter):
 
 
 def install_redaction() -> None:
-    """Put the filter on every logger the shim's requests may reach (idempotent)."""
+    """Put the filter on every logger the apps' requests may reach (idempotent)."""
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
@@ -81,10 +81,12 @@ def install_redaction() -> None:
 
 
 class AccessLog:
-    """One line per request: method, path, redacted query, status and duration."""
+    """One line per request on ``logger`` (each app has its own): method, path, redacted query, status
+    and duration."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, logger: str) -> None:
         self.app = app
+        self._log = logging.getLogger(logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,7 +106,7 @@ class AccessLog:
         finally:
             query = redact_query(scope.get("query_string", b"").decode("latin-1"))
             client = scope.get("client") or ("-", 0)
-            log.info(
+            self._log.info(
                 '%s "%s %s%s" %d %.1fms',
                 client[0],
                 scope["method"],

@@ -1,4 +1,4 @@
-"""Serving the shim with uvicorn on the running event loop, as one task among others.
+"""Serving an HTTP app with uvicorn on the running event loop, as one task among others.
 
 The socket is bound first, by us: the caller learns the real port (for port 0) before anything is
 served — ``up`` needs it to build the public callback URL the gRPC server hands out — and a busy port
@@ -59,7 +59,7 @@ def url_for(host: str, port: int) -> str:
 
 
 @dataclass
-class RunningShim:
+class RunningApp:
     url: str
     port: int
     server: uvicorn.Server
@@ -72,7 +72,7 @@ class RunningShim:
         await self.task
 
 
-async def start_shim(app: ASGIApp, sock: socket.socket) -> RunningShim:
+async def start_app(app: ASGIApp, sock: socket.socket, name: str = "http") -> RunningApp:
     """Serve ``app`` on ``sock`` from the current loop; returns once it accepts connections."""
     config = uvicorn.Config(
         app,
@@ -83,15 +83,15 @@ async def start_shim(app: ASGIApp, sock: socket.socket) -> RunningShim:
         timeout_graceful_shutdown=5,
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="callback-shim")
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
     deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_S
     while not server.started:
         if task.done():
             await task  # raises what stopped it
-            raise RuntimeError("the callback shim stopped during start-up")
+            raise RuntimeError(f"the {name} app stopped during start-up")
         if asyncio.get_running_loop().time() > deadline:
             server.should_exit = True
-            raise RuntimeError("the callback shim did not start in time")
+            raise RuntimeError(f"the {name} app did not start in time")
         await asyncio.sleep(0.01)
     host, port = sock.getsockname()[:2]
-    return RunningShim(url_for(host, port), port, server, task)
+    return RunningApp(url_for(host, port), port, server, task)

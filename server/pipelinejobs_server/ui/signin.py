@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from pipelinejobs_client import AsyncJobsClient
 from pipelinejobs_client import errors as client_errors
 from pipelinejobs_server.domain.errors import PipelineJobsError
-from pipelinejobs_server.shim.body import read_limited
+from pipelinejobs_server.web.body import read_limited
 
 from . import access
 from .dashboard import Dashboard, base

@@ -1,4 +1,9 @@
-"""The dashboard's frame: its routes under /ui, templates, security headers, and one error path.
+"""The dashboard's app: its routes, templates, security headers, and one error path.
+
+``create_app`` builds it as an ASGI app of its own, mounted under /ui by ``pipelinejobs up`` (beside the
+callback shim, on one port) and by ``pipelinejobs dashboard`` (alone): the public callback endpoint and
+the internal dashboard can be deployed apart.
+
 
 Every page and feed resolves its reader (access.py) and maps errors the same way, in ``page`` and
 ``feed``: a user without a key is sent to sign in (pages) or answered 401 (feeds); a key the server no
@@ -8,13 +13,16 @@ or as the shim's JSON error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -27,10 +35,11 @@ from pipelinejobs_client import AsyncJobsClient
 from pipelinejobs_client import errors as client_errors
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.domain import errors
-from pipelinejobs_server.shim.failures import Failure, ShimMisconfigured, failure
-from pipelinejobs_server.shim.settings import ShimSettings
+from pipelinejobs_server.web.failures import Failure, Misconfigured, failure, http_error
+from pipelinejobs_server.web.logs import AccessLog, install_redaction
 
 from . import access
+from .settings import DashboardSettings
 
 MACHINE_TTL_S = 300.0  # the machine changes only with a server release; re-read it now and then
 # Pages only load their own script and style, talk only to their own origin, and are never framed.
@@ -76,11 +85,11 @@ def base(request: Request) -> str:
 
 
 class Dashboard:
-    def __init__(self, settings: ShimSettings) -> None:
+    def __init__(self, settings: DashboardSettings) -> None:
         self.settings = settings
         self.readers = access.Readers(settings)
         environment = jinja2.Environment(
-            loader=jinja2.PackageLoader("pipelinejobs_server.shim.ui", "templates"),
+            loader=jinja2.PackageLoader("pipelinejobs_server.ui", "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,  # a misspelt name fails a test instead of rendering blank
         )
@@ -114,24 +123,18 @@ class Dashboard:
             return functools.partial(endpoint, self)
 
         return [
+            Route("/", bind(pages.jobs_table), methods=["GET"], name="ui-jobs"),
+            Route("/login", bind(signin.login_form), methods=["GET"]),
+            Route("/login", bind(signin.login), methods=["POST"]),
+            Route("/logout", bind(signin.logout), methods=["POST"]),
+            Route("/jobs/{uuid}", bind(pages.job_page), methods=["GET"]),
+            Route("/jobs/{uuid}/events", bind(pages.job_events), methods=["GET"]),
+            Route("/jobs/{uuid}/provenance.json", bind(pages.provenance), methods=["GET"]),
             Mount(
-                "/ui",
-                routes=[
-                    Route("/", bind(pages.jobs_table), methods=["GET"], name="ui-jobs"),
-                    Route("/login", bind(signin.login_form), methods=["GET"]),
-                    Route("/login", bind(signin.login), methods=["POST"]),
-                    Route("/logout", bind(signin.logout), methods=["POST"]),
-                    Route("/jobs/{uuid}", bind(pages.job_page), methods=["GET"]),
-                    Route("/jobs/{uuid}/events", bind(pages.job_events), methods=["GET"]),
-                    Route("/jobs/{uuid}/provenance.json", bind(pages.provenance), methods=["GET"]),
-                    Mount(
-                        "/static",
-                        StaticFiles(packages=[("pipelinejobs_server.shim.ui", "static")]),
-                        name="ui-static",
-                    ),
-                ],
-                middleware=[Middleware(SecurityHeaders)],
-            )
+                "/static",
+                StaticFiles(packages=[("pipelinejobs_server.ui", "static")]),
+                name="ui-static",
+            ),
         ]
 
     async def close(self) -> None:
@@ -151,7 +154,7 @@ def page(handler: Handler) -> Endpoint:
         except client_errors.Unauthenticated:
             await dashboard.readers.discard(dashboard.readers.key_of(request) or "")
             if dashboard.readers.shared:  # the operator's key: nothing the user can fix by signing in
-                refused = ShimMisconfigured("PIPELINEJOBS_UI_API_KEY is not valid on the server")
+                refused = Misconfigured("PIPELINEJOBS_UI_API_KEY is not valid on the server")
                 return dashboard.failed(request, refused)
             response = sign_in(request, expired=True)
             access.forget(response, request)
@@ -185,3 +188,29 @@ def sign_in(request: Request, *, expired: bool = False) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     notice = "&expired=1" if expired else ""
     return RedirectResponse(f"{base(request)}/login?next={quote(target, safe='')}{notice}", status_code=303)
+
+
+PREFIX = "/ui"
+"""Where the dashboard is served: its cookie is scoped to this path (access.COOKIE_PATH)."""
+
+
+def create_app(settings: DashboardSettings) -> Starlette:
+    """The dashboard as an ASGI app; serve it under ``PREFIX`` (web/mounting.py)."""
+    install_redaction()
+    dashboard = Dashboard(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await dashboard.close()
+
+    app = Starlette(
+        routes=dashboard.routes(),
+        middleware=[Middleware(AccessLog, logger="pipelinejobs.ui.access"), Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.state.dashboard = dashboard  # for tests and embedding; it keeps no job state
+    return app

@@ -19,7 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from pipelinejobs_client import AsyncJobsClient
 from pipelinejobs_client.api.v1 import job_pb2, pipeline_pb2
 from pipelinejobs_client.cli import views
-from pipelinejobs_server.service.validation import uuid_field
+from pipelinejobs_server.domain.identity import checked_uuid
 
 from . import diagram, live
 from .dashboard import Dashboard, feed, page
@@ -125,7 +125,7 @@ def _path(history: list[job_pb2.HistoryEvent]) -> list[str]:
 
 @page
 async def job_page(dashboard: Dashboard, request: Request, client: AsyncJobsClient) -> Response:
-    uuid = uuid_field(request.path_params["uuid"], "uuid")
+    uuid = checked_uuid(request.path_params["uuid"], "uuid")
     job = await client.get_job(uuid)
     history, machine, pipeline = await asyncio.gather(
         _history(client, job), dashboard.machine(client), client.get_pipeline(job.pipeline_uuid)
@@ -147,7 +147,7 @@ async def job_page(dashboard: Dashboard, request: Request, client: AsyncJobsClie
 
 @feed
 async def job_events(dashboard: Dashboard, request: Request, client: AsyncJobsClient) -> Response:
-    uuid = uuid_field(request.path_params["uuid"], "uuid")
+    uuid = checked_uuid(request.path_params["uuid"], "uuid")
     await client.get_job(uuid)  # answer 404/401 now, before the stream's 200 has gone out
     return StreamingResponse(
         live.stream(client, uuid, live.resume_after(request)),
@@ -158,7 +158,7 @@ async def job_events(dashboard: Dashboard, request: Request, client: AsyncJobsCl
 
 @feed
 async def provenance(dashboard: Dashboard, request: Request, client: AsyncJobsClient) -> Response:
-    uuid = uuid_field(request.path_params["uuid"], "uuid")
+    uuid = checked_uuid(request.path_params["uuid"], "uuid")
     document = await client.export_provenance(uuid)
     return Response(
         document,

@@ -1,24 +1,20 @@
-"""Read-only, streaming access to a whole database, for ``pipelinejobs doctor``.
+"""A read-only scan of a whole database, page by page, for ``pipelinejobs doctor``.
 
 The doctor is an operator tool over the database (like ``mongodump``), not a client of the service: it
 reads the collections directly with a blocking pymongo client and never writes. Every read is a keyset
-page over an index (``_id`` for jobs, the unique ``(job_uuid, seq)`` index for a job's log), so memory
+page over an index (``_id`` for jobs, the unique ``(job_uuid, seq)`` index for a job's history), so memory
 stays bounded by one page however large the database, no cursor stays open while the caller works, and
 the database never has to sort a whole collection in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from types import TracebackType
 
 from pymongo import ASCENDING, MongoClient
-from pymongo.errors import PyMongoError
 
-from pipelinejobs_server.domain.errors import DatabaseUnavailable
-
-from .database import Document
+from .database import HISTORY, JOBS, Document, translated
 
 PAGE = 500
 # What the doctor needs of a record. Job parameters (up to 256 KiB each) and token hashes are left out,
@@ -26,16 +22,8 @@ PAGE = 500
 RECORD_FIELDS = {"data_json": 0, "tokens": 0}
 
 
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except PyMongoError as error:
-        raise DatabaseUnavailable(f"database unavailable: {type(error).__name__}: {error}") from error
-
-
-class AuditSource:
-    """The jobs and their logs, page by page. Use as a context manager, or call ``close()``."""
+class DatabaseScan:
+    """The jobs and their histories, page by page. Use as a context manager, or call ``close()``."""
 
     def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000, page: int = PAGE) -> None:
         self._client: MongoClient[Document] = MongoClient(
@@ -46,14 +34,14 @@ class AuditSource:
             uuidRepresentation="standard",
             appname="pipelinejobs-doctor",
         )
-        self._jobs = self._client[database]["jobs"]
-        self._events = self._client[database]["job_events"]
+        self._jobs = self._client[database][JOBS]
+        self._events = self._client[database][HISTORY]
         self._page = page
 
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> AuditSource:
+    def __enter__(self) -> DatabaseScan:
         return self
 
     def __exit__(
@@ -63,19 +51,19 @@ class AuditSource:
 
     def ping(self) -> None:
         """Fail with DatabaseUnavailable now, rather than half-way through a check."""
-        with _translated():
+        with translated(detail=True):
             self._client.admin.command("ping")
 
     def has_jobs(self) -> bool:
         """Whether the database has a jobs collection at all: without one, its name is probably wrong."""
-        with _translated():
-            return "jobs" in self._jobs.database.list_collection_names()
+        with translated(detail=True):
+            return JOBS in self._jobs.database.list_collection_names()
 
     def records(self) -> Iterator[Document]:
         """Every job record in ``_id`` order. Only string ids: the service never writes another kind."""
         last = ""
         while True:
-            with _translated():
+            with translated(detail=True):
                 page = list(
                     self._jobs.find({"_id": {"$gt": last}}, RECORD_FIELDS)
                     .sort("_id", ASCENDING)
@@ -87,14 +75,14 @@ class AuditSource:
             last = page[-1]["_id"]
 
     def record(self, job_uuid: str) -> Document | None:
-        with _translated():
+        with translated(detail=True):
             return self._jobs.find_one({"_id": job_uuid}, RECORD_FIELDS)
 
     def events(self, job_uuid: str) -> Iterator[Document]:
-        """A job's log in seq order, a page at a time (keyset on seq, served by the job_seq index)."""
+        """A job's history in seq order, a page at a time (keyset on seq, served by the job_seq index)."""
         query: Document = {"job_uuid": job_uuid}
         while True:
-            with _translated():
+            with translated(detail=True):
                 page = list(self._events.find(query).sort("seq", ASCENDING).limit(self._page))
             yield from page
             if len(page) < self._page:
@@ -102,14 +90,14 @@ class AuditSource:
             query = {"job_uuid": job_uuid, "seq": {"$gt": page[-1].get("seq")}}
 
     def count_events(self, job_uuid: str | None = None) -> int:
-        with _translated():
+        with translated(detail=True):
             return self._events.count_documents({} if job_uuid is None else {"job_uuid": job_uuid})
 
     def logged_job_uuids(self) -> Iterator[str]:
-        """Each distinct ``job_uuid`` of the log once, in order: a keyset walk over the job_seq index."""
+        """Each distinct ``job_uuid`` of the history once, in order: a keyset walk over the job_seq index."""
         last = ""
         while True:
-            with _translated():
+            with translated(detail=True):
                 document = self._events.find_one(
                     {"job_uuid": {"$gt": last}}, {"job_uuid": 1}, sort=[("job_uuid", ASCENDING)]
                 )
