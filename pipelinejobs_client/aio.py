@@ -19,10 +19,11 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2_grpc,
 )
 
-from . import messages
+from . import requests
 from .channels import CHANNEL_OPTIONS, call_metadata, channel_credentials
 from .client import DEFAULT_TIMEOUT_S
 from .errors import JobNotFound, from_rpc_error
+from .names import EventLike
 from .retry import RetryPolicy
 
 Response = TypeVar("Response")
@@ -81,12 +82,12 @@ class AsyncJobsClient:
     async def register_pipeline(
         self,
         name: str,
-        components: Sequence[messages.Component],
+        components: Sequence[requests.Component],
         *,
         options: Mapping[str, Any] | None = None,
         description: str = "",
     ) -> pipeline_service_pb2.RegisterPipelineResponse:
-        request = messages.register_pipeline(name, components, options, description)
+        request = requests.register_pipeline(name, components, options, description)
         reply: pipeline_service_pb2.RegisterPipelineResponse = await self._call(
             self._pipelines.RegisterPipeline, request
         )
@@ -130,7 +131,7 @@ class AsyncJobsClient:
         agent: str = "",
         task: str = "",
     ) -> job_service_pb2.CreateJobResponse:
-        request = messages.create_job(
+        request = requests.create_job(
             pipeline_uuid,
             lab=lab,
             experiment=experiment,
@@ -165,7 +166,7 @@ class AsyncJobsClient:
         page_size: int = 0,
         page_token: str = "",
     ) -> job_service_pb2.ListJobsResponse:
-        request = messages.list_jobs(
+        request = requests.list_jobs(
             pipeline_uuid=pipeline_uuid,
             states=states,
             lab=lab,
@@ -190,7 +191,7 @@ class AsyncJobsClient:
         until_states: Iterable[str | int] = (),
         timeout: float | None = None,  # noqa: ASYNC109 - the stream's gRPC deadline
     ) -> AsyncIterator[job_pb2.HistoryEvent]:
-        request = messages.watch_job(uuid, after_seq=after_seq, until_states=until_states)
+        request = requests.watch_job(uuid, after_seq=after_seq, until_states=until_states)
         try:
             async for reply in self._jobs.WatchJob(request, timeout=timeout, metadata=self._metadata):
                 yield reply.event
@@ -200,14 +201,14 @@ class AsyncJobsClient:
     async def send_event(
         self,
         uuid: str,
-        event: messages.EventLike,
+        event: EventLike,
         *,
         token: str = "",
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         source: str | int | None = None,
     ) -> job_service_pb2.SendEventResponse:
-        request = messages.send_event(
+        request = requests.send_event(
             uuid, event, token=token, data=data, idempotency_key=idempotency_key, source=source
         )
         reply: job_service_pb2.SendEventResponse = await self._call(self._jobs.SendEvent, request)
@@ -245,7 +246,7 @@ class AsyncJobsClient:
         data: Mapping[str, Any] | None = None,
         source: str | int | None = None,
     ) -> job_pb2.RejectedEvent:
-        request = messages.reject_event(
+        request = requests.reject_event(
             uuid, event, reason=reason, message=message, token=token, data=data, source=source
         )
         reply: job_service_pb2.RejectEventResponse = await self._call(self._jobs.RejectEvent, request)

@@ -23,9 +23,10 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2_grpc,
 )
 
-from . import messages
+from . import requests
 from .channels import CHANNEL_OPTIONS, call_metadata, channel_credentials
 from .errors import JobNotFound, PipelineJobsError, from_rpc_error
+from .names import EventLike
 from .retry import RetryPolicy
 
 Response = TypeVar("Response")
@@ -99,13 +100,13 @@ class JobsClient:
     def register_pipeline(
         self,
         name: str,
-        components: Sequence[messages.Component],
+        components: Sequence[requests.Component],
         *,
         options: Mapping[str, Any] | None = None,
         description: str = "",
     ) -> pipeline_service_pb2.RegisterPipelineResponse:
         """Register a pipeline (``components`` as ``"id@version"`` or ``(id, version)``); idempotent."""
-        request = messages.register_pipeline(name, components, options, description)
+        request = requests.register_pipeline(name, components, options, description)
         return self._call(self._pipelines.RegisterPipeline, request)
 
     def get_pipeline(self, uuid: str) -> pipeline_pb2.Pipeline:
@@ -142,7 +143,7 @@ class JobsClient:
         task: str = "",
     ) -> job_service_pb2.CreateJobResponse:
         """Create a job, or get the existing one with the same identity and a fresh token."""
-        request = messages.create_job(
+        request = requests.create_job(
             pipeline_uuid,
             lab=lab,
             experiment=experiment,
@@ -174,7 +175,7 @@ class JobsClient:
         page_token: str = "",
     ) -> job_service_pb2.ListJobsResponse:
         """One page of jobs matching every filter given (links: any of the values of each kind)."""
-        request = messages.list_jobs(
+        request = requests.list_jobs(
             pipeline_uuid=pipeline_uuid,
             states=states,
             lab=lab,
@@ -213,7 +214,7 @@ class JobsClient:
         Reconnect with the last ``seq`` received to continue without loss or repeats. ``timeout`` bounds
         the whole stream (None: no deadline).
         """
-        request = messages.watch_job(uuid, after_seq=after_seq, until_states=until_states)
+        request = requests.watch_job(uuid, after_seq=after_seq, until_states=until_states)
         try:
             for reply in self._jobs.WatchJob(request, timeout=timeout, metadata=self._metadata):
                 yield reply.event
@@ -223,7 +224,7 @@ class JobsClient:
     def send_event(
         self,
         uuid: str,
-        event: messages.EventLike,
+        event: EventLike,
         *,
         token: str = "",
         data: Mapping[str, Any] | None = None,
@@ -231,7 +232,7 @@ class JobsClient:
         source: str | int | None = None,
     ) -> job_service_pb2.SendEventResponse:
         """Apply an event (``"run"``, ``"update"``, … or a ``JobEvent``); a key is generated if none given."""
-        request = messages.send_event(
+        request = requests.send_event(
             uuid, event, token=token, data=data, idempotency_key=idempotency_key, source=source
         )
         return self._call(self._jobs.SendEvent, request)
@@ -268,7 +269,7 @@ class JobsClient:
         source: str | int | None = None,
     ) -> job_pb2.RejectedEvent:
         """Keep something that could not be applied (e.g. an unmapped status) in the job's rejected log."""
-        request = messages.reject_event(
+        request = requests.reject_event(
             uuid, event, reason=reason, message=message, token=token, data=data, source=source
         )
         return self._call(self._jobs.RejectEvent, request).event

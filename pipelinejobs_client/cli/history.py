@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator, Mapping
 
-from pipelinejobs_client import JobsClient
+from pipelinejobs_client import JobsClient, views
 from pipelinejobs_client.api.v1 import job_pb2
 
-from . import common, output, views
+from . import common, output
 
 FORMATS = ("table", "json", "seed")
 
