@@ -24,7 +24,7 @@ from .channels import CHANNEL_OPTIONS, call_metadata, channel_credentials
 from .client import DEFAULT_TIMEOUT_S
 from .errors import JobNotFound, from_rpc_error
 from .names import EventLike
-from .retry import RetryPolicy
+from .retry import RetryPolicy, method_of, safe_to_repeat
 
 Response = TypeVar("Response")
 
@@ -66,14 +66,15 @@ class AsyncJobsClient:
         await self.close()
 
     async def _call(self, method: Callable[..., Any], request: Any, *, done_if_gone: Any = None) -> Any:
-        for attempt in range(self._retry.attempts):
+        attempts = self._retry.attempts if safe_to_repeat(method_of(request)) else 1
+        for attempt in range(attempts):
             try:
                 return await method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as rpc_error:
                 error = from_rpc_error(rpc_error)
             if attempt and done_if_gone is not None and isinstance(error, JobNotFound):
                 return done_if_gone
-            if attempt + 1 < self._retry.attempts and self._retry.retryable(error):
+            if attempt + 1 < attempts and self._retry.retryable(error):
                 await asyncio.sleep(self._retry.backoff(attempt))
                 continue
             raise error

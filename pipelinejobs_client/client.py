@@ -27,7 +27,7 @@ from . import requests
 from .channels import CHANNEL_OPTIONS, call_metadata, channel_credentials
 from .errors import JobNotFound, PipelineJobsError, from_rpc_error
 from .names import EventLike
-from .retry import RetryPolicy
+from .retry import RetryPolicy, method_of, safe_to_repeat
 
 Response = TypeVar("Response")
 DEFAULT_TIMEOUT_S = 10.0
@@ -82,14 +82,15 @@ class JobsClient:
         ``done_if_gone``: for deletions, the answer to give when a retry finds the job already gone
         (the attempt whose reply was lost had succeeded).
         """
-        for attempt in range(self._retry.attempts):
+        attempts = self._retry.attempts if safe_to_repeat(method_of(request)) else 1
+        for attempt in range(attempts):
             try:
                 return method(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as rpc_error:
                 error = from_rpc_error(rpc_error)
             if attempt and done_if_gone is not None and isinstance(error, JobNotFound):
                 return done_if_gone
-            if attempt + 1 < self._retry.attempts and self._retry.retryable(error):
+            if attempt + 1 < attempts and self._retry.retryable(error):
                 time.sleep(self._retry.backoff(attempt))
                 continue
             raise error
