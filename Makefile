@@ -37,7 +37,7 @@ protos: install
 protos-check: install
 	$(PY) scripts/gen_protos.py --check
 
-## Regenerate the client's derived modules: the reason tree of its typed errors (scripts/gen_client.py says how).
+## Regenerate the client's derived modules: the blocking client (from aio.py) and the reason tree of its errors.
 client: install
 	$(PY) scripts/gen_client.py
 

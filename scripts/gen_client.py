@@ -1,5 +1,10 @@
 """Generate the client's derived modules; ``--check`` fails when a committed one is stale.
 
+- ``pipelinejobs_client/client.py``: the blocking ``JobsClient``, from the asyncio ``AsyncJobsClient`` in
+  aio.py, so each method is written once. unasync (the tool httpcore uses) removes ``async``/``await``
+  and maps the asyncio names to their blocking twins (``AsyncIterator`` -> ``Iterator``, ``__aenter__``
+  -> ``__enter__``, ``AsyncJobsClient`` -> ``JobsClient``, ``_async_primitives`` -> ``_sync_primitives``);
+  ruff then sorts the imports, drops the ``noqa`` comments that no longer apply, and formats.
 - ``pipelinejobs_client/reasons.py``: every ``ErrorInfo.reason`` the gRPC server sends, with its parent,
   read off the domain error hierarchy (server/pipelinejobs_server/domain/errors.py). The client's typed
   errors are derived from it; the client package itself never imports the server.
@@ -10,7 +15,10 @@ Run by ``make client``; ``make check`` (and so ``make test``) runs ``--check``.
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +29,10 @@ sys.path.insert(0, str(ROOT / "server"))
 from pipelinejobs_server.domain import errors as domain_errors  # noqa: E402 - needs the path above
 
 COMMAND = "make client"
+CLIENT = ROOT / "pipelinejobs_client"
+
+# Beyond unasync's own table (AsyncIterator, __aenter__, async for, ...).
+REPLACEMENTS = {"AsyncJobsClient": "JobsClient", "_async_primitives": "_sync_primitives"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,35 @@ def reasons_module() -> str:
     return header("server/pipelinejobs_server/domain/errors.py") + REASONS_TEMPLATE.format(table=table)
 
 
-TARGETS = (Target(ROOT / "pipelinejobs_client" / "reasons.py", reasons_module),)
+def _ruff(*args: str, text: str, filename: str) -> str:
+    # The project's own configuration applies, as the file will be checked with it.
+    command = [sys.executable, "-m", "ruff", *args, "--stdin-filename", filename, "-"]
+    done = subprocess.run(command, input=text, capture_output=True, text=True, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"ruff {args[0]} failed on the generated {filename}:\n{done.stderr}")
+    return done.stdout
+
+
+def blocking_client() -> str:
+    import unasync  # imported here so --help works without the dev extra
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "_async" / "aio.py"
+        source.parent.mkdir()
+        shutil.copyfile(CLIENT / "aio.py", source)
+        rule = unasync.Rule("/_async/", "/_sync/", additional_replacements=REPLACEMENTS)
+        unasync.unasync_files([str(source)], [rule])
+        text = (Path(tmp) / "_sync" / "aio.py").read_text()
+    filename = "pipelinejobs_client/client.py"
+    text = header("pipelinejobs_client/aio.py") + text
+    text = _ruff("check", "--fix-only", "--fixable", "I001,RUF100", text=text, filename=filename)
+    return _ruff("format", text=text, filename=filename)
+
+
+TARGETS = (
+    Target(CLIENT / "client.py", blocking_client),
+    Target(CLIENT / "reasons.py", reasons_module),
+)
 
 
 def main() -> int:
