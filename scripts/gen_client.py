@@ -1,7 +1,7 @@
 """Generate the client's derived modules; ``--check`` fails when a committed one is stale.
 
 - ``pipelinejobs_client/client.py``: the blocking ``JobsClient``, from the asyncio ``AsyncJobsClient`` in
-  aio.py, so each method is written once. unasync (the tool httpcore uses) removes ``async``/``await``
+  aio.py, so each method is written once. unasync (python-trio's) removes ``async``/``await``
   and maps the asyncio names to their blocking twins (``AsyncIterator`` -> ``Iterator``, ``__aenter__``
   -> ``__enter__``, ``AsyncJobsClient`` -> ``JobsClient``, ``_async_primitives`` -> ``_sync_primitives``);
   ruff then sorts the imports, drops the ``noqa`` comments that no longer apply, and formats.
