@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: install system-run system-test run test check lint format typecheck protos protos-check docs docs-check buf-lint buf-breaking unit bench clean
+.PHONY: install system-run system-test run test check lint format typecheck protos protos-check client client-check docs docs-check buf-lint buf-breaking unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,17 +25,24 @@ system-test:
 run: install system-run
 	$(BIN)/pipelinejobs up
 
-## Everything CI checks: generated code, proto lint, ruff, mypy and the whole test suite.
+## Everything CI checks: generated code (stubs, client, docs), proto lint, ruff, mypy and the whole test suite.
 test: install system-test check
 	$(PY) -m pytest
 
-check: protos-check docs-check buf-lint lint typecheck
+check: protos-check client-check docs-check buf-lint lint typecheck
 
 protos: install
 	$(PY) scripts/gen_protos.py
 
 protos-check: install
 	$(PY) scripts/gen_protos.py --check
+
+## Regenerate the client's derived modules: the blocking client (from aio.py) and the reason tree of its errors.
+client: install
+	$(PY) scripts/gen_client.py
+
+client-check: install
+	$(PY) scripts/gen_client.py --check
 
 ## Regenerate the generated parts of the docs: README's state machine, docs/callbacks.md's status tables.
 docs: install

@@ -23,7 +23,7 @@ from prov.model import PROV, ProvActivity, ProvDocument, ProvRecord
 from pipelinejobs_client import DataTooLarge, JobNotFound, JobsClient
 from pipelinejobs_client.cli import EXIT_SERVICE, main
 from pipelinejobs_client.errors import ApiKeyRequired
-from pipelinejobs_client.messages import event_name
+from pipelinejobs_client.names import event_name
 from pipelinejobs_server.service.provenance import local_name
 from pipelinejobs_server.settings import Limits
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase

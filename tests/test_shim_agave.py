@@ -9,7 +9,7 @@ import pytest
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.api.v1 import job_pb2
-from pipelinejobs_client.messages import state_name
+from pipelinejobs_client.names import state_name
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.shim.statuses import AGAVE
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from pipelinejobs_client import JobsClient
-from pipelinejobs_client.messages import state_name
+from pipelinejobs_client.names import state_name
 
 from .support import ADMIN_KEY, CLIENT_KEY, ServerThread, wait_for_line
 from .test_shim_harness import (  # noqa: F401 - fixtures

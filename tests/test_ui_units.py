@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.datastructures import QueryParams
 
 from pipelinejobs_client.api.v1 import job_pb2
-from pipelinejobs_client.messages import event_value, state_value
+from pipelinejobs_client.names import event_value, state_value
 from pipelinejobs_server.api.jobs import state_machine
 from pipelinejobs_server.domain import errors, fsm
 from pipelinejobs_server.shim import ShimSettings

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pipelinejobs_client.api.v1 import job_pb2
 from pipelinejobs_client.api.v1 import job_service_pb2 as pb
 from pipelinejobs_client.api.v1 import job_service_pb2_grpc as pb_grpc
+from pipelinejobs_client.names import event_name
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.errors import InvalidTransition, PipelineJobsError
 from pipelinejobs_server.service.bundle import Services
@@ -114,10 +115,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
             yield pb.WatchJobResponse(event=history_to_proto(recorded))
 
     async def SendEvent(self, request: pb.SendEventRequest, context: Context) -> pb.SendEventResponse:
-        name = (
-            job_pb2.JobEvent.Name(request.event) if request.event in job_pb2.JobEvent.values() else "unknown"
-        )
-        name = name.removeprefix("JOB_EVENT_").lower()
+        name = event_name(request.event) if request.event in job_pb2.JobEvent.values() else "unknown"
         try:
             applied = await self._events.send(
                 principal(),

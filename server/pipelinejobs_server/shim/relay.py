@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pipelinejobs_client import AsyncJobsClient, RetryPolicy
 from pipelinejobs_client import errors as client_errors
-from pipelinejobs_client.messages import state_name
+from pipelinejobs_client.names import state_name
 from pipelinejobs_server.web.failures import Misconfigured
 
 from .settings import ShimSettings

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
-from pipelinejobs_client.messages import event_name, state_name
+from pipelinejobs_client.names import event_name, state_name
 
 GRID_X, GRID_Y = 184, 104
 NODE_W, NODE_H = 132, 44

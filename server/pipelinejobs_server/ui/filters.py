@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from starlette.datastructures import QueryParams
 
 from pipelinejobs_client.api.v1 import job_pb2
-from pipelinejobs_client.messages import state_name
+from pipelinejobs_client.names import state_name
 from pipelinejobs_server.domain.errors import InvalidArgument
 
 STATES = tuple(state_name(value) for value in job_pb2.JobState.values() if value)

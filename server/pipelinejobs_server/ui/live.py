@@ -19,10 +19,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from pipelinejobs_client import AsyncJobsClient
+from pipelinejobs_client import AsyncJobsClient, views
 from pipelinejobs_client import errors as client_errors
 from pipelinejobs_client.api.v1 import job_pb2
-from pipelinejobs_client.cli import views
 
 HEARTBEAT_S = 15.0
 WATCH_S = 300.0

@@ -16,9 +16,8 @@ from typing import Any, cast
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from pipelinejobs_client import AsyncJobsClient
+from pipelinejobs_client import AsyncJobsClient, views
 from pipelinejobs_client.api.v1 import job_pb2, pipeline_pb2
-from pipelinejobs_client.cli import views
 from pipelinejobs_server.domain.identity import checked_uuid
 
 from . import diagram, live

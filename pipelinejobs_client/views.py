@@ -1,8 +1,9 @@
 """Messages as plain JSON values: the shapes ``--json`` prints and the tables are drawn from.
 
 Keys are the proto field names; enums are their short names (states ``RUNNING``, events ``run``, sources
-``grpc``), times are ISO 8601 in UTC with milliseconds and a ``Z``. These shapes are the CLI's contract
-with scripts (docs/cli.md), so they are spelled out here rather than left to ``MessageToDict``.
+``grpc``), times are ISO 8601 in UTC with milliseconds and a ``Z``. These shapes are the client's JSON
+contract: the CLI prints them for scripts (docs/cli.md) and the dashboard renders them, so they are spelled
+out here rather than left to ``MessageToDict``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2, pipeline_pb2
 from pipelinejobs_client.history import plain_object, seed_date, seed_history
-from pipelinejobs_client.messages import event_name, state_name, to_dict
+from pipelinejobs_client.names import event_name, source_name, state_name
+from pipelinejobs_client.payload import to_dict
 
 
 def iso(moment: timestamp_pb2.Timestamp) -> str:
@@ -33,12 +35,6 @@ def _event(value: int) -> str:
 
 def _state(value: int) -> str | None:
     return state_name(value) or None
-
-
-def _source(value: int) -> str:
-    return (
-        job_pb2.EventSource.Name(job_pb2.EventSource.ValueType(value)).removeprefix("EVENT_SOURCE_").lower()
-    )
 
 
 def pipeline(message: pipeline_pb2.Pipeline) -> dict[str, Any]:
@@ -105,7 +101,7 @@ def history_event(message: job_pb2.HistoryEvent) -> dict[str, Any]:
         "to_state": _state(message.to_state),
         "timestamp": iso(message.timestamp),
         "data": data(message.data),
-        "source": _source(message.source),
+        "source": source_name(message.source),
         "idempotency_key": message.idempotency_key,
         "prev_hash": message.prev_hash,
         "hash": message.hash,
@@ -130,7 +126,7 @@ def rejected_event(message: job_pb2.RejectedEvent) -> dict[str, Any]:
         "reason": message.reason,
         "message": message.message,
         "data": data(message.data),
-        "source": _source(message.source),
+        "source": source_name(message.source),
         "timestamp": iso(message.timestamp),
     }
 

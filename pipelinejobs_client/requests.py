@@ -1,6 +1,8 @@
-"""Building requests from plain Python values, and reading names back out of messages.
+"""Request messages built from plain Python values: ``"id@version"`` components, link strings, event and
+state names, datetimes, dicts.
 
-Shared by the blocking and the asyncio client so both accept exactly the same arguments.
+The client's methods pass their arguments straight through, so the conversions and the checks that run
+before anything is sent (an unknown event, a bad ``order_by``) live here, once.
 """
 
 from __future__ import annotations
@@ -8,74 +10,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2, pipeline_pb2, pipeline_service_pb2
 
-from .errors import UnknownEvent
+from .names import EventLike, event_value, source_value, state_value
+from .payload import fill
 
-EventLike = str | int
 Component = str | tuple[str, str]
-
-
-def fill(target: struct_pb2.Struct, data: Mapping[str, Any] | None) -> None:
-    """Fill a request's Struct field in place.
-
-    Passing a Struct to a message constructor copies it through serialize-and-parse, which fails on
-    deep nesting with protobuf's own DecodeError; filled in place, the request reaches the server,
-    whose answer (INVALID_ARGUMENT with details) is the precise one.
-    """
-    if data:
-        target.update(dict(data))
-
-
-def struct(data: Mapping[str, Any] | None) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    if data:
-        message.update(dict(data))
-    return message
-
-
-def to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    value = json_format.MessageToDict(message)
-    return value if isinstance(value, dict) else {}
-
-
-def event_value(event: EventLike) -> job_pb2.JobEvent.ValueType:
-    """An event enum from ``"run"``, ``"RUN"``, ``"JOB_EVENT_RUN"`` or the enum value itself."""
-    if isinstance(event, int):
-        return job_pb2.JobEvent.ValueType(event)
-    name = event.strip().upper()
-    if not name.startswith("JOB_EVENT_"):
-        name = "JOB_EVENT_" + name
-    try:
-        return job_pb2.JobEvent.Value(name)
-    except ValueError:
-        raise UnknownEvent(
-            f"unknown event {event!r}", reason="UNKNOWN_EVENT", metadata={"event": str(event)}
-        ) from None
-
-
-def event_name(value: int) -> str:
-    """The seed's lower-case name of an event enum value (``"run"``)."""
-    return job_pb2.JobEvent.Name(job_pb2.JobEvent.ValueType(value)).removeprefix("JOB_EVENT_").lower()
-
-
-def state_name(value: int) -> str:
-    """The upper-case name of a state enum value (``"RUNNING"``); ``""`` when unspecified."""
-    if value == job_pb2.JOB_STATE_UNSPECIFIED:
-        return ""
-    return job_pb2.JobState.Name(job_pb2.JobState.ValueType(value)).removeprefix("JOB_STATE_")
-
-
-def source_value(source: str | int | None) -> job_pb2.EventSource.ValueType:
-    if source is None or source == "":
-        return job_pb2.EVENT_SOURCE_UNSPECIFIED
-    if isinstance(source, int):
-        return job_pb2.EventSource.ValueType(source)
-    return job_pb2.EventSource.Value("EVENT_SOURCE_" + source.upper())
 
 
 def _links(values: str | Iterable[str]) -> list[str]:
@@ -174,6 +118,7 @@ def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
 
 
 def time_range(start: datetime | None, end: datetime | None) -> job_service_pb2.TimeRange:
+    """A ``TimeRange`` open on the sides given as None; naive datetimes are taken as UTC."""
     message = job_service_pb2.TimeRange()
     if start is not None:
         message.start_time.CopyFrom(_timestamp(start))
@@ -182,15 +127,7 @@ def time_range(start: datetime | None, end: datetime | None) -> job_service_pb2.
     return message
 
 
-def state_value(state: str | int) -> job_pb2.JobState.ValueType:
-    """A state enum from ``"RUNNING"``, ``"running"``, ``"JOB_STATE_RUNNING"`` or the value itself."""
-    if isinstance(state, int):
-        return job_pb2.JobState.ValueType(state)
-    name = state.strip().upper()
-    return job_pb2.JobState.Value(name if name.startswith("JOB_STATE_") else "JOB_STATE_" + name)
-
-
-ORDERS = {
+ORDERS: Final = {
     "created": job_service_pb2.JOB_ORDER_CREATE_TIME_DESC,
     "-created": job_service_pb2.JOB_ORDER_CREATE_TIME_DESC,
     "+created": job_service_pb2.JOB_ORDER_CREATE_TIME_ASC,
