@@ -47,11 +47,9 @@ client-check: install
 ## Regenerate the generated parts of the docs: README's state machine, docs/callbacks.md's status tables.
 docs: install
 	$(PY) scripts/gen_docs.py
-	$(PY) -m pipelinejobs_server.shim.docs
 
 docs-check: install
 	$(PY) scripts/gen_docs.py --check
-	$(PY) -m pipelinejobs_server.shim.docs --check
 
 buf-lint: install
 	$(BIN)/buf lint
