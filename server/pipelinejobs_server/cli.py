@@ -12,12 +12,13 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from . import doctor, logs
-from .api.server import start_server
+from .api.server import settle_tasks, start_server
 from .keyfiles import load_or_create
 from .settings import Settings, SettingsError
 from .shim import ShimSettings, create_app
@@ -26,7 +27,30 @@ from .shim.runner import RunningShim, bind, host_port, start_shim, url_for
 from .storage.embedded import EmbeddedDatabase, EmbeddedDatabaseError
 
 log = logging.getLogger("pipelinejobs")
-GRACE_S = 10.0
+GRACE_S = 10.0  # in-flight calls get this long after SIGTERM or Ctrl-C, the shim's and the server's together
+LEFTOVER_S = 1.0  # the tasks still running when the program ends, after they were cancelled
+T = TypeVar("T")
+
+
+def run_bounded(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, except that the tasks still running at the end get ``LEFTOVER_S``, not for ever.
+
+    ``asyncio.run`` cancels what is left and waits for all of it without a limit. A task inside a call
+    to a database that stopped answering can outlive its cancellation for the socket timeout (10 s):
+    a cancelled change-stream read first sends killCursors, and Python 3.11 can lose a cancellation
+    inside the driver altogether (api/health.py). The stop already gave up on such tasks; so does this.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            loop.run_until_complete(settle_tasks(LEFTOVER_S))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def add_server_arguments(parser: argparse.ArgumentParser, *, default_host: str) -> None:
@@ -200,9 +224,11 @@ async def serve_until_signalled(
         print(line, flush=True)
     await _until_signalled()
     log.info("stopping: finishing in-flight calls (up to %.0f s)", GRACE_S)
+    # One grace period for both: the shim's requests in flight are the server's calls in flight.
+    deadline = asyncio.get_running_loop().time() + GRACE_S
     if shim is not None:
         await shim.stop(GRACE_S)  # first, so no callback arrives at a server that is going away
-    await running.stop(GRACE_S)
+    await running.stop(max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
 def shim_plan_for_up(options: argparse.Namespace, settings: Settings) -> tuple[ShimPlan, Settings]:
@@ -253,7 +279,7 @@ def run_up(options: argparse.Namespace) -> int:
             client_note,
             "press Ctrl-C to stop",
         ]
-        asyncio.run(serve_until_signalled(settings, banner, plan))
+        run_bounded(serve_until_signalled(settings, banner, plan))
     finally:
         plan.sock.close()  # uvicorn closes it when it served; this covers a failed start
         database.stop()
@@ -272,7 +298,7 @@ def run_serve(options: argparse.Namespace) -> int:
         log.warning(
             "no API keys configured (PIPELINEJOBS_ADMIN_KEY, PIPELINEJOBS_CLIENT_KEYS): only job tokens work"
         )
-    asyncio.run(serve_until_signalled(settings))
+    run_bounded(serve_until_signalled(settings))
     return 0
 
 
@@ -337,7 +363,7 @@ def run_shim(options: argparse.Namespace) -> int:
         print(f"error: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_serve_shim(settings, sock))
+        return run_bounded(_serve_shim(settings, sock))
     finally:
         sock.close()
 
