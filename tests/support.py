@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -29,8 +30,9 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2,
     pipeline_service_pb2_grpc,
 )
-from pipelinejobs_server.app import RunningServer, start_server
+from pipelinejobs_server.app import STOP_MARGIN_S, RunningServer, start_server
 from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.stopping import settle_tasks
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 CLIENT_KEY = "test-client-key-0123456789abcdef"
@@ -75,12 +77,38 @@ class ServerThread:
         assert self.running is not None
         return f"127.0.0.1:{self.running.port}"
 
-    def stop(self) -> None:
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def stop(self, grace_s: float = 1.0) -> float:
+        """``RunningServer.stop`` as SIGTERM does it, then ``close``; returns how long the stop took."""
+        took = 0.0
         if self.running is not None:
-            asyncio.run_coroutine_threadsafe(self.running.stop(1.0), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        self._loop.close()
+            started = time.monotonic()
+            # The stop bounds itself (grace_s + STOP_MARGIN_S); the timeout here only keeps a broken
+            # stop from hanging the whole run, with a clear error.
+            asyncio.run_coroutine_threadsafe(self.running.stop(grace_s), self._loop).result(
+                timeout=grace_s + STOP_MARGIN_S + 30
+            )
+            took = time.monotonic() - started
+        self.close()
+        return took
+
+    def close(self) -> None:
+        """After the stop: cancel what is left on the loop (bounded, as the CLI does), end loop and thread.
+
+        A loop whose thread does not end (a stop that never returned) is left to its daemon thread.
+        """
+        if self._loop.is_closed():
+            return
+        if self._thread.is_alive():
+            with contextlib.suppress(TimeoutError):
+                asyncio.run_coroutine_threadsafe(settle_tasks(1.0), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 _LISTENING = re.compile(r"listening on [\d.]+:(\d+)")

@@ -15,8 +15,8 @@ from pipelinejobs_client import JobsClient
 from pipelinejobs_client.config import ClientConfig
 from pipelinejobs_client.pipelinejob import PipelineJob
 from pipelinejobs_server.shim import ShimSettings
-from pipelinejobs_server.web.serving import bind, url_for
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
+from pipelinejobs_server.web.serving import bind, url_for
 
 from .support import CLIENT_KEY, ServerThread
 from .test_shim_harness import (  # noqa: F401 - fixtures

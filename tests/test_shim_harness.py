@@ -24,8 +24,8 @@ from pipelinejobs_client import JobsClient
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_client.names import event_name, state_name
 from pipelinejobs_server.shim import ShimSettings, create_app
-from pipelinejobs_server.web.serving import RunningApp, bind, start_app
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
+from pipelinejobs_server.web.serving import RunningApp, bind, start_app
 
 from .support import CLIENT_KEY, ServerThread, test_settings
 

@@ -13,9 +13,9 @@ import pytest
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_server.shim import ShimSettings
-from pipelinejobs_server.web.serving import bind
 from pipelinejobs_server.shim.statuses import AGAVE, TAPIS
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
+from pipelinejobs_server.web.serving import bind
 
 from .support import CLIENT_KEY, ServerThread, test_settings
 from .test_shim_harness import (  # noqa: F401 - fixtures

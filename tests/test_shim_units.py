@@ -16,9 +16,9 @@ from pipelinejobs_server.domain import errors, fsm
 from pipelinejobs_server.settings import SettingsError
 from pipelinejobs_server.shim import docs, failures, statuses
 from pipelinejobs_server.shim.body import callback_data, callback_key
-from pipelinejobs_server.web.logs import RedactingFilter, redact, redact_query
 from pipelinejobs_server.shim.messages import EVENT_SCHEMA, EVENTS
 from pipelinejobs_server.shim.settings import ShimSettings
+from pipelinejobs_server.web.logs import RedactingFilter, redact, redact_query
 
 ROOT = Path(__file__).resolve().parent.parent
 AGAVE_V2 = [

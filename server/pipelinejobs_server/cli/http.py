@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import sys
@@ -10,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 
+from pipelinejobs_server.stopping import run_bounded
 from pipelinejobs_server.web.failures import Misconfigured
 from pipelinejobs_server.web.serving import bind, start_app
 
@@ -47,6 +47,6 @@ def serve_app(app: Starlette, host: str, port: int, what: str, check: Check | No
         print(f"error: cannot listen on {host}:{port}: {error}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_serve(app, sock, what, check))
+        return run_bounded(_serve(app, sock, what, check))
     finally:
         sock.close()

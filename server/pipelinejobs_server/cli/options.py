@@ -14,7 +14,7 @@ from pipelinejobs_server import logs
 from pipelinejobs_server.settings import Settings, SettingsError
 
 GRACE_S = 10.0
-"""How long a stopping server lets in-flight calls and requests finish."""
+"""How long in-flight calls get after SIGTERM or Ctrl-C: the HTTP apps' and the server's together."""
 
 Run = Callable[[argparse.Namespace, Mapping[str, str]], int]
 

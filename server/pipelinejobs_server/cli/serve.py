@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from pipelinejobs_client.cli.plugins import Command
 from pipelinejobs_server.app import start_server
 from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.stopping import run_bounded
 from pipelinejobs_server.web.serving import RunningApp, host_port, start_app
 
 from . import options as common
@@ -59,9 +60,11 @@ async def serve_until_signalled(
         print(line, flush=True)
     await common.until_signalled()
     log.info("stopping: finishing in-flight calls (up to %.0f s)", common.GRACE_S)
+    # One grace period for both: the HTTP apps' requests in flight are the server's calls in flight.
+    deadline = asyncio.get_running_loop().time() + common.GRACE_S
     if served is not None:
         await served.stop(common.GRACE_S)  # first, so no callback arrives at a server that is going away
-    await running.stop(common.GRACE_S)
+    await running.stop(max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +84,7 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
         log.warning(
             "no API keys configured (PIPELINEJOBS_ADMIN_KEY, PIPELINEJOBS_CLIENT_KEYS): only job tokens work"
         )
-    asyncio.run(serve_until_signalled(settings))
+    run_bounded(serve_until_signalled(settings))
     return 0
 
 

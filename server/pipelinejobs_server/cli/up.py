@@ -8,7 +8,6 @@ shim unless a public URL is given.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -20,6 +19,7 @@ from pipelinejobs_client.cli.plugins import Command
 from pipelinejobs_server import shim, ui
 from pipelinejobs_server.keyfiles import load_or_create
 from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.stopping import run_bounded
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase, EmbeddedDatabaseError
 from pipelinejobs_server.web.mounting import mounted
 from pipelinejobs_server.web.serving import bind, url_for
@@ -114,7 +114,7 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         settings = replace(settings, mongodb_uri=uri)
         banner = [f"database: {uri} (data in {data_dir / 'db'})", *key_notes, "press Ctrl-C to stop"]
-        asyncio.run(serve_until_signalled(settings, banner, plan))
+        run_bounded(serve_until_signalled(settings, banner, plan))
     finally:
         plan.sock.close()  # uvicorn closes it when it served; this covers a failed start
         database.stop()

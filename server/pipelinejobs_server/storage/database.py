@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -25,6 +26,11 @@ DURABLE = WriteConcern(w="majority", j=True)
 # The collections, by name: the service's stores and the doctor's scan read the same ones. The history
 # keeps its first name, job_events: renaming a collection would be a migration for every installation.
 PIPELINES, JOBS, HISTORY, REJECTED = "pipelines", "jobs", "job_events", "rejected_events"
+
+# How long closing the client may spend on its goodbyes to the database (endSessions, killCursors).
+# They are courtesies, the server expires both by itself; but on a database that stopped answering
+# close() waited for them for the socket timeout: 10 s (measured), longer than a whole stop's grace.
+CLOSE_TIMEOUT_S = 0.5
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,8 +144,14 @@ class Database:
     async def ping(self) -> None:
         await self.client.admin.command("ping")
 
-    async def close(self) -> None:
-        await self.client.close()
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Close the client, giving up on the database's answers after ``timeout_s``.
+
+        Operations still in flight are not interrupted by this (measured: a find on a stalled database
+        went on for its socket timeout after close() returned); their tasks must be ended by their owners.
+        """
+        with pymongo.timeout(timeout_s):
+            await self.client.close()
 
 
 def duplicate_index(error: DuplicateKeyError) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ import uvicorn
 from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT_S = 30.0
+# Past its grace, what uvicorn's stop takes: its 0.1 s pause before waiting for requests, then the
+# app's shutdown (closing its gRPC channels). A stop that overruns it is abandoned, not awaited.
+STOP_MARGIN_S = 1.0
+
+log = logging.getLogger("pipelinejobs.http")
 
 
 class _Server(uvicorn.Server):
@@ -66,10 +72,20 @@ class RunningApp:
     task: asyncio.Task[None]
 
     async def stop(self, grace_s: float = 5.0) -> None:
-        """Stop accepting, let in-flight requests finish (up to ``grace_s``), run the app's shutdown."""
-        self.server.config.timeout_graceful_shutdown = int(max(1, grace_s))
+        """Stop accepting, let in-flight requests finish (up to ``grace_s``), run the app's shutdown.
+
+        Returns within ``max(1, grace_s) + STOP_MARGIN_S`` (uvicorn counts its grace in whole seconds).
+        """
+        grace = int(max(1, grace_s))
+        self.server.config.timeout_graceful_shutdown = grace
         self.server.should_exit = True
-        await self.task
+        limit = grace + STOP_MARGIN_S
+        done, _ = await asyncio.wait({self.task}, timeout=limit)
+        if not done:
+            self.server.force_exit = True
+            log.warning("stop: the %s app still running after %.1f s; abandoned", self.task.get_name(), limit)
+            return
+        await self.task  # its outcome: an error in the shim's shutdown is raised here, as before
 
 
 async def start_app(app: ASGIApp, sock: socket.socket, name: str = "http") -> RunningApp:
