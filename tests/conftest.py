@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,23 @@ import pytest
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 
 from .support import ServerThread, Stubs, stubs, test_settings
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """Commands run in-process (``main([...])``) configure logging for the whole process, as a program
+    does: its stderr handler would print every later test's server logs into their captured stderr. Put
+    the root logger back as the test found it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
