@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-
-from .support import ServerThread, Stubs, stubs, test_settings
+from tests.support import ServerThread, Stubs, stubs, test_settings
 
 
 @pytest.fixture(autouse=True)

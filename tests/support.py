@@ -32,6 +32,9 @@ from pipelinejobs_client.api.v1 import (
 from pipelinejobs_server.api.server import RunningServer, start_server
 from pipelinejobs_server.settings import Settings
 
+# The repository: docs, README and deployment files are read from it.
+ROOT = Path(__file__).resolve().parent.parent
+
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 CLIENT_KEY = "test-client-key-0123456789abcdef"
 

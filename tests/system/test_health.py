@@ -1,0 +1,77 @@
+"""DESIGN 6.4: with the database down, calls fail fast with UNAVAILABLE and health turns NOT_SERVING;
+both recover by themselves when the database is back, with no restart of the server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pipelinejobs_client.api.v1 import job_service_pb2
+from pipelinejobs_server.storage.embedded import EmbeddedDatabase
+from tests.support import CLIENT, error_info, start_server_process, stubs
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def own_database(tmp_path: Path) -> Iterator[EmbeddedDatabase]:
+    database = EmbeddedDatabase(tmp_path)
+    database.start()
+    yield database
+    database.stop()
+
+
+def test_health_follows_the_database(own_database: EmbeddedDatabase, tmp_path: Path) -> None:
+    # A server process of its own: the outage is the whole point, and it stays out of pytest's process.
+    server = start_server_process(own_database.uri, "health", {"PIPELINEJOBS_DB_TIMEOUT_MS": "500"})
+    try:
+        with stubs(server.address) as api:
+            health = health_pb2_grpc.HealthStub(api.channel)
+
+            def status(service: str = "") -> int:
+                reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                return int(reply.status)
+
+            assert status() == SERVING
+            assert status("pipelinejobs.v1.JobService") == SERVING
+
+            port = own_database.port
+            own_database.stop()
+            assert wait_for(lambda: status() == NOT_SERVING)
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as caught:
+                api.jobs.GetJob(
+                    job_service_pb2.GetJobRequest(uuid="bd43b784-a931-5b44-9564-51b1e3d7e442"),
+                    metadata=CLIENT,
+                    timeout=30,
+                )
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert error_info(caught.value).reason == "DATABASE_UNAVAILABLE"
+            # db_timeout_ms is 500: the answer comes in about that, not after the call's 30 s deadline.
+            assert time.monotonic() - started < 5, "fails fast instead of waiting for the call deadline"
+
+            restarted = EmbeddedDatabase(tmp_path, port=port)
+            restarted.start()
+            try:
+                assert wait_for(lambda: status() == SERVING)
+                reply = api.jobs.GetStateMachine(job_service_pb2.GetStateMachineRequest(), metadata=CLIENT)
+                assert len(reply.states) == 11
+            finally:
+                restarted.stop()
+    finally:
+        server.terminate()

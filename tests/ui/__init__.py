@@ -1,0 +1,1 @@
+"""Tests of the dashboard (server/pipelinejobs_server/shim/ui/), over plain HTTP."""
