@@ -1,4 +1,5 @@
-"""Fixtures: one real embedded database per test session, a fresh database name and server per test."""
+"""Fixtures: one real embedded database per test session, a fresh database name and server per test, and
+the callback shim in front of a server of its own per test module."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from pipelinejobs_client import JobsClient
+from pipelinejobs_server.shim import ShimSettings
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.support import ServerThread, Stubs, stubs, test_settings
+from tests.servers import ServerThread, ShimThread, start_grpc_server, test_settings
+from tests.support import CLIENT_KEY, Stubs, stubs
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +71,32 @@ def output_dir(request: pytest.FixtureRequest) -> Path:
     path = Path("test-output") / str(request.node.name)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# The shim and its gRPC server serve a whole test module (the shim tests and the shim fuzz): each test makes
+# jobs of its own, so they never see each other's.
+
+
+@pytest.fixture(scope="module")
+def shim_server(embedded: EmbeddedDatabase) -> Iterator[ServerThread]:
+    server = start_grpc_server(embedded)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def shim(shim_server: ServerThread) -> Iterator[ShimThread]:
+    shim = ShimThread(ShimSettings(server=shim_server.address)).start()
+    yield shim
+    shim.stop()
+
+
+@pytest.fixture(scope="module")
+def shim_jobs(shim_server: ServerThread) -> Iterator[JobsClient]:
+    with JobsClient(shim_server.address, api_key=CLIENT_KEY) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def shim_pipeline(shim_jobs: JobsClient) -> str:
+    return shim_jobs.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid

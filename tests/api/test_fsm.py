@@ -17,7 +17,7 @@ import pytest
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests import support
+from tests import servers, support
 from tests.support import ADMIN, CLIENT, Stubs, create_job, error_info, event_enum, history, send, state_name
 
 STATES: Final = (
@@ -119,8 +119,8 @@ class Api:
 @pytest.fixture(scope="module")
 def machine_api(embedded: EmbeddedDatabase) -> Iterator[Api]:
     # One server and database for all 165 cells: a server per cell would dominate the run time.
-    settings = support.test_settings(embedded.uri, f"test_fsm_{uuid.uuid4().hex[:12]}")
-    thread = support.ServerThread(settings).start()
+    settings = servers.test_settings(embedded.uri, f"test_fsm_{uuid.uuid4().hex[:12]}")
+    thread = servers.ServerThread(settings).start()
     try:
         with support.stubs(thread.address) as s:
             yield Api(s, support.register_pipeline(s, name="fsm-matrix", version="1.0.0"))

@@ -21,17 +21,8 @@ from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_server.domain.queries import JobFilter, JobOrder, Position
 from pipelinejobs_server.storage import job_queries
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.support import (
-    CLIENT,
-    ServerProcess,
-    Stubs,
-    create_job,
-    error_info,
-    register_pipeline,
-    send,
-    start_server_process,
-    stubs,
-)
+from tests.servers import ServerProcess, start_server_process
+from tests.support import CLIENT, Stubs, create_job, error_info, register_pipeline, send, stubs
 
 pytestmark = pytest.mark.slow
 

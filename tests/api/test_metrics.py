@@ -9,7 +9,8 @@ import grpc
 import pytest
 from prometheus_client import generate_latest
 
-from tests.support import ServerThread, Stubs, create_job, register_pipeline, send, stubs, test_settings
+from tests.servers import ServerThread, test_settings
+from tests.support import Stubs, create_job, register_pipeline, send, stubs
 
 
 def sample(server: ServerThread, name: str, **labels: str) -> float:

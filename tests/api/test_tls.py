@@ -18,7 +18,8 @@ import pytest
 from pipelinejobs_client import JobsClient, ServiceUnavailable
 from pipelinejobs_client.retry import RetryPolicy
 from pipelinejobs_server.settings import Tls
-from tests.support import CLIENT_KEY, ServerThread, test_settings
+from tests.servers import ServerThread, test_settings
+from tests.support import CLIENT_KEY
 
 ONE_TRY = RetryPolicy(attempts=1)
 

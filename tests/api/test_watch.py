@@ -12,19 +12,8 @@ import pytest
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.support import (
-    CLIENT,
-    ServerProcess,
-    ServerThread,
-    Stubs,
-    create_job,
-    error_info,
-    register_pipeline,
-    send,
-    start_server_process,
-    stubs,
-    test_settings,
-)
+from tests.servers import ServerProcess, ServerThread, start_server_process, test_settings
+from tests.support import CLIENT, Stubs, create_job, error_info, register_pipeline, send, stubs
 
 
 def watch(

@@ -25,7 +25,8 @@ from pipelinejobs_client.cli import EXIT_SERVICE, EXIT_UNAVAILABLE, EXIT_USAGE, 
 from pipelinejobs_client.cli.common import option
 from pipelinejobs_server.settings import Limits
 from pipelinejobs_server.storage.embedded import free_port
-from tests.support import ADMIN_KEY, CLIENT_KEY, ROOT, ServerThread, test_settings
+from tests.servers import ServerThread, test_settings
+from tests.support import ADMIN_KEY, CLIENT_KEY, ROOT
 
 ISO_MS_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LINKS = ("--lab", "UW_BIOFAB", "--experiment", "Yeast-Gates", "--sample", "sample.uw_biofab.133737/A2")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelinejobs_server.storage.embedded import free_port
-from tests.support import wait_for_line
+from tests.servers import wait_for_line
 
 PIPELINEJOBS = [sys.executable, "-m", "pipelinejobs_server"]
 

@@ -10,7 +10,8 @@ import pytest
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.cli import main
-from tests.support import CLIENT_KEY, ServerThread
+from tests.servers import ServerThread
+from tests.support import CLIENT_KEY
 
 
 def test_jobs_watch_prints_backlog_then_live_events_until_a_state(

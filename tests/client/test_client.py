@@ -36,7 +36,8 @@ from pipelinejobs_client import (
 from pipelinejobs_client.api.v1 import job_service_pb2, pipeline_service_pb2
 from pipelinejobs_client.errors import ApiKeyRequired, InvalidApiKey
 from pipelinejobs_client.messages import event_name, state_name
-from tests.support import ADMIN_KEY, CLIENT_KEY, ServerThread, test_settings
+from tests.servers import ServerThread, test_settings
+from tests.support import ADMIN_KEY, CLIENT_KEY
 
 LINKS: dict[str, Any] = {
     "lab": "UW_BIOFAB",

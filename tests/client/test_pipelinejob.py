@@ -23,7 +23,8 @@ from pipelinejobs_client import (
     PipelineJob,
     load_config,
 )
-from tests.support import ADMIN_KEY, CLIENT_KEY, ServerThread
+from tests.servers import ServerThread
+from tests.support import ADMIN_KEY, CLIENT_KEY
 
 LINKS = ("UW_BIOFAB", "Yeast-Gates", "sample.uw_biofab.133737/A2")
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

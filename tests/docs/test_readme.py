@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import CLIENT_KEY, ROOT, ServerThread
+from tests.servers import ServerThread
+from tests.support import CLIENT_KEY, ROOT
 
 README = ROOT / "README.md"
 

@@ -31,7 +31,8 @@ import yaml
 
 from pipelinejobs_client import CancelNotAllowed, JobNotFound, JobsClient, PipelineJob
 from pipelinejobs_client.config import KEYS, secret_name
-from tests.support import CLIENT_KEY, ROOT, ServerThread
+from tests.servers import ServerThread
+from tests.support import CLIENT_KEY, ROOT
 
 SEED = Path(__file__).resolve().parent / "seed.rst"
 GUIDE = ROOT / "docs" / "client.md"

@@ -26,7 +26,8 @@ from pipelinejobs_server.doctor import Problem, Severity, check_job, diagnose
 from pipelinejobs_server.domain.history import Entry, utc_now_ms
 from pipelinejobs_server.storage.documents import event_from_document, event_to_document
 from pipelinejobs_server.storage.embedded import free_port
-from tests.support import ADMIN, CLIENT, ServerThread, Stubs, create_job, register_pipeline, send, stubs
+from tests.servers import ServerThread
+from tests.support import ADMIN, CLIENT, Stubs, create_job, register_pipeline, send, stubs
 
 Document = dict[str, Any]
 

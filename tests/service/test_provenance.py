@@ -27,7 +27,8 @@ from pipelinejobs_client.messages import event_name
 from pipelinejobs_server.service.provenance import local_name
 from pipelinejobs_server.settings import Limits
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.support import CLIENT_KEY, ServerThread, test_settings
+from tests.servers import ServerThread, test_settings
+from tests.support import CLIENT_KEY
 
 SAMPLE = "sample.uw_biofab.133737/A2"
 PJ = "urn:pipelinejobs:v1:"

@@ -12,21 +12,14 @@ from pipelinejobs_client.api.v1 import job_pb2
 from pipelinejobs_client.messages import state_name
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.shim.statuses import AGAVE
-from tests.shim.helpers import (  # noqa: F401 - fixtures
-    ShimThread,
+from tests.shim.helpers import (
     agave_params,
     event_names,
     history,
-    http_fixture,
-    jobs_fixture,
     new_job,
-    pipeline_fixture,
     rejected,
     running_job,
-    shim_fixture,
-    shim_server_fixture,
     state,
-    with_settings,
 )
 
 AGAVE_URL = "/v1/callbacks/agave"

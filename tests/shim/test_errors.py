@@ -10,20 +10,14 @@ import httpx
 import pytest
 
 from pipelinejobs_client import JobsClient
-from tests.shim.helpers import (  # noqa: F401 - fixtures
-    ShimThread,
+from tests.servers import ShimThread
+from tests.shim.helpers import (
     agave_params,
     event_names,
     http_client,
-    http_fixture,
-    jobs_fixture,
     new_job,
-    pipeline_fixture,
     rejected,
     running_job,
-    shim_fixture,
-    shim_server_fixture,
-    state,
     with_settings,
 )
 
@@ -179,8 +173,8 @@ def test_a_status_outside_the_table_is_recorded_not_guessed(
     assert (record.event, record.reason) == (status, "UNMAPPED_STATUS")
 
 
-@pytest.fixture(scope="module", name="nonce_shim")
-def nonce_shim_fixture(shim: ShimThread) -> Iterator[ShimThread]:
+@pytest.fixture(scope="module")
+def nonce_shim(shim: ShimThread) -> Iterator[ShimThread]:
     guarded = with_settings(shim, callback_nonce="SD2E_XqsfKLFd3nrN")
     yield guarded
     guarded.stop()

@@ -17,21 +17,9 @@ from pipelinejobs_client.pipelinejob import PipelineJob
 from pipelinejobs_server.shim import ShimSettings
 from pipelinejobs_server.shim.runner import bind, url_for
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.shim.helpers import (  # noqa: F401 - fixtures
-    ShimThread,
-    event_names,
-    http_client,
-    http_fixture,
-    jobs_fixture,
-    new_job,
-    pipeline_fixture,
-    running_job,
-    shim_fixture,
-    shim_server_fixture,
-    start_grpc_server,
-    state,
-)
-from tests.support import CLIENT_KEY, ServerThread
+from tests.servers import ServerThread, ShimThread, start_grpc_server
+from tests.shim.helpers import event_names, http_client, new_job, running_job, state
+from tests.support import CLIENT_KEY
 
 NONCE = "SD2E_XqsfKLFd3nrN"
 # The seed's notification URL, verbatim; tests replace only the host and the job's own values.
@@ -172,8 +160,8 @@ def test_the_actor_url_refuses_what_is_neither_form(http: httpx.Client) -> None:
     assert (response.status_code, response.json()["error"]["metadata"]["field"]) == (400, "message")
 
 
-@pytest.fixture(scope="module", name="linked")
-def linked_fixture(embedded: EmbeddedDatabase) -> Iterator[tuple[ServerThread, ShimThread]]:
+@pytest.fixture(scope="module")
+def linked(embedded: EmbeddedDatabase) -> Iterator[tuple[ServerThread, ShimThread]]:
     """A server whose callback URLs point at this shim (as under ``pipelinejobs up``), with a nonce."""
     sock = bind("127.0.0.1", 0)
     public_url = url_for("127.0.0.1", sock.getsockname()[1])

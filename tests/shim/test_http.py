@@ -16,19 +16,9 @@ from pipelinejobs_server.shim import ShimSettings
 from pipelinejobs_server.shim.runner import bind
 from pipelinejobs_server.shim.statuses import AGAVE, TAPIS
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.shim.helpers import (  # noqa: F401 - fixtures
-    ShimThread,
-    agave_params,
-    http_client,
-    http_fixture,
-    jobs_fixture,
-    new_job,
-    pipeline_fixture,
-    running_job,
-    shim_fixture,
-    shim_server_fixture,
-)
-from tests.support import CLIENT_KEY, ServerThread, test_settings
+from tests.servers import ServerThread, ShimThread, test_settings
+from tests.shim.helpers import agave_params, http_client, new_job, running_job
+from tests.support import CLIENT_KEY
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 20) -> bool:

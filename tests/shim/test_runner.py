@@ -17,14 +17,9 @@ import httpx
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.messages import state_name
-from tests.shim.helpers import (  # noqa: F401 - fixtures
-    http_client,
-    jobs_fixture,
-    new_job,
-    pipeline_fixture,
-    shim_server_fixture,
-)
-from tests.support import ADMIN_KEY, CLIENT_KEY, ServerThread, wait_for_line
+from tests.servers import ServerThread, wait_for_line
+from tests.shim.helpers import http_client, new_job
+from tests.support import ADMIN_KEY, CLIENT_KEY
 
 PIPELINEJOBS = [sys.executable, "-m", "pipelinejobs_server"]
 LISTENING = r"callback shim listening on (http://127\.0\.0\.1:\d+)"

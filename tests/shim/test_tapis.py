@@ -11,18 +11,7 @@ import pytest
 from pipelinejobs_client import JobsClient
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.shim.statuses import TAPIS
-from tests.shim.helpers import (  # noqa: F401 - fixtures
-    event_names,
-    http_fixture,
-    jobs_fixture,
-    new_job,
-    pipeline_fixture,
-    rejected,
-    running_job,
-    shim_fixture,
-    shim_server_fixture,
-    state,
-)
+from tests.shim.helpers import event_names, new_job, rejected, running_job, state
 
 TAPIS_URL = "/v1/callbacks/tapis"
 

@@ -1,6 +1,6 @@
-"""What the bad-input suites share (DESIGN 6.5): a server process with real objects to aim at, every RPC
-of the contract, the check that an error is precise, and a snapshot of the database that proves a
-refused call changed nothing.
+"""What the bad-input suites share (DESIGN 6.5): what a server process has to aim at (conftest.py starts
+it), every RPC of the contract, the check that an error is precise, and a snapshot of the database that
+proves a refused call changed nothing.
 
 "Precise" means: a status code that says what was wrong (never UNKNOWN, INTERNAL or UNAVAILABLE) and a
 ``google.rpc.ErrorInfo`` with one of the service's stable reasons, so a client can branch on it.
@@ -8,13 +8,10 @@ refused call changed nothing.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf import descriptor, message, message_factory
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -23,15 +20,8 @@ from pymongo import MongoClient
 
 from pipelinejobs_client.api.v1 import job_service_pb2, pipeline_service_pb2
 from pipelinejobs_server.domain import errors
-from tests.support import (
-    ServerProcess,
-    create_job,
-    error_info,
-    register_pipeline,
-    send,
-    start_server_process,
-    stubs,
-)
+from tests.servers import ServerProcess
+from tests.support import error_info, stubs
 
 # Reproducible and bounded, as in test_shim_fuzz.py: no example database, no deadline flakes.
 BOUNDED = settings(
@@ -81,33 +71,6 @@ class Target:
     token: str
     fresh: str  # CREATED and never RUNNING: CancelJob may delete it
     fresh_token: str
-
-
-@pytest.fixture(scope="module", name="target")
-def target_fixture(embedded: Any) -> Iterator[Target]:
-    database = f"test_bad_input_{uuid.uuid4().hex[:12]}"
-    server = start_server_process(embedded.uri, database)
-    try:
-        with stubs(server.address) as api:
-            pipeline = register_pipeline(api, "bad-input")
-            running = create_job(api, pipeline, sample=["running"])
-            send(api, running.job.uuid, "run", token=running.token)
-            fresh = create_job(api, pipeline, sample=["fresh"])
-        yield Target(
-            server,
-            embedded.uri,
-            database,
-            pipeline,
-            running.job.uuid,
-            running.token,
-            fresh.job.uuid,
-            fresh.token,
-        )
-    finally:
-        server.terminate()
-    log = server.output()
-    assert "code=INTERNAL" not in log, log
-    assert "Traceback" not in log, log
 
 
 def method_path(method: descriptor.MethodDescriptor) -> str:

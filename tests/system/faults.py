@@ -11,13 +11,11 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
@@ -32,9 +30,9 @@ from pipelinejobs_client.errors import (
 )
 from pipelinejobs_client.retry import NO_RETRY
 from pipelinejobs_server.doctor import Problem, diagnose
-from pipelinejobs_server.storage.embedded import EmbeddedDatabase, free_port
 from tests.invariants import check_history
-from tests.support import ADMIN_KEY, CLIENT_KEY, ServerProcess, start_server_process, stubs
+from tests.servers import ServerProcess, start_server_process
+from tests.support import ADMIN_KEY, CLIENT_KEY, stubs
 
 # Every event of the machine but create; reset/ready (admin) bring a job back to CREATED, so every state
 # is visited again and again, and refusals are frequent (and must be clean). The events that RUNNING
@@ -56,15 +54,6 @@ EVENTS = (
 ADMIN_EVENTS = ("reset", "ready")
 RETRIED = (ServiceUnavailable, ConcurrentModification, DeadlineExceeded)
 DELIVERY_S = 30.0
-
-
-@pytest.fixture(name="own_database")
-def own_database_fixture(tmp_path: Path) -> Iterator[EmbeddedDatabase]:
-    """A database of the test's own on a fixed port, so that it can be killed and started again as is."""
-    database = EmbeddedDatabase(tmp_path / "db", port=free_port())
-    database.start()
-    yield database
-    database.stop()
 
 
 class Replicas:

@@ -10,7 +10,7 @@ wrong on its own, and the error must name that field.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -25,7 +25,7 @@ from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.identity import is_uuid
 from pipelinejobs_server.settings import Limits
 from tests.support import ADMIN, CLIENT
-from tests.system.bad_input import (  # noqa: F401 - target_fixture is a fixture
+from tests.system.bad_input import (
     BOUNDED,
     METHODS,
     Snapshot,
@@ -35,7 +35,6 @@ from tests.system.bad_input import (  # noqa: F401 - target_fixture is a fixture
     assert_unchanged,
     method_path,
     request_class,
-    target_fixture,
 )
 from tests.system.strategies import (
     STRUCT,
@@ -59,13 +58,6 @@ REFUSAL_S = 10.0
 
 def ids(method: descriptor.MethodDescriptor) -> str:
     return f"{method.containing_service.name}.{method.name}"
-
-
-@pytest.fixture
-def snapshot(target: Target) -> Iterator[Snapshot]:
-    taken = Snapshot(target)
-    yield taken
-    taken.close()
 
 
 # -- calling ---------------------------------------------------------------------------------------------

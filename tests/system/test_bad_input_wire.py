@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from tests.support import ADMIN, CLIENT
-from tests.system.bad_input import (  # noqa: F401 - target_fixture is a fixture
+from tests.system.bad_input import (
     BOUNDED,
     METHODS,
     Snapshot,
@@ -29,7 +29,6 @@ from tests.system.bad_input import (  # noqa: F401 - target_fixture is a fixture
     assert_serving,
     assert_unchanged,
     method_path,
-    target_fixture,
 )
 
 # A server process of its own, like the other multi-process tests.

@@ -19,15 +19,8 @@ import pytest
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.invariants import check_history
-from tests.support import (
-    CLIENT,
-    create_job,
-    history,
-    register_pipeline,
-    send,
-    start_server_process,
-    stubs,
-)
+from tests.servers import start_server_process
+from tests.support import CLIENT, create_job, history, register_pipeline, send, stubs
 
 pytestmark = pytest.mark.slow
 

@@ -17,14 +17,13 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.system.faults import (  # noqa: F401 - own_database_fixture is a fixture
+from tests.system.faults import (
     Load,
     RecordWatcher,
     Replicas,
     check_every_job,
     create_jobs,
     doctor_problems,
-    own_database_fixture,
     wait_for_health,
 )
 

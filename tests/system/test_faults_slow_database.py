@@ -27,15 +27,8 @@ from pipelinejobs_client.errors import DeadlineExceeded, PipelineJobsError
 from pipelinejobs_client.retry import NO_RETRY
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase, embedded_uri
 from tests.invariants import check_history
-from tests.support import (
-    CLIENT,
-    CLIENT_KEY,
-    ServerProcess,
-    error_info,
-    register_pipeline,
-    start_server_process,
-    stubs,
-)
+from tests.servers import ServerProcess, start_server_process
+from tests.support import CLIENT, CLIENT_KEY, error_info, register_pipeline, stubs
 from tests.system.faults import doctor_problems, health, wait_for
 
 pytestmark = pytest.mark.slow

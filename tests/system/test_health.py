@@ -4,8 +4,7 @@ both recover by themselves when the database is back, with no restart of the ser
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -13,7 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.support import CLIENT, error_info, start_server_process, stubs
+from tests.servers import start_server_process
+from tests.support import CLIENT, error_info, stubs
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -28,15 +28,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> bool:
     return False
 
 
-@pytest.fixture
-def own_database(tmp_path: Path) -> Iterator[EmbeddedDatabase]:
-    database = EmbeddedDatabase(tmp_path)
-    database.start()
-    yield database
-    database.stop()
-
-
-def test_health_follows_the_database(own_database: EmbeddedDatabase, tmp_path: Path) -> None:
+def test_health_follows_the_database(own_database: EmbeddedDatabase) -> None:
     # A server process of its own: the outage is the whole point, and it stays out of pytest's process.
     server = start_server_process(own_database.uri, "health", {"PIPELINEJOBS_DB_TIMEOUT_MS": "500"})
     try:
@@ -65,7 +57,7 @@ def test_health_follows_the_database(own_database: EmbeddedDatabase, tmp_path: P
             # db_timeout_ms is 500: the answer comes in about that, not after the call's 30 s deadline.
             assert time.monotonic() - started < 5, "fails fast instead of waiting for the call deadline"
 
-            restarted = EmbeddedDatabase(tmp_path, port=port)
+            restarted = EmbeddedDatabase(own_database.data_dir, port=port)
             restarted.start()
             try:
                 assert wait_for(lambda: status() == SERVING)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import CLIENT_KEY, ROOT, ServerThread
+from tests.servers import ServerThread
+from tests.support import CLIENT_KEY, ROOT
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 

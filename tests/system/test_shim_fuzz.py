@@ -17,16 +17,8 @@ from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
 from pipelinejobs_client import JobsClient
-from tests.shim.helpers import (  # noqa: F401 - fixtures
-    ShimThread,
-    http_client,
-    http_fixture,
-    jobs_fixture,
-    pipeline_fixture,
-    running_job,
-    shim_fixture,
-    shim_server_fixture,
-)
+from tests.servers import ShimThread
+from tests.shim.helpers import http_client, running_job
 
 EXAMPLES = 100
 # Reproducible and bounded: no example database, no deadline flakes on a busy machine.
@@ -66,10 +58,10 @@ def fuzzer(operation: Any, base_url: str, job: tuple[str, str], seen: dict[int, 
 
 
 def test_no_request_the_openapi_description_allows_or_nearly_allows_gets_a_5xx(
-    shim: ShimThread, jobs: JobsClient, pipeline: str
+    shim: ShimThread, shim_jobs: JobsClient, shim_pipeline: str
 ) -> None:
     schema = schemathesis.openapi.from_url(f"{shim.url}/openapi.json")
-    created = running_job(jobs, pipeline)
+    created = running_job(shim_jobs, shim_pipeline)
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result.err()  # the served description must load cleanly
@@ -81,14 +73,14 @@ def test_no_request_the_openapi_description_allows_or_nearly_allows_gets_a_5xx(
     assert seen.get(200, 0) > 0, seen
     assert any(400 <= code < 500 for code in seen), seen
     # The job survived whatever was thrown at it: its history is still a valid chain.
-    assert jobs.verify_history(created.job.uuid).valid
+    assert shim_jobs.verify_history(created.job.uuid).valid
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_arbitrary_query_strings_and_bodies_get_no_5xx(
-    shim: ShimThread, jobs: JobsClient, pipeline: str, method: str
+    shim: ShimThread, shim_jobs: JobsClient, shim_pipeline: str, method: str
 ) -> None:
-    created = running_job(jobs, pipeline)
+    created = running_job(shim_jobs, shim_pipeline)
     text = st.text(max_size=40)
     params = st.dictionaries(st.sampled_from(["uuid", "token", "status", "x-nonce", "event", "other"]), text)
 

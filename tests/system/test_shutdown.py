@@ -14,7 +14,8 @@ from pipelinejobs_client import JobsClient, PipelineJobsError
 from pipelinejobs_client.retry import RetryPolicy
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.invariants import check_history
-from tests.support import CLIENT_KEY, ServerProcess, start_server_process
+from tests.servers import ServerProcess, start_server_process
+from tests.support import CLIENT_KEY
 
 pytestmark = pytest.mark.slow
 

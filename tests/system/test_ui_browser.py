@@ -26,8 +26,8 @@ from prov.model import ProvDocument
 from pipelinejobs_client import JobsClient
 from pipelinejobs_server.shim import ShimSettings
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.shim.helpers import ShimThread, start_grpc_server
-from tests.support import CLIENT_KEY, ServerThread
+from tests.servers import ServerThread, ShimThread, start_grpc_server
+from tests.support import CLIENT_KEY
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -28,8 +28,9 @@ from pipelinejobs_server.shim.ui import pages
 from pipelinejobs_server.shim.ui.access import COOKIE
 from pipelinejobs_server.shim.ui.filters import STATES
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.shim.helpers import ShimThread, start_grpc_server, with_settings
-from tests.support import ADMIN_KEY, CLIENT_KEY, ServerThread
+from tests.servers import ServerThread, ShimThread, start_grpc_server
+from tests.shim.helpers import with_settings
+from tests.support import ADMIN_KEY, CLIENT_KEY
 
 STATE_COUNT = re.compile(
     r'data-state="([A-Z]+)"[^>]*>\s*<span[^>]*>[A-Z]+</span>\s*<strong>(\d+\+?)</strong>'

@@ -25,10 +25,10 @@ from pymongo.database import Database
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_server.domain.identity import link_uuid
 from pipelinejobs_server.settings import Limits
+from tests.servers import ServerThread, test_settings
 from tests.support import (
     ADMIN,
     CLIENT,
-    ServerThread,
     Stubs,
     create_job,
     error_info,
@@ -37,7 +37,6 @@ from tests.support import (
     send,
     state_name,
     stubs,
-    test_settings,
 )
 
 Document = dict[str, Any]

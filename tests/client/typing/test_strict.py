@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from tests.client.typing.program import main
-from tests.support import CLIENT_KEY, ROOT, ServerThread
+from tests.servers import ServerThread
+from tests.support import CLIENT_KEY, ROOT
 
 PROGRAM = Path(__file__).resolve().parent / "program.py"
 MISTAKE = """\
