@@ -1,8 +1,9 @@
 """Every (state, event) cell of the state machine, checked through the real gRPC API.
 
-The expected table below is transcribed from DESIGN.md section 3, not read from domain/fsm.py, so a
-drift between the design and the server's table fails here. One server serves the whole module: each
-cell gets a fresh job (distinct ``data``), driven to its state along a legal path, then the event.
+The expected table is DESIGN.md section 3's, transcribed in tests/design_fsm.py, not read from
+domain/fsm.py, so a drift between the design and the server's table fails here. One server serves the
+whole module: each cell gets a fresh job (distinct ``data``), driven to its state along a legal path,
+then the event.
 """
 
 from __future__ import annotations
@@ -18,59 +19,8 @@ import pytest
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests import servers, support
+from tests.design_fsm import ADMIN_EVENTS, EVENTS, STATES, destination
 from tests.support import ADMIN, CLIENT, Stubs, create_job, error_info, event_enum, history, send, state_name
-
-STATES: Final = (
-    "CREATED",
-    "RUNNING",
-    "FAILED",
-    "FINISHED",
-    "INDEXING",
-    "VALIDATING",
-    "VALIDATED",
-    "REJECTED",
-    "FINALIZED",
-    "RETIRED",
-    "RESET",
-)
-EVENTS: Final = (
-    "create",
-    "run",
-    "update",
-    "resource",
-    "fail",
-    "finish",
-    "index",
-    "indexed",
-    "validate",
-    "validated",
-    "finalize",
-    "reject",
-    "retire",
-    "reset",
-    "ready",
-)
-SAME: Final = "="
-ADMIN_EVENTS: Final = frozenset({"reset", "ready"})
-
-# DESIGN.md section 3, row by row: event -> (allowed from, to). "create" happens only at job creation.
-DESIGN_TABLE: Final[dict[str, tuple[tuple[str, ...], str]]] = {
-    "create": ((), "CREATED"),
-    "run": (("CREATED", "RUNNING"), "RUNNING"),
-    "update": (("CREATED", "RUNNING", "VALIDATING", "INDEXING"), SAME),
-    "resource": (("CREATED", "RUNNING"), SAME),
-    "fail": (("CREATED", "RUNNING", "VALIDATING", "INDEXING"), "FAILED"),
-    "finish": (("RUNNING", "FINISHED"), "FINISHED"),
-    "index": (("FINISHED", "INDEXING"), "INDEXING"),
-    "indexed": (("FINISHED", "INDEXING"), "FINISHED"),
-    "validate": (("FINISHED", "VALIDATED"), "VALIDATING"),
-    "validated": (("VALIDATING", "VALIDATED"), "VALIDATED"),
-    "reject": (("VALIDATING",), "REJECTED"),
-    "finalize": (("VALIDATED",), "FINALIZED"),
-    "retire": (("FAILED", "FINISHED", "VALIDATING", "VALIDATED", "REJECTED", "FINALIZED"), "RETIRED"),
-    "reset": (STATES, "RESET"),
-    "ready": (("RESET",), "CREATED"),
-}
 
 # A legal way into each state from CREATED; RESET is reached with an admin "reset".
 PATHS: Final[dict[str, tuple[str, ...]]] = {
@@ -88,14 +38,6 @@ PATHS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-def expected(state: str, event: str) -> str | None:
-    """The destination DESIGN gives for the cell, or None when the event is refused there."""
-    sources, destination = DESIGN_TABLE[event]
-    if state not in sources:
-        return None
-    return state if destination == SAME else destination
-
-
 @dataclass(frozen=True)
 class Cell:
     state: str
@@ -107,7 +49,7 @@ class Cell:
         return f"{self.state} --{self.event}--> {self.destination or 'refused'}"
 
 
-CELLS: Final = [Cell(state, event, expected(state, event)) for state in STATES for event in EVENTS]
+CELLS: Final = [Cell(state, event, destination(state, event)) for state in STATES for event in EVENTS]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The state machine (domain/fsm.py) against the table of DESIGN section 3.
 
-The expected table below is a verbatim copy of DESIGN.md's, parsed here, not read off ``fsm.RULES``:
-the matrix over all 11 states x 15 events is what catches a drift between the two.
+The expected table is DESIGN.md's own, copied and parsed in tests/design_fsm.py, never read off
+``fsm.RULES``: the matrix over all 11 states x 15 events is what catches a drift between the two.
 """
 
 from __future__ import annotations
@@ -10,57 +10,14 @@ import pytest
 import transitions
 
 from pipelinejobs_server.domain import fsm
+from tests.design_fsm import EVENTS, EXPECTED, SENDERS, STATES
 
-# Copied from DESIGN.md section 3; keep it byte-for-byte identical to the design, never to fsm.py.
-DESIGN_STATES = (
-    "CREATED, RUNNING, FAILED, FINISHED, INDEXING, VALIDATING, VALIDATED, REJECTED, FINALIZED, RETIRED, RESET"
-)
-DESIGN_EVENTS = (
-    "create, run, update, resource, fail, finish, index, indexed, validate, validated, finalize, reject, "
-    "retire, reset, ready"
-)
-DESIGN_TABLE = """
-| create | (job creation only) | CREATED | service credential |
-| run | CREATED, RUNNING | RUNNING | job token |
-| update | CREATED, RUNNING, VALIDATING, INDEXING | = | job token |
-| resource | CREATED, RUNNING | = | job token |
-| fail | CREATED, RUNNING, VALIDATING, INDEXING | FAILED | job token |
-| finish | RUNNING, FINISHED | FINISHED | job token |
-| index | FINISHED, INDEXING | INDEXING | job token |
-| indexed | FINISHED, INDEXING | FINISHED | job token |
-| validate | FINISHED, VALIDATED | VALIDATING | job token |
-| validated | VALIDATING, VALIDATED | VALIDATED | job token |
-| reject | VALIDATING | REJECTED | job token |
-| finalize | VALIDATED | FINALIZED | job token |
-| retire | FAILED, FINISHED, VALIDATING, VALIDATED, REJECTED, FINALIZED | RETIRED | job token |
-| reset | any state | RESET | admin credential only |
-| ready | RESET | CREATED | admin credential only |
-"""
-
-STATES = tuple(name.strip() for name in DESIGN_STATES.split(","))
-EVENTS = tuple(name.strip() for name in DESIGN_EVENTS.split(","))
 WHO = {
     "service credential": fsm.Permission.SERVICE,
     "job token": fsm.Permission.JOB_TOKEN,
     "admin credential only": fsm.Permission.ADMIN,
 }
-
-
-def _parse_table() -> tuple[dict[tuple[str, str], str], dict[str, fsm.Permission]]:
-    cells: dict[tuple[str, str], str] = {}
-    who: dict[str, fsm.Permission] = {}
-    for line in DESIGN_TABLE.strip().splitlines():
-        event, allowed, to, sender = (column.strip() for column in line.strip("| ").split(" | "))
-        who[event] = WHO[sender]
-        if allowed == "(job creation only)":
-            continue  # never a transition from an existing state
-        sources = STATES if allowed == "any state" else tuple(s.strip() for s in allowed.split(","))
-        for source in sources:
-            cells[(source, event)] = source if to == "=" else to
-    return cells, who
-
-
-EXPECTED, EXPECTED_PERMISSION = _parse_table()
+EXPECTED_PERMISSION = {event: WHO[sender] for event, sender in SENDERS.items()}
 
 
 def _cell_id(state: str, event: str) -> str:
