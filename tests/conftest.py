@@ -1,14 +1,19 @@
-"""Fixtures: one real embedded database per test session, a fresh database name and server per test, and
-the callback shim in front of a server of its own per test module."""
+"""Fixtures: one real embedded database per test session; a fresh database name, server, stubs, client and
+direct database access per test; a port that refuses connections; and the callback shim in front of a
+server of its own per test module."""
 
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_server.shim import ShimSettings
@@ -64,6 +69,36 @@ def server(mongodb_uri: str, database_name: str) -> Iterator[ServerThread]:
 def api(server: ServerThread) -> Iterator[Stubs]:
     with stubs(server.address) as s:
         yield s
+
+
+@pytest.fixture
+def client(server: ServerThread) -> Iterator[JobsClient]:
+    with JobsClient(server.address, api_key=CLIENT_KEY) as jobs:
+        yield jobs
+
+
+@pytest.fixture
+def mongo(embedded: EmbeddedDatabase) -> Iterator[MongoClient[dict[str, Any]]]:
+    """A plain pymongo client of the embedded database, for changes made behind the server's back (the
+    way a hand edit, a bad migration or a crash would make them) and for reading what it stored."""
+    client: MongoClient[dict[str, Any]] = MongoClient(embedded.uri, tz_aware=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def db(mongo: MongoClient[dict[str, Any]], database_name: str) -> Database[dict[str, Any]]:
+    """The test's own database (the one ``server`` serves), through ``mongo``."""
+    return mongo[database_name]
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses every connection at once: bound for the whole test, so nothing
+    else can take it, but never listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -231,27 +231,23 @@ def test_page_tokens_belong_to_their_filters_and_sizes_are_capped(dataset: Datas
 )
 @pytest.mark.parametrize("deep", [False, True], ids=["first-page", "deep-page"])
 def test_common_filters_use_an_index(
-    dataset: Dataset, embedded: EmbeddedDatabase, job_filter: JobFilter, deep: bool
+    dataset: Dataset, mongo: MongoClient[dict[str, Any]], job_filter: JobFilter, deep: bool
 ) -> None:
-    client: MongoClient[dict[str, Any]] = MongoClient(embedded.uri, tz_aware=True)
-    try:
-        jobs = client[dataset.database].jobs
-        position = None
-        if deep:  # a position two thirds of the way down, as a page token would carry it
-            ordered = jobs.find().sort(job_queries.sort(JobOrder.CREATE_TIME_DESC))
-            row = ordered.skip(2 * JOBS // 3).limit(1).next()
-            position = Position(row["created_at"], row["_id"])
-        plan = client[dataset.database].command(
-            "explain",
-            {
-                "find": "jobs",
-                "filter": job_queries.page_query(job_filter, JobOrder.CREATE_TIME_DESC, position),
-                "sort": dict(job_queries.sort(JobOrder.CREATE_TIME_DESC)),
-                "hint": dict(job_queries.index_for(job_filter, JobOrder.CREATE_TIME_DESC)),
-                "limit": 101,
-            },
-            verbosity="queryPlanner",
-        )["queryPlanner"]["winningPlan"]
-    finally:
-        client.close()
+    jobs = mongo[dataset.database].jobs
+    position = None
+    if deep:  # a position two thirds of the way down, as a page token would carry it
+        ordered = jobs.find().sort(job_queries.sort(JobOrder.CREATE_TIME_DESC))
+        row = ordered.skip(2 * JOBS // 3).limit(1).next()
+        position = Position(row["created_at"], row["_id"])
+    plan = mongo[dataset.database].command(
+        "explain",
+        {
+            "find": "jobs",
+            "filter": job_queries.page_query(job_filter, JobOrder.CREATE_TIME_DESC, position),
+            "sort": dict(job_queries.sort(JobOrder.CREATE_TIME_DESC)),
+            "hint": dict(job_queries.index_for(job_filter, JobOrder.CREATE_TIME_DESC)),
+            "limit": 101,
+        },
+        verbosity="queryPlanner",
+    )["queryPlanner"]["winningPlan"]
     assert "COLLSCAN" not in repr(plan), plan

@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo.database import Database
 
 from pipelinejobs_client import cli as cli_package
 from pipelinejobs_client.cli import EXIT_SERVICE, EXIT_UNAVAILABLE, EXIT_USAGE, main
 from pipelinejobs_client.cli.common import option
 from pipelinejobs_server.settings import Limits
-from pipelinejobs_server.storage.embedded import free_port
 from tests.servers import ServerThread, test_settings
 from tests.support import ADMIN_KEY, CLIENT_KEY, ROOT
 
@@ -77,9 +76,9 @@ def cli(capsys: pytest.CaptureFixture[str], server: ServerThread) -> Cli:
 
 
 @pytest.fixture
-def offline(capsys: pytest.CaptureFixture[str]) -> Cli:
+def offline(capsys: pytest.CaptureFixture[str], closed_port: int) -> Cli:
     """Pointed at a port nobody listens on: a command that sent anything would exit 3, not 2."""
-    return Cli(capsys, f"127.0.0.1:{free_port()}")
+    return Cli(capsys, f"127.0.0.1:{closed_port}")
 
 
 @pytest.fixture
@@ -395,17 +394,8 @@ def test_jobs_list_filters_orders_and_limits(cli: Cli, pipeline: str) -> None:
     assert table[1].endswith("s2, sample.uw_biofab.133737/A2")
 
 
-@pytest.fixture
-def database(mongodb_uri: str, database_name: str) -> Iterator[Any]:
-    client: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri)
-    try:
-        yield client[database_name]
-    finally:
-        client.close()
-
-
 def test_verify_passes_an_intact_history_and_fails_an_edited_one(
-    cli: Cli, pipeline: str, database: Any
+    cli: Cli, pipeline: str, db: Database[dict[str, Any]]
 ) -> None:
     created = create(cli, pipeline)
     uuid = created["job"]["uuid"]
@@ -419,7 +409,7 @@ def test_verify_passes_an_intact_history_and_fails_an_edited_one(
     }
     assert re.search(r"^valid\s+yes$", cli("jobs", "verify", uuid).out, re.M)
 
-    edited = database.job_events.update_one({"job_uuid": uuid, "seq": 2}, {"$set": {"data_json": '{"a":2}'}})
+    edited = db.job_events.update_one({"job_uuid": uuid, "seq": 2}, {"$set": {"data_json": '{"a":2}'}})
     assert edited.modified_count == 1
     broken = cli("jobs", "verify", uuid, "--json")
     assert broken.code == EXIT_SERVICE
@@ -517,10 +507,10 @@ def test_an_unreachable_server_is_exit_3(offline: Cli) -> None:
     assert line.endswith(f"(server {address})")
 
 
-def test_flags_win_over_the_environment(cli: Cli, tmp_path: Path) -> None:
+def test_flags_win_over_the_environment(cli: Cli, tmp_path: Path, closed_port: int) -> None:
     key_file = tmp_path / "admin.key"
     key_file.write_text(ADMIN_KEY + "\n")
-    dead = f"127.0.0.1:{free_port()}"
+    dead = f"127.0.0.1:{closed_port}"
     run = cli(
         "jobs",
         "rejected",
@@ -608,7 +598,7 @@ def test_client_commands_never_import_the_server(server: ServerThread) -> None:
     assert json.loads(result.stdout)["initial_state"] == "CREATED"
 
 
-def test_the_installed_console_script_end_to_end(server: ServerThread) -> None:
+def test_the_installed_console_script_end_to_end(server: ServerThread, closed_port: int) -> None:
     script = Path(sys.executable).with_name("pipelinejobs")
     assert script.exists(), f"no console script beside {sys.executable}: install the project (make install)"
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIPELINEJOBS_")}
@@ -640,4 +630,4 @@ def test_the_installed_console_script_end_to_end(server: ServerThread) -> None:
     assert refused.stderr.startswith("error: CANCEL_NOT_ALLOWED: ")
     assert refused.stdout == ""
     assert run("jobs", "frobnicate").returncode == EXIT_USAGE
-    assert run("fsm", "--server", f"127.0.0.1:{free_port()}").returncode == EXIT_UNAVAILABLE
+    assert run("fsm", "--server", f"127.0.0.1:{closed_port}").returncode == EXIT_UNAVAILABLE

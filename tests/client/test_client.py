@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -55,12 +53,6 @@ RPCS = [
 
 def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-@pytest.fixture
-def client(server: ServerThread) -> Iterator[JobsClient]:
-    with JobsClient(server.address, api_key=CLIENT_KEY) as jobs:
-        yield jobs
 
 
 @pytest.fixture
@@ -181,17 +173,10 @@ class CountingPolicy(RetryPolicy):
         return super().retryable(error)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def test_unavailable_is_retried_then_raised() -> None:
+def test_unavailable_is_retried_then_raised(closed_port: int) -> None:
     policy = CountingPolicy(attempts=3, initial_backoff_s=0.01, max_backoff_s=0.02)
     with (
-        JobsClient(f"127.0.0.1:{free_port()}", timeout=2, retry=policy) as client,
+        JobsClient(f"127.0.0.1:{closed_port}", timeout=2, retry=policy) as client,
         pytest.raises(ServiceUnavailable),
     ):
         client.get_state_machine()
@@ -199,11 +184,11 @@ def test_unavailable_is_retried_then_raised() -> None:
     assert [type(error) for error in policy.seen] == [ServiceUnavailable, ServiceUnavailable]
 
 
-def test_unavailable_is_retried_then_raised_by_the_async_client() -> None:
+def test_unavailable_is_retried_then_raised_by_the_async_client(closed_port: int) -> None:
     policy = CountingPolicy(attempts=2, initial_backoff_s=0.01, max_backoff_s=0.02)
 
     async def main() -> None:
-        async with AsyncJobsClient(f"127.0.0.1:{free_port()}", timeout=2, retry=policy) as client:
+        async with AsyncJobsClient(f"127.0.0.1:{closed_port}", timeout=2, retry=policy) as client:
             await client.get_state_machine()
 
     with pytest.raises(ServiceUnavailable):

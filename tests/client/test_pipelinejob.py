@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
@@ -29,12 +28,6 @@ from tests.support import ADMIN_KEY, CLIENT_KEY
 LINKS = ("UW_BIOFAB", "Yeast-Gates", "sample.uw_biofab.133737/A2")
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-@pytest.fixture
-def client(server: ServerThread) -> Iterator[JobsClient]:
-    with JobsClient(server.address, api_key=CLIENT_KEY) as jobs:
-        yield jobs
 
 
 @pytest.fixture

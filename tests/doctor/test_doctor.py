@@ -18,25 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import DESCENDING, MongoClient
+from pymongo import DESCENDING
 from pymongo.database import Database
 
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.doctor import Problem, Severity, check_job, diagnose
 from pipelinejobs_server.domain.history import Entry, utc_now_ms
 from pipelinejobs_server.storage.documents import event_from_document, event_to_document
-from pipelinejobs_server.storage.embedded import free_port
 from tests.servers import ServerThread
 from tests.support import ADMIN, CLIENT, Stubs, create_job, register_pipeline, send, stubs
 
 Document = dict[str, Any]
-
-
-@pytest.fixture
-def db(mongodb_uri: str, database_name: str) -> Iterator[Database[Document]]:
-    client: MongoClient[Document] = MongoClient(mongodb_uri, tz_aware=True)
-    yield client[database_name]
-    client.close()
 
 
 def busy_job(api: Stubs, pipeline: str, sample: str) -> str:
@@ -333,7 +325,9 @@ def test_the_command_text_json_strict_and_exit_codes(
     assert strict.stdout.splitlines()[-1].startswith("PROBLEMS FOUND")
 
 
-def test_the_command_refuses_to_guess(mongodb_uri: str, database_name: str, jobs: list[str]) -> None:
+def test_the_command_refuses_to_guess(
+    mongodb_uri: str, database_name: str, jobs: list[str], closed_port: int
+) -> None:
     no_uri = run_doctor()
     assert (no_uri.returncode, no_uri.stderr) == (
         2,
@@ -344,6 +338,6 @@ def test_the_command_refuses_to_guess(mongodb_uri: str, database_name: str, jobs
     assert "has no jobs collection" in typo.stderr
     bad_job = run_doctor("--job", "not-a-uuid", uri=mongodb_uri, database=database_name)
     assert bad_job.returncode == 2
-    down = run_doctor(uri=f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", database=database_name)
+    down = run_doctor(uri=f"mongodb://127.0.0.1:{closed_port}/?directConnection=true", database=database_name)
     assert down.returncode == 3
     assert down.stderr.startswith("error: database unavailable")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,6 @@ from tests.support import CLIENT_KEY
 
 SAMPLE = "sample.uw_biofab.133737/A2"
 PJ = "urn:pipelinejobs:v1:"
-
-
-@pytest.fixture
-def client(server: ServerThread) -> Iterator[JobsClient]:
-    with JobsClient(server.address, api_key=CLIENT_KEY) as jobs:
-        yield jobs
 
 
 @pytest.fixture

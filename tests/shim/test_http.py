@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -13,21 +12,11 @@ import pytest
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_server.shim import ShimSettings
-from pipelinejobs_server.shim.runner import bind
 from pipelinejobs_server.shim.statuses import AGAVE, TAPIS
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import ServerThread, ShimThread, test_settings
 from tests.shim.helpers import agave_params, http_client, new_job, running_job
-from tests.support import CLIENT_KEY
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 20) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+from tests.support import CLIENT_KEY, eventually
 
 
 def test_healthz_is_ready_when_the_server_serves(http: httpx.Client) -> None:
@@ -110,22 +99,21 @@ def test_no_token_or_nonce_reaches_any_log_line(
         assert nonce not in text, record.name
 
 
-def test_503_when_the_server_does_not_answer(jobs: JobsClient, pipeline: str) -> None:
-    with bind("127.0.0.1", 0) as probe:
-        dead = f"127.0.0.1:{probe.getsockname()[1]}"  # bound but never listening: refused at once
-        shim = ShimThread(ShimSettings(server=dead, call_timeout_s=2)).start()
-        try:
-            with http_client(shim.url) as http:
-                health = http.get("/healthz")
-                assert (health.status_code, health.json()["ready"]) == (503, False)
-                started = time.monotonic()
-                created = new_job(jobs, pipeline)
-                response = http.get("/v1/callbacks/agave", params=agave_params(created, "RUNNING"))
-                assert (response.status_code, response.json()["error"]["reason"]) == (503, "UNAVAILABLE")
-                assert response.headers["retry-after"] == "5"
-                assert time.monotonic() - started < 10
-        finally:
-            shim.stop()
+def test_503_when_the_server_does_not_answer(jobs: JobsClient, pipeline: str, closed_port: int) -> None:
+    dead = f"127.0.0.1:{closed_port}"  # bound but never listening: refused at once
+    shim = ShimThread(ShimSettings(server=dead, call_timeout_s=2)).start()
+    try:
+        with http_client(shim.url) as http:
+            health = http.get("/healthz")
+            assert (health.status_code, health.json()["ready"]) == (503, False)
+            started = time.monotonic()
+            created = new_job(jobs, pipeline)
+            response = http.get("/v1/callbacks/agave", params=agave_params(created, "RUNNING"))
+            assert (response.status_code, response.json()["error"]["reason"]) == (503, "UNAVAILABLE")
+            assert response.headers["retry-after"] == "5"
+            assert time.monotonic() - started < 10
+    finally:
+        shim.stop()
 
 
 def test_503_while_the_database_is_down_and_recovery_without_a_restart(tmp_path: Path) -> None:
@@ -152,7 +140,7 @@ def test_503_while_the_database_is_down_and_recovery_without_a_restart(tmp_path:
 
             restarted = EmbeddedDatabase(tmp_path, port=port)
             restarted.start()
-            assert wait_for(lambda: http.get("/healthz").status_code == 200)
+            eventually(lambda: http.get("/healthz").status_code == 200, timeout_s=20, what="/healthz 200")
             response = http.get("/v1/callbacks/agave", params=agave_params(created, "RUNNING"))
             assert (response.status_code, response.json()["state"]) == (200, "RUNNING")
     finally:

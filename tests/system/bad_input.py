@@ -16,7 +16,7 @@ from google.protobuf import descriptor, message, message_factory
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, settings
-from pymongo import MongoClient
+from pymongo.database import Database
 
 from pipelinejobs_client.api.v1 import job_service_pb2, pipeline_service_pb2
 from pipelinejobs_server.domain import errors
@@ -64,7 +64,6 @@ class Target:
     """A running server and what there is to aim at in its database."""
 
     server: ServerProcess
-    uri: str
     database: str
     pipeline: str
     job: str  # RUNNING
@@ -103,9 +102,8 @@ class Snapshot:
     leave exactly as it was. The rejected-events log only counts: refusals by the state machine are
     recorded there on purpose (DESIGN 5)."""
 
-    def __init__(self, target: Target) -> None:
-        self._client: MongoClient[dict[str, Any]] = MongoClient(target.uri, tz_aware=True)
-        self._database = self._client[target.database]
+    def __init__(self, database: Database[dict[str, Any]]) -> None:
+        self._database = database
 
     def take(self) -> tuple[Any, ...]:
         # Job parameters and pipeline options can be large; their documents are compared without them.
@@ -115,9 +113,6 @@ class Snapshot:
             for name in ("pipelines", "jobs", "job_events")
         ]
         return (*parts, self._database["rejected_events"].count_documents({}))
-
-    def close(self) -> None:
-        self._client.close()
 
 
 def assert_unchanged(

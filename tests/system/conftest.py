@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo import MongoClient
 
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import start_server_process
@@ -39,7 +41,6 @@ def target(embedded: EmbeddedDatabase) -> Iterator[Target]:
             fresh = create_job(api, pipeline, sample=["fresh"])
         yield Target(
             server,
-            embedded.uri,
             database,
             pipeline,
             running.job.uuid,
@@ -55,8 +56,6 @@ def target(embedded: EmbeddedDatabase) -> Iterator[Target]:
 
 
 @pytest.fixture
-def snapshot(target: Target) -> Iterator[Snapshot]:
+def snapshot(target: Target, mongo: MongoClient[dict[str, Any]]) -> Snapshot:
     """The target's database, to compare before and after a refused call."""
-    taken = Snapshot(target)
-    yield taken
-    taken.close()
+    return Snapshot(mongo[target.database])

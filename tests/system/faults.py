@@ -33,7 +33,7 @@ from pipelinejobs_server.doctor import Problem, diagnose
 from tests import design_fsm
 from tests.invariants import check_history
 from tests.servers import ServerProcess, start_server_process
-from tests.support import ADMIN_KEY, CLIENT_KEY, stubs
+from tests.support import ADMIN_KEY, CLIENT_KEY, eventually, stubs
 
 # Every event of the machine but create; reset/ready (admin) bring a job back to CREATED, so every state
 # is visited again and again, and refusals are frequent (and must be clean). The events that keep a job
@@ -46,7 +46,7 @@ DELIVERY_S = 30.0
 
 
 class Replicas:
-    """Two live ``serve`` processes on one database; a killed one is replaced by a fresh one."""
+    """Live ``serve`` processes on one database (two by default); a killed one is replaced by a fresh one."""
 
     def __init__(self, uri: str, database: str, env: dict[str, str] | None = None, count: int = 2) -> None:
         self._uri, self._database, self._env = uri, database, env or {}
@@ -81,16 +81,7 @@ def health(server: ServerProcess) -> int:
 def wait_for_health(servers: list[ServerProcess], status: int) -> None:
     name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
     for server in servers:
-        wait_for(lambda server=server: health(server) == status, what=name)  # type: ignore[misc]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        eventually(lambda server=server: health(server) == status, what=name)  # type: ignore[misc]
 
 
 @dataclass
@@ -201,7 +192,7 @@ class Load:
             return sum(len(keys) for keys in self.seen.acknowledged.values())
 
     def wait_for_acknowledged(self, count: int) -> None:
-        wait_for(lambda: self.acknowledged_count() >= count, what=f"{count} acknowledged events")
+        eventually(lambda: self.acknowledged_count() >= count, what=f"{count} acknowledged events")
 
     def _send(self, n: int) -> None:
         chooser = random.Random(n)

@@ -76,10 +76,8 @@ def bodies(target: Target) -> st.SearchStrategy[bytes]:
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda method: method.name)
 def test_undecodable_request_bytes_get_a_precise_answer(
-    target: Target, method: descriptor.MethodDescriptor
+    target: Target, snapshot: Snapshot, method: descriptor.MethodDescriptor
 ) -> None:
-    snapshot = Snapshot(target)
-
     @BOUNDED
     @given(body=bodies(target))
     def fuzz(body: bytes) -> None:
@@ -89,11 +87,8 @@ def test_undecodable_request_bytes_get_a_precise_answer(
         if error is not None:
             assert_unchanged(before, snapshot.take(), assert_precise(error))
 
-    try:
-        with grpc.insecure_channel(target.server.address) as channel:
-            fuzz()
-    finally:
-        snapshot.close()
+    with grpc.insecure_channel(target.server.address) as channel:
+        fuzz()
     assert_serving(target)
 
 
@@ -124,8 +119,7 @@ def exchange(port: int, data: bytes) -> tuple[bytes, bool]:
         return received, False
 
 
-def test_bytes_that_are_not_http2_are_refused_at_the_connection(target: Target) -> None:
-    snapshot = Snapshot(target)
+def test_bytes_that_are_not_http2_are_refused_at_the_connection(target: Target, snapshot: Snapshot) -> None:
     before = snapshot.take()
 
     @BOUNDED
@@ -143,9 +137,6 @@ def test_bytes_that_are_not_http2_are_refused_at_the_connection(target: Target) 
         assert len(received) >= 9, received
         assert received[3] == SETTINGS, received
 
-    try:
-        fuzz()
-        assert_serving(target)
-        assert snapshot.take() == before
-    finally:
-        snapshot.close()
+    fuzz()
+    assert_serving(target)
+    assert snapshot.take() == before

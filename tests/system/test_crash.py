@@ -19,8 +19,8 @@ import pytest
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.invariants import check_history
-from tests.servers import start_server_process
 from tests.support import CLIENT, create_job, history, register_pipeline, send, stubs
+from tests.system.faults import Replicas
 
 pytestmark = pytest.mark.slow
 
@@ -34,33 +34,6 @@ RETRIED = (
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.CANCELLED,
 )
-
-
-class Replicas:
-    """The live server processes; killed ones are replaced by fresh ones."""
-
-    def __init__(self, uri: str, database: str) -> None:
-        self._uri, self._database = uri, database
-        self._lock = threading.Lock()
-        self.servers = [start_server_process(uri, database) for _ in range(2)]
-        self.all = list(self.servers)
-
-    def address(self, chooser: random.Random) -> str:
-        with self._lock:
-            return chooser.choice(self.servers).address
-
-    def kill_and_replace(self, index: int) -> None:
-        with self._lock:
-            victim = self.servers[index]
-        victim.kill()
-        replacement = start_server_process(self._uri, self._database)
-        with self._lock:
-            self.servers[index] = replacement
-            self.all.append(replacement)
-
-    def stop(self) -> None:
-        for server in self.all:
-            server.terminate()
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from pipelinejobs_client.retry import NO_RETRY
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase, embedded_uri
 from tests.invariants import check_history
 from tests.servers import ServerProcess, start_server_process
-from tests.support import CLIENT, CLIENT_KEY, error_info, register_pipeline, stubs
-from tests.system.faults import doctor_problems, health, wait_for
+from tests.support import CLIENT, CLIENT_KEY, error_info, eventually, register_pipeline, stubs
+from tests.system.faults import doctor_problems, health
 
 pytestmark = pytest.mark.slow
 
@@ -179,8 +179,8 @@ def test_calls_end_by_their_deadline_while_the_database_is_slow(
         assert DEADLINE_S <= seconds < DEADLINE_S + SLACK_S, (name, seconds)
 
     # The same server, no restart: healthy, and answering within the deadline again.
-    wait_for(lambda: health(server) == health_pb2.HealthCheckResponse.SERVING, what="SERVING")
-    wait_for(lambda: timed(lambda: slow.get_job(job))[0] == "OK", what="GetJob within its deadline")
+    eventually(lambda: health(server) == health_pb2.HealthCheckResponse.SERVING, what="SERVING")
+    eventually(lambda: timed(lambda: slow.get_job(job))[0] == "OK", what="GetJob within its deadline")
     with JobsClient(server.address, api_key=CLIENT_KEY) as client:
         retried = client.send_event(job, "update", token=token, idempotency_key="late", data={"a": 1})
         events = list(client.iter_job_events(job))
@@ -214,7 +214,7 @@ def test_without_a_deadline_a_stalled_database_still_gets_an_answer(
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         assert error_info(caught.value).reason == "DATABASE_UNAVAILABLE"
         assert elapsed < 20, elapsed
-        wait_for(lambda: health(server) == health_pb2.HealthCheckResponse.SERVING, what="SERVING")
+        eventually(lambda: health(server) == health_pb2.HealthCheckResponse.SERVING, what="SERVING")
         reply = api.pipelines.GetPipeline(
             pipeline_service_pb2.GetPipelineRequest(uuid=pipeline), metadata=CLIENT, timeout=DEADLINE_S
         )

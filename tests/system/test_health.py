@@ -4,7 +4,6 @@ both recover by themselves when the database is back, with no restart of the ser
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import grpc
 import pytest
@@ -13,19 +12,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import start_server_process
-from tests.support import CLIENT, error_info, stubs
+from tests.support import CLIENT, error_info, eventually, stubs
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_health_follows_the_database(own_database: EmbeddedDatabase) -> None:
@@ -44,7 +34,7 @@ def test_health_follows_the_database(own_database: EmbeddedDatabase) -> None:
 
             port = own_database.port
             own_database.stop()
-            assert wait_for(lambda: status() == NOT_SERVING)
+            eventually(lambda: status() == NOT_SERVING, what="NOT_SERVING")
             started = time.monotonic()
             with pytest.raises(grpc.RpcError) as caught:
                 api.jobs.GetJob(
@@ -60,7 +50,7 @@ def test_health_follows_the_database(own_database: EmbeddedDatabase) -> None:
             restarted = EmbeddedDatabase(own_database.data_dir, port=port)
             restarted.start()
             try:
-                assert wait_for(lambda: status() == SERVING)
+                eventually(lambda: status() == SERVING, what="SERVING")
                 reply = api.jobs.GetStateMachine(job_service_pb2.GetStateMachineRequest(), metadata=CLIENT)
                 assert len(reply.states) == 11
             finally:

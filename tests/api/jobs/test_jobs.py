@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import pytest
-from pymongo import MongoClient
 from pymongo.database import Database
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
@@ -54,16 +53,6 @@ SAMPLES = ["sample.uw_biofab.133737/A2"]
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def db(mongodb_uri: str, database_name: str) -> Iterator[Database[Document]]:
-    """The server's database, for changes made behind its back."""
-    client: MongoClient[Document] = MongoClient(mongodb_uri, tz_aware=True)
-    try:
-        yield client[database_name]
-    finally:
-        client.close()
 
 
 @pytest.fixture
