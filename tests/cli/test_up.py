@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelinejobs_server.storage.embedded import free_port
 from tests.servers import wait_for_line
 
 PIPELINEJOBS = [sys.executable, "-m", "pipelinejobs_server"]
@@ -26,10 +25,16 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def announced_port(pattern: str, text: str) -> int:
+    """The port a banner line names: ``up`` is given port 0 for gRPC and HTTP, and says what it got."""
+    match = re.search(pattern, text, re.M)
+    assert match is not None, text
+    return int(match.group(1))
+
+
 def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIPELINEJOBS_")}
     env.pop("MONGODB_URI", None)
-    grpc_port, http_port = free_port(), free_port()
     log = tmp_path / "up.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -39,9 +44,9 @@ def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
                 "--data-dir",
                 str(tmp_path / "data"),
                 "--grpc-port",
-                str(grpc_port),
+                "0",
                 "--http-port",
-                str(http_port),
+                "0",
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -50,6 +55,8 @@ def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     try:
         wait_for_line(log, r"press Ctrl-C to stop", process)
         text = log.read_text()
+        grpc_port = announced_port(r"^gRPC server listening on 127\.0\.0\.1:(\d+) ", text)
+        http_port = announced_port(r"^callback shim listening on http://127\.0\.0\.1:(\d+)$", text)
         assert f"listening on 127.0.0.1:{grpc_port}" in text
         database_port = int(re.search(r"database: mongodb://127\.0\.0\.1:(\d+)/", text).group(1))  # type: ignore[union-attr]
         admin_key = tmp_path / "data" / "admin.key"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +14,7 @@ from pipelinejobs_client.retry import RetryPolicy
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.invariants import check_history
 from tests.servers import ServerProcess, start_server_process
-from tests.support import CLIENT_KEY
+from tests.support import CLIENT_KEY, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -72,11 +71,14 @@ def test_sigterm_during_a_watch_and_a_stream_of_events_loses_nothing(replicas: l
     sender, watcher = threading.Thread(target=send_stream), threading.Thread(target=watch)
     watcher.start()
     sender.start()
-    time.sleep(1.0)
+    # SIGTERM while the watch follows live events (its backlog was create alone) and events are acknowledged.
+    eventually(lambda: len(watched) >= 3 and len(acknowledged) >= 5, what="the watch and the stream to run")
     doomed.process.send_signal(signal.SIGTERM)
     assert doomed.process.wait(timeout=30) == 0, doomed.output()
     assert watch_ended.wait(timeout=30), "the watch ended with the server"
-    time.sleep(0.5)
+    # The stream goes on through the survivor for a while before it stops.
+    at_shutdown = len(acknowledged)
+    eventually(lambda: len(acknowledged) >= at_shutdown + 10, what="events acknowledged by the survivor")
     stop_sending.set()
     sender.join(timeout=60)
     watcher.join(timeout=10)

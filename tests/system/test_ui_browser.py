@@ -12,8 +12,6 @@ Chromium is never downloaded (Playwright's own browser build cannot be fetched h
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,20 +69,11 @@ def browser() -> Iterator[BrowserContext]:
         context.close()
 
 
-def send_through_shim(
-    shim_url: str, job_uuid: str, token: str, event: str, delay_s: float
-) -> threading.Thread:
-    """POST a PipelineJobEvent to the shim from another thread, after ``delay_s``, as an executor would."""
-
-    def post() -> None:
-        time.sleep(delay_s)
-        body = {"uuid": job_uuid, "event": event, "token": token, "data": {"from": "the browser test"}}
-        answer = httpx.post(f"{shim_url}/v1/events", json=body, timeout=10)
-        assert answer.json()["outcome"] == "applied", answer.text
-
-    thread = threading.Thread(target=post, name=f"send-{event}")
-    thread.start()
-    return thread
+def send_through_shim(shim_url: str, job_uuid: str, token: str, event: str) -> None:
+    """POST a PipelineJobEvent to the shim, as an executor would."""
+    body = {"uuid": job_uuid, "event": event, "token": token, "data": {"from": "the browser test"}}
+    answer = httpx.post(f"{shim_url}/v1/events", json=body, timeout=10)
+    assert answer.json()["outcome"] == "applied", answer.text
 
 
 def test_the_dashboard_shows_jobs_and_follows_one_live(
@@ -145,10 +134,10 @@ def test_the_dashboard_shows_jobs_and_follows_one_live(
     page.screenshot(path=output_dir / "03-job-running.png", full_page=True)
 
     # An executor reports the end through the shim while the page is open: no reload, the page follows.
+    # The page's stream is live (data-status above), so the event is sent at once: the page must follow it.
     page.evaluate("window.notReloaded = true")
-    sender = send_through_shim(shim.url, watched.job.uuid, watched.token, "finish", delay_s=0.3)
+    send_through_shim(shim.url, watched.job.uuid, watched.token, "finish")
     expect(page.locator("#job-state")).to_have_text("FINISHED", timeout=WAIT_MS)
-    sender.join(timeout=10)
     expect(page.locator("#timeline li").first.locator(".event")).to_have_text("finish")
     expect(page.locator("#timeline li")).to_have_count(3)
     expect(page.locator('#fsm g.node.current[data-state="FINISHED"]')).to_have_count(1)
