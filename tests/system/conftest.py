@@ -1,5 +1,6 @@
 """Fixtures of the system suites: a database of a test's own (to kill and restart), and the server process
-with real objects that the bad-input suites aim at."""
+with real objects that the bad-input suites aim at. Every test here is marked ``system``, which
+``make unit`` leaves out; each module also says what it needs (``slow``, ``fuzz``, ``browser``, ...)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import start_server_process
 from tests.support import create_job, register_pipeline, send, stubs
 from tests.system.bad_input import Snapshot, Target
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects anything
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.system)
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ from tests.system.strategies import (
 )
 
 # A server process of its own, like the other multi-process tests.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
 
 WATCH_S = 0.3  # a valid WatchJob stays open: it ends at this deadline, which is its success
 REFUSAL_S = 10.0

@@ -32,7 +32,7 @@ from tests.system.bad_input import (
 )
 
 # A server process of its own, like the other multi-process tests.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # what every HTTP/2 connection must begin with
 SETTINGS = 0x04  # HTTP/2 frame type

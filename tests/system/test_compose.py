@@ -43,6 +43,7 @@ def test_topology_is_a_replica_set_two_servers_and_the_shim() -> None:
             assert dependency in services
 
 
+@pytest.mark.compose
 def test_compose_cli_accepts_the_file() -> None:
     docker = shutil.which("docker")
     legacy = shutil.which("docker-compose")

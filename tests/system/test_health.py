@@ -14,6 +14,9 @@ from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import start_server_process
 from tests.support import CLIENT, error_info, eventually, stubs
 
+# A server process and a database of its own, stopped and started again.
+pytestmark = pytest.mark.slow
+
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

@@ -16,6 +16,8 @@ import pytest
 from tests.servers import ServerThread
 from tests.support import CLIENT_KEY, ROOT
 
+pytestmark = pytest.mark.node
+
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
 

@@ -20,6 +20,8 @@ from pipelinejobs_client import JobsClient
 from tests.servers import ShimThread
 from tests.shim.helpers import http_client, running_job
 
+pytestmark = pytest.mark.fuzz
+
 EXAMPLES = 100
 # Reproducible and bounded: no example database, no deadline flakes on a busy machine.
 BOUNDED = settings(

@@ -27,6 +27,8 @@ from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import ServerThread, ShimThread, start_grpc_server
 from tests.support import CLIENT_KEY
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
