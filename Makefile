@@ -71,8 +71,9 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
+## The fast tests only: no tests/system/ suites, nothing marked slow (under two minutes on two cores).
 unit: install
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not system"
 
 bench: install
 	$(PY) -m bench

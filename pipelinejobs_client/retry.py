@@ -2,7 +2,7 @@
 
 Every RPC of the service is declared here, by its full gRPC method name, as safe or unsafe to repeat,
 with the reason. The client repeats only the safe ones; a new RPC in neither table fails the tests
-(tests/test_retry.py), so nothing is ever retried by default.
+(tests/client/test_retry.py), so nothing is ever retried by default.
 """
 
 from __future__ import annotations

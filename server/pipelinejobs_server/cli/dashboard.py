@@ -48,7 +48,13 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = settings_from(options, environ)
     # Under /ui as under `up`: the sign-in cookie is scoped to that path. A configured key is checked
     # on the first page view, whose answer says what is wrong with it.
-    return serve_app(mounted({PREFIX: create_app(settings)}), settings.host, settings.port, "dashboard")
+    return serve_app(
+        mounted({PREFIX: create_app(settings)}),
+        settings.host,
+        settings.port,
+        "dashboard",
+        lambda url: f"dashboard on {url}{PREFIX}/ (gRPC server {settings.server})",
+    )
 
 
 COMMAND = Command(

@@ -20,9 +20,11 @@ log = logging.getLogger("pipelinejobs")
 Check = Callable[[Starlette], Awaitable[None]]
 
 
-async def _serve(app: Starlette, sock: socket.socket, what: str, check: Check | None) -> int:
-    running = await start_app(app, sock, what)
-    print(f"{what} listening on {running.url}", flush=True)
+async def _serve(
+    app: Starlette, sock: socket.socket, name: str, banner: Callable[[str], str], check: Check | None
+) -> int:
+    running = await start_app(app, sock, name)
+    print(banner(running.url), flush=True)
     if check is not None:
         try:
             await check(app)
@@ -39,14 +41,22 @@ async def _serve(app: Starlette, sock: socket.socket, what: str, check: Check | 
     return 0
 
 
-def serve_app(app: Starlette, host: str, port: int, what: str, check: Check | None = None) -> int:
-    """Serve ``app`` on ``host:port`` until SIGINT/SIGTERM; ``check`` runs once it listens."""
+def serve_app(
+    app: Starlette,
+    host: str,
+    port: int,
+    name: str,
+    banner: Callable[[str], str],
+    check: Check | None = None,
+) -> int:
+    """Serve ``app`` on ``host:port`` until SIGINT/SIGTERM, printing ``banner(url)`` once it listens;
+    ``check`` runs then."""
     try:
         sock = bind(host, port)
     except OSError as error:
         print(f"error: cannot listen on {host}:{port}: {error}", file=sys.stderr)
         return 1
     try:
-        return run_bounded(_serve(app, sock, what, check))
+        return run_bounded(_serve(app, sock, name, banner, check))
     finally:
         sock.close()

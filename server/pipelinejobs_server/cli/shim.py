@@ -65,7 +65,8 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
         create_app(settings),
         settings.host,
         settings.port,
-        f"callback shim (gRPC server {settings.server})",
+        "callback-shim",
+        lambda url: f"callback shim listening on {url} (gRPC server {settings.server})",
         check,
     )
 

@@ -1,7 +1,7 @@
 """Stable identities: pipeline and job UUIDs, and the link UUIDs used in archive paths.
 
 All are ``uuid5`` values over canonical JSON (see canonical.py), so any language can reproduce them.
-docs/identity.md specifies the encodings and lists test vectors checked by tests/test_identity.py.
+docs/identity.md specifies the encodings and lists test vectors checked by tests/domain/test_identity.py.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """What every call of our services goes through, outermost first, as gRPC interceptors.
 
 1. ``RequestIds``: the call's request id, in every log line and in the trailing metadata;
-2. ``CallMetrics``: calls by method and code, unary latency (it sees the code the caller gets);
-3. ``ErrorMapping``: domain errors to rich statuses, faults to INTERNAL;
+2. ``ErrorMapping``: domain errors to rich statuses, faults to INTERNAL;
+3. ``CallMetrics``: calls by method and the code the caller gets, unary latency;
 4. ``TolerantDecoding``: undecodable requests refused as INVALID_ARGUMENT;
 5. ``Authentication``: the API key to a ``Principal``, which handlers read with ``principal()``.
 
@@ -26,8 +26,8 @@ from .request_ids import RequestIds
 def chain(credentials: Credentials, metrics: ServerMetrics) -> list[grpc.aio.ServerInterceptor]:  # type: ignore[type-arg]
     return [
         RequestIds(),
-        CallMetrics(metrics),
         ErrorMapping(),
+        CallMetrics(metrics),
         TolerantDecoding(),
         Authentication(credentials),
     ]

@@ -1,7 +1,8 @@
 """Every call is counted by method and status code, and unary calls are timed (api/metrics.py).
 
-It sits outside error mapping, so it sees the code the caller gets: OK, or the code of the abort.
-A stream's length says nothing about the service's speed, so streams are counted, not timed.
+It sits just inside error mapping, so it sees the domain error a call ends with and counts the code the
+shared table gives it (codes.py): the code the caller gets. A stream's length says nothing about the
+service's speed, so streams are counted, not timed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import grpc
 
 from pipelinejobs_server import logs
 from pipelinejobs_server.api.metrics import ServerMetrics
+from pipelinejobs_server.codes import codes_for
+from pipelinejobs_server.domain.errors import PipelineJobsError
 
 from .around import AroundCall, Call
 
@@ -30,18 +33,18 @@ class CallMetrics(AroundCall):
         started = time.perf_counter()
         try:
             yield
-        except grpc.aio.AbortError:
-            code = call.context.code()
-            aborted = code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
-            self._metrics.observe_call(call.method, aborted, _seconds(call, started))
+        except PipelineJobsError as error:
+            self._observe(call, codes_for(error).grpc, started)
             raise
-        seconds = _seconds(call, started)
-        self._metrics.observe_call(call.method, grpc.StatusCode.OK, seconds)
+        except Exception:
+            self._observe(call, grpc.StatusCode.INTERNAL, started)  # what error mapping answers
+            raise
+        self._observe(call, grpc.StatusCode.OK, started)
         log.debug(
             "rpc=%s request_id=%s code=OK ms=%.1f",
             call.method, logs.REQUEST_ID.get(), (time.perf_counter() - started) * 1000,
         )  # fmt: skip
 
-
-def _seconds(call: Call, started: float) -> float | None:
-    return None if call.streaming else time.perf_counter() - started
+    def _observe(self, call: Call, code: grpc.StatusCode, started: float) -> None:
+        seconds = None if call.streaming else time.perf_counter() - started
+        self._metrics.observe_call(call.method, code, seconds)
