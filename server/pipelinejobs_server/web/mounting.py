@@ -11,10 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.routing import Mount
-
-from .failures import http_error
 
 
 def mounted(apps: Mapping[str, Starlette]) -> Starlette:
@@ -27,6 +24,7 @@ def mounted(apps: Mapping[str, Starlette]) -> Starlette:
                 await stack.enter_async_context(inner.router.lifespan_context(inner))
             yield
 
-    # Longest prefix first: "" would otherwise catch every path.
+    # Longest prefix first: "" would otherwise catch every path. Each app answers its own unknown paths
+    # (both answer them in the JSON error shape, web/failures.py).
     routes = [Mount(prefix, app=apps[prefix]) for prefix in sorted(apps, key=len, reverse=True)]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    return Starlette(routes=routes, lifespan=lifespan)

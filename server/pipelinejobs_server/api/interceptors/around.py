@@ -41,6 +41,11 @@ def method_name(details: grpc.HandlerCallDetails) -> str | None:
 
 
 class AroundCall(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    def __init__(self) -> None:
+        # gRPC asks every interceptor for the handler on every call. The handler a method resolves to does
+        # not change, so its wrapped form is made once and reused: per call, only ``around`` runs.
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+
     def around(self, call: Call) -> contextlib.AbstractAsyncContextManager[None]:
         raise NotImplementedError
 
@@ -55,6 +60,14 @@ class AroundCall(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method = method_name(details)
         if handler is None or method is None:
             return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
         # grpc's handlers are named tuples at run time (their stubs do not say so): swap the behaviour.
         replaced: Any = self.replace_handler(handler)
         if replaced.unary_unary is not None:

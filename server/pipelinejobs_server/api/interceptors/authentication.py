@@ -37,6 +37,7 @@ def api_key(call: Call) -> str | None:
 
 class Authentication(AroundCall):
     def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
         self._credentials = credentials
 
     @contextlib.asynccontextmanager

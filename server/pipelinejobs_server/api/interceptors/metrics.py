@@ -26,6 +26,7 @@ log = logging.getLogger("pipelinejobs.rpc")
 
 class CallMetrics(AroundCall):
     def __init__(self, metrics: ServerMetrics) -> None:
+        super().__init__()
         self._metrics = metrics
 
     @contextlib.asynccontextmanager
