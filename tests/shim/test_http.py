@@ -84,9 +84,16 @@ def test_no_token_or_nonce_reaches_any_log_line(
             http.get("/v1/callbacks/agave", params={**params, "x-nonce": "wrong-" + nonce})
             http.post("/v1/events", json={"uuid": created.job.uuid, "event": "bogus", "token": created.token})
             http.post("/actors/v2/G56vjoAVzGkkq/messages", params=params, content=b"\xff")
+
+            def access_lines() -> list[logging.LogRecord]:
+                return [r for r in caplog.records if r.name == "pipelinejobs.shim.access"]
+
+            # The shim writes a request's line after the answer has gone out: wait for the last one here,
+            # while INFO is still captured, rather than race it.
+            eventually(lambda: len(access_lines()) >= 6, timeout_s=10, what="six access lines")
     finally:
         guarded.stop()
-    access = [r for r in caplog.records if r.name == "pipelinejobs.shim.access"]
+    access = access_lines()
     assert len(access) == 6, [r.getMessage() for r in caplog.records]
     assert "token=REDACTED" in access[0].getMessage()
     # Every logger in this process (shim, uvicorn, the gRPC server, pymongo's command log), except the
