@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import replace
 
 from pipelinejobs_client.cli.plugins import Command
 from pipelinejobs_server.ui import PREFIX, DashboardSettings, create_app
@@ -19,27 +18,14 @@ from .http import serve_app
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--server",
-        default=None,
-        help="gRPC server host:port (env PIPELINEJOBS_SERVER; default 127.0.0.1:50051)",
-    )
-    parser.add_argument(
-        "--host", default=None, help="HTTP listen address (env PIPELINEJOBS_UI_HOST; default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=None,
-        help="HTTP port (env PIPELINEJOBS_UI_PORT; default 8081; 0 picks a free one)",
-    )
+    common.add_http_app_arguments(parser, "UI", DashboardSettings.port)
     common.add_logging_arguments(parser)
 
 
 def settings_from(options: argparse.Namespace, environ: Mapping[str, str]) -> DashboardSettings:
-    settings = DashboardSettings.from_environ(environ)
-    changes = {"server": options.server, "host": options.host, "port": options.port}
-    settings = replace(settings, **{name: value for name, value in changes.items() if value is not None})
+    settings = common.with_flags(
+        DashboardSettings.from_environ(environ), server=options.server, host=options.host, port=options.port
+    )
     settings.validate()
     return settings
 

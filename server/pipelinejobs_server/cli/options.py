@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any, TypeVar
 
 from pipelinejobs_server import logs
 from pipelinejobs_server.settings import Settings, SettingsError
@@ -17,6 +18,7 @@ GRACE_S = 10.0
 """How long in-flight calls get after SIGTERM or Ctrl-C: the HTTP apps' and the server's together."""
 
 Run = Callable[[argparse.Namespace, Mapping[str, str]], int]
+SettingsT = TypeVar("SettingsT")
 
 
 def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +28,30 @@ def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format", choices=logs.FORMATS, default=None, help="text or json (env PIPELINEJOBS_LOG_FORMAT)"
     )
+
+
+def add_http_app_arguments(parser: argparse.ArgumentParser, env: str, default_port: int) -> None:
+    """What an HTTP app run alone (``shim``, ``dashboard``) takes: its gRPC server and where it listens."""
+    parser.add_argument(
+        "--server",
+        default=None,
+        help="gRPC server host:port (env PIPELINEJOBS_SERVER; default 127.0.0.1:50051)",
+    )
+    parser.add_argument(
+        "--host", default=None, help=f"HTTP listen address (env PIPELINEJOBS_{env}_HOST; default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"HTTP port (env PIPELINEJOBS_{env}_PORT; default {default_port}; 0 picks a free one)",
+    )
+
+
+def with_flags(settings: SettingsT, **flags: Any) -> SettingsT:
+    """``settings`` with every flag that was given on the command line (not None) put over it."""
+    given = {name: value for name, value in flags.items() if value is not None}
+    return replace(settings, **given) if given else settings  # type: ignore[type-var]
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,25 +91,23 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(options: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """The server's settings: the environment's, with every flag given on the command line on top."""
-    settings = Settings.from_environ(environ)
-    flags = {
-        "host": options.host,
-        "port": options.grpc_port,
-        "public_url": options.public_url.rstrip("/") if options.public_url is not None else None,
-        "mongodb_uri": getattr(options, "mongodb_uri", None) or None,
-        "metrics_port": options.metrics_port,
-        "log_format": options.log_format,
-    }
-    settings = replace(settings, **{name: value for name, value in flags.items() if value is not None})
-    tls_flags = {
-        "cert_file": options.tls_cert,
-        "key_file": options.tls_key,
-        "client_ca_file": options.tls_client_ca,
-        "require_client_cert": options.require_client_cert,
-    }
-    given = {name: value for name, value in tls_flags.items() if value is not None}
-    if given:
-        settings = replace(settings, tls=replace(settings.tls, **given))
+    settings = with_flags(
+        Settings.from_environ(environ),
+        host=options.host,
+        port=options.grpc_port,
+        public_url=options.public_url.rstrip("/") if options.public_url is not None else None,
+        mongodb_uri=getattr(options, "mongodb_uri", None) or None,
+        metrics_port=options.metrics_port,
+        log_format=options.log_format,
+    )
+    tls = with_flags(
+        settings.tls,
+        cert_file=options.tls_cert,
+        key_file=options.tls_key,
+        client_ca_file=options.tls_client_ca,
+        require_client_cert=options.require_client_cert,
+    )
+    settings = replace(settings, tls=tls)
     settings.validate()
     return settings
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from dataclasses import replace
 
 from starlette.applications import Starlette
 
@@ -19,20 +18,7 @@ from .http import serve_app
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--server",
-        default=None,
-        help="gRPC server host:port (env PIPELINEJOBS_SERVER; default 127.0.0.1:50051)",
-    )
-    parser.add_argument(
-        "--host", default=None, help="HTTP listen address (env PIPELINEJOBS_HTTP_HOST; default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=None,
-        help="HTTP port (env PIPELINEJOBS_HTTP_PORT; default 8080; 0 picks a free one)",
-    )
+    common.add_http_app_arguments(parser, "HTTP", ShimSettings.port)
     parser.add_argument(
         "--api-key",
         default=None,
@@ -42,14 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(options: argparse.Namespace, environ: Mapping[str, str]) -> ShimSettings:
-    settings = ShimSettings.from_environ(environ)
-    changes = {
-        "server": options.server,
-        "host": options.host,
-        "port": options.port,
-        "api_key": options.api_key,
-    }
-    settings = replace(settings, **{name: value for name, value in changes.items() if value is not None})
+    settings = common.with_flags(
+        ShimSettings.from_environ(environ),
+        server=options.server,
+        host=options.host,
+        port=options.port,
+        api_key=options.api_key,
+    )
     settings.validate()
     return settings
 
