@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: install system-run system-test run test check lint format typecheck protos protos-check docs docs-check buf-lint buf-breaking unit bench clean
+.PHONY: install system-run system-test run test check lint format typecheck protos protos-check client client-check docs docs-check buf-lint buf-breaking unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,11 @@ system-test:
 run: install system-run
 	$(BIN)/pipelinejobs up
 
-## Everything CI checks: generated code, proto lint, ruff, mypy and the whole test suite.
+## Everything CI checks: generated code (stubs, client, docs), proto lint, ruff, mypy and the whole test suite.
 test: install system-test check
 	$(PY) -m pytest
 
-check: protos-check docs-check buf-lint lint typecheck
+check: protos-check client-check docs-check buf-lint lint typecheck
 
 protos: install
 	$(PY) scripts/gen_protos.py
@@ -37,14 +37,19 @@ protos: install
 protos-check: install
 	$(PY) scripts/gen_protos.py --check
 
+## Regenerate the client's derived modules: the blocking client (from aio.py) and the reason tree of its errors.
+client: install
+	$(PY) scripts/gen_client.py
+
+client-check: install
+	$(PY) scripts/gen_client.py --check
+
 ## Regenerate the generated parts of the docs: README's state machine, docs/callbacks.md's status tables.
 docs: install
 	$(PY) scripts/gen_docs.py
-	$(PY) -m pipelinejobs_server.shim.docs
 
 docs-check: install
 	$(PY) scripts/gen_docs.py --check
-	$(PY) -m pipelinejobs_server.shim.docs --check
 
 buf-lint: install
 	$(BIN)/buf lint
@@ -57,6 +62,7 @@ buf-breaking: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -65,8 +71,9 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
+## The fast tests only: no tests/system/ suites, nothing marked slow (under two minutes on two cores).
 unit: install
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not system"
 
 bench: install
 	$(PY) -m bench

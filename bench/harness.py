@@ -168,7 +168,7 @@ class Environment:
         self.servers.append(server)
         return server
 
-    def start_shim(self, server: ServerProcess, timeout_s: float = 60.0) -> ShimProcess:
+    def start_app(self, server: ServerProcess, timeout_s: float = 60.0) -> ShimProcess:
         """The HTTP callback shim in front of ``server``, with no API key (job tokens authorize)."""
         arguments = ["-m", "pipelinejobs_server", "shim", "--server", server.address, "--port", "0"]
         process, port, log_path = self._spawn(

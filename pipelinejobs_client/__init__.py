@@ -1,9 +1,12 @@
 """The PipelineJobs client.
 
-- ``JobsClient`` / ``AsyncJobsClient``: one typed method per RPC, typed exceptions, safe retries.
+- ``JobsClient`` / ``AsyncJobsClient``: one typed method per RPC, typed exceptions, safe retries. The
+  asyncio client (aio.py) is the definition; the blocking one (client.py) is generated from it.
 - ``PipelineJob``: the seed's reactor-side API (``PipelineJob(rx, lab, experiment, sample).setup().run()``),
   configured by ``load_config`` from a reactor's ``pipelines`` settings, ``config.yml`` and ``secrets.json``.
 - ``pipelinejobs_client.errors``: the exceptions (``PipelineJobsError`` and its subclasses).
+- ``pipelinejobs_client.names``: enum values and their short names (``RUNNING``, ``run``, ``grpc``);
+  ``pipelinejobs_client.views``: messages as the plain JSON values the CLI prints.
 - ``pipelinejobs_client.api.v1``: the generated protobuf messages and gRPC stubs.
 """
 

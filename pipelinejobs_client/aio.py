@@ -1,14 +1,25 @@
-"""``AsyncJobsClient``: the asyncio twin of ``JobsClient``, with the same methods as coroutines."""
+"""The client: one typed method per RPC of the service, in two flavours with the same methods.
+
+``AsyncJobsClient`` (aio.py) is the one written by hand. The blocking ``JobsClient`` (client.py) is
+generated from it by ``make client`` (scripts/gen_client.py): unasync removes ``async`` and ``await``,
+and the flavour's primitives come from _sync_primitives.py instead of _async_primitives.py. Edit aio.py,
+then run ``make client``; ``make check`` fails while client.py is stale.
+
+Every unary call goes through ``_call``: credentials, a deadline, retries of what retry.py declares safe
+to repeat, and gRPC errors turned into the typed exceptions of errors.py. The stream (``watch_job``)
+goes through ``_stream``, with the same credentials and error mapping, and the paged listings through
+``_pages``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from pipelinejobs_client.api.v1 import (
     job_pb2,
@@ -19,17 +30,51 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2_grpc,
 )
 
-from . import messages
-from .channels import CHANNEL_OPTIONS, call_metadata, channel_credentials
-from .client import DEFAULT_TIMEOUT_S
-from .errors import JobNotFound, from_rpc_error
-from .retry import RetryPolicy
+from . import requests
+from ._async_primitives import Result, StreamCall, UnaryCall, close_channel, open_channel, sleep
+from .channels import DEFAULT_TIMEOUT_S, call_metadata, channel_credentials
+from .errors import JobNotFound, PipelineJobsError, from_rpc_error
+from .names import EventLike
+from .retry import RetryPolicy, method_of, safe_to_repeat
 
+Request = TypeVar("Request", bound=Message)
 Response = TypeVar("Response")
+Item = TypeVar("Item")
+
+
+class _Page(Protocol):
+    @property
+    def next_page_token(self) -> str: ...
+
+
+Page = TypeVar("Page", bound=_Page)
+
+
+async def _pages(
+    fetch: Callable[[str], Result[Page]], items: Callable[[Page], Iterable[Item]]
+) -> AsyncIterator[Item]:
+    """Every item of every page; ``fetch(token)`` gets the page at ``token`` (the first for "")."""
+    token = ""
+    while True:
+        page = await fetch(token)
+        for item in items(page):
+            yield item
+        token = page.next_page_token
+        if not token:
+            return
 
 
 class AsyncJobsClient:
-    """See ``JobsClient``; use ``async with`` or ``await close()``."""
+    """A connection to a PipelineJobs server.
+
+    ``target`` is ``host:port``. ``api_key`` is sent as ``authorization: Bearer <key>``. ``tls`` is False
+    (plaintext, for loopback and trusted networks), True (system roots) or ``grpc.ChannelCredentials``.
+    ``timeout`` is each call's deadline in seconds, and ``retry`` the policy for the calls that are safe
+    to repeat. Use the client as a context manager, or call ``close()``.
+
+    Every method raises a ``PipelineJobsError`` subclass (errors.py) when the service refuses or cannot
+    be reached; ``ServiceUnavailable`` comes only after the retries.
+    """
 
     def __init__(
         self,
@@ -44,19 +89,15 @@ class AsyncJobsClient:
         self.timeout = timeout
         self._metadata = call_metadata(api_key)
         self._retry = retry or RetryPolicy()
-        credentials = channel_credentials(tls)
-        self._channel = (
-            grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
-            if credentials is not None
-            else grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        )
+        self._channel = open_channel(target, channel_credentials(tls))
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(self._channel)
 
     async def close(self) -> None:
-        await self._channel.close(grace=None)
+        """Close the channel; calls still in flight are cancelled."""
+        await close_channel(self._channel)
 
-    async def __aenter__(self) -> AsyncJobsClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -64,59 +105,81 @@ class AsyncJobsClient:
     ) -> None:
         await self.close()
 
-    async def _call(self, method: Callable[..., Any], request: Any, *, done_if_gone: Any = None) -> Any:
-        for attempt in range(self._retry.attempts):
+    async def _call(
+        self, rpc: UnaryCall[Request, Response], request: Request, *, done_if_gone: Response | None = None
+    ) -> Response:
+        """One unary RPC with deadline, credentials, retries and typed errors.
+
+        ``done_if_gone``: for deletions, the answer to give when a retry finds the job already gone
+        (the attempt whose reply was lost had succeeded).
+        """
+        attempts = self._retry.attempts if safe_to_repeat(method_of(request)) else 1
+        for attempt in range(attempts):
             try:
-                return await method(request, timeout=self.timeout, metadata=self._metadata)
+                return await rpc(request, timeout=self.timeout, metadata=self._metadata)
             except grpc.RpcError as rpc_error:
                 error = from_rpc_error(rpc_error)
             if attempt and done_if_gone is not None and isinstance(error, JobNotFound):
                 return done_if_gone
-            if attempt + 1 < self._retry.attempts and self._retry.retryable(error):
-                await asyncio.sleep(self._retry.backoff(attempt))
+            if attempt + 1 < attempts and self._retry.retryable(error):
+                await sleep(self._retry.backoff(attempt))
                 continue
             raise error
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    async def _stream(
+        self, rpc: StreamCall[Request, Response], request: Request, *, deadline: float | None
+    ) -> AsyncIterator[Response]:
+        """One server-streaming RPC with credentials and typed errors; ``deadline`` bounds the whole stream.
+
+        Never repeated (retry.py): the replies already yielded would come again.
+        """
+        try:
+            async for reply in rpc(request, timeout=deadline, metadata=self._metadata):
+                yield reply
+        except grpc.RpcError as rpc_error:
+            raise from_rpc_error(rpc_error) from None
+
+    # -- pipelines --------------------------------------------------------------------------------------
+
     async def register_pipeline(
         self,
         name: str,
-        components: Sequence[messages.Component],
+        components: Sequence[requests.Component],
         *,
         options: Mapping[str, Any] | None = None,
         description: str = "",
     ) -> pipeline_service_pb2.RegisterPipelineResponse:
-        request = messages.register_pipeline(name, components, options, description)
-        reply: pipeline_service_pb2.RegisterPipelineResponse = await self._call(
-            self._pipelines.RegisterPipeline, request
-        )
-        return reply
+        """Register a pipeline (``components`` as ``"id@version"`` or ``(id, version)``); idempotent.
+
+        Returns the pipeline, and whether this call created it.
+        """
+        request = requests.register_pipeline(name, components, options, description)
+        return await self._call(self._pipelines.RegisterPipeline, request)
 
     async def get_pipeline(self, uuid: str) -> pipeline_pb2.Pipeline:
+        """The pipeline with this uuid; raises ``PipelineNotFound``."""
         request = pipeline_service_pb2.GetPipelineRequest(uuid=uuid)
-        reply: pipeline_service_pb2.GetPipelineResponse = await self._call(
-            self._pipelines.GetPipeline, request
-        )
+        reply = await self._call(self._pipelines.GetPipeline, request)
         return reply.pipeline
 
     async def list_pipelines(
         self, *, page_size: int = 0, page_token: str = ""
     ) -> pipeline_service_pb2.ListPipelinesResponse:
+        """One page of pipelines and the token of the next ("" after the last); see ``iter_pipelines``."""
         request = pipeline_service_pb2.ListPipelinesRequest(page_size=page_size, page_token=page_token)
-        reply: pipeline_service_pb2.ListPipelinesResponse = await self._call(
-            self._pipelines.ListPipelines, request
-        )
-        return reply
+        return await self._call(self._pipelines.ListPipelines, request)
 
     async def iter_pipelines(self, *, page_size: int = 0) -> AsyncIterator[pipeline_pb2.Pipeline]:
-        token = ""
-        while True:
-            page = await self.list_pipelines(page_size=page_size, page_token=token)
-            for pipeline in page.pipelines:
-                yield pipeline
-            token = page.next_page_token
-            if not token:
-                return
+        """Every pipeline, fetched ``page_size`` at a time (0: the server's default)."""
+        pages = _pages(
+            lambda token: self.list_pipelines(page_size=page_size, page_token=token),
+            lambda page: page.pipelines,
+        )
+        async for pipeline in pages:
+            yield pipeline
+
+    # -- jobs -------------------------------------------------------------------------------------------
 
     async def create_job(
         self,
@@ -130,7 +193,12 @@ class AsyncJobsClient:
         agent: str = "",
         task: str = "",
     ) -> job_service_pb2.CreateJobResponse:
-        request = messages.create_job(
+        """Create a job, or get the existing one with the same identity and a fresh token.
+
+        Returns the job, its token (shown only here) and whether this call created it; raises
+        ``PipelineNotFound`` and ``DataTooLarge``.
+        """
+        request = requests.create_job(
             pipeline_uuid,
             lab=lab,
             experiment=experiment,
@@ -140,13 +208,11 @@ class AsyncJobsClient:
             agent=agent,
             task=task,
         )
-        reply: job_service_pb2.CreateJobResponse = await self._call(self._jobs.CreateJob, request)
-        return reply
+        return await self._call(self._jobs.CreateJob, request)
 
     async def get_job(self, uuid: str) -> job_pb2.Job:
-        reply: job_service_pb2.GetJobResponse = await self._call(
-            self._jobs.GetJob, job_service_pb2.GetJobRequest(uuid=uuid)
-        )
+        """The job with this uuid (never its token); raises ``JobNotFound``."""
+        reply = await self._call(self._jobs.GetJob, job_service_pb2.GetJobRequest(uuid=uuid))
         return reply.job
 
     async def list_jobs(
@@ -165,7 +231,12 @@ class AsyncJobsClient:
         page_size: int = 0,
         page_token: str = "",
     ) -> job_service_pb2.ListJobsResponse:
-        request = messages.list_jobs(
+        """One page of jobs matching every filter given (links: any of the values of each kind).
+
+        ``order_by``: "created" / "updated" (newest first) or "+created" / "+updated" (oldest first); any
+        other raises ``ValueError`` before anything is sent. Returns the jobs and the next page's token.
+        """
+        request = requests.list_jobs(
             pipeline_uuid=pipeline_uuid,
             states=states,
             lab=lab,
@@ -179,8 +250,13 @@ class AsyncJobsClient:
             page_size=page_size,
             page_token=page_token,
         )
-        reply: job_service_pb2.ListJobsResponse = await self._call(self._jobs.ListJobs, request)
-        return reply
+        return await self._call(self._jobs.ListJobs, request)
+
+    async def iter_jobs(self, **filters: Any) -> AsyncIterator[job_pb2.Job]:
+        """Every job matching ``filters`` (the keyword arguments of ``list_jobs``), page after page."""
+        pages = _pages(lambda token: self.list_jobs(**filters, page_token=token), lambda page: page.jobs)
+        async for job in pages:
+            yield job
 
     async def watch_job(
         self,
@@ -190,49 +266,56 @@ class AsyncJobsClient:
         until_states: Iterable[str | int] = (),
         timeout: float | None = None,  # noqa: ASYNC109 - the stream's gRPC deadline
     ) -> AsyncIterator[job_pb2.HistoryEvent]:
-        request = messages.watch_job(uuid, after_seq=after_seq, until_states=until_states)
-        try:
-            async for reply in self._jobs.WatchJob(request, timeout=timeout, metadata=self._metadata):
-                yield reply.event
-        except grpc.RpcError as rpc_error:
-            raise from_rpc_error(rpc_error) from None
+        """The history after ``after_seq``, then each new entry; ends once the job is in ``until_states``.
+
+        Reconnect with the last ``seq`` received to continue without loss or repeats. ``timeout`` bounds
+        the whole stream (None: no deadline), which then raises ``DeadlineExceeded``.
+        """
+        request = requests.watch_job(uuid, after_seq=after_seq, until_states=until_states)
+        async for reply in self._stream(self._jobs.WatchJob, request, deadline=timeout):
+            yield reply.event
 
     async def send_event(
         self,
         uuid: str,
-        event: messages.EventLike,
+        event: EventLike,
         *,
         token: str = "",
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         source: str | int | None = None,
     ) -> job_service_pb2.SendEventResponse:
-        request = messages.send_event(
+        """Apply an event (``"run"``, ``"update"``, … or a ``JobEvent``); a key is generated if none given.
+
+        Returns the job after the event, the entry recorded, and whether it was a replay of the same key.
+        Raises ``UnknownEvent`` before sending, ``InvalidTransition`` when the state machine refuses,
+        ``IdempotencyConflict`` when the key was used for something else.
+        """
+        request = requests.send_event(
             uuid, event, token=token, data=data, idempotency_key=idempotency_key, source=source
         )
-        reply: job_service_pb2.SendEventResponse = await self._call(self._jobs.SendEvent, request)
-        return reply
+        return await self._call(self._jobs.SendEvent, request)
 
     async def cancel_job(self, uuid: str, *, token: str = "") -> None:
+        """Delete a job that has never been RUNNING, with its history; raises ``CancelNotAllowed``."""
         request = job_service_pb2.CancelJobRequest(uuid=uuid, token=token)
         await self._call(self._jobs.CancelJob, request, done_if_gone=job_service_pb2.CancelJobResponse())
 
     async def list_job_events(
         self, uuid: str, *, page_size: int = 0, page_token: str = ""
     ) -> job_service_pb2.ListJobEventsResponse:
+        """One page of the job's history in ``seq`` order, and the next page's token."""
         request = job_service_pb2.ListJobEventsRequest(uuid=uuid, page_size=page_size, page_token=page_token)
-        reply: job_service_pb2.ListJobEventsResponse = await self._call(self._jobs.ListJobEvents, request)
-        return reply
+        return await self._call(self._jobs.ListJobEvents, request)
 
     async def iter_job_events(self, uuid: str, *, page_size: int = 0) -> AsyncIterator[job_pb2.HistoryEvent]:
-        token = ""
-        while True:
-            page = await self.list_job_events(uuid, page_size=page_size, page_token=token)
-            for event in page.events:
-                yield event
-            token = page.next_page_token
-            if not token:
-                return
+        """The job's whole history in ``seq`` order, fetched ``page_size`` entries at a time."""
+        pages = _pages(
+            lambda token: self.list_job_events(uuid, page_size=page_size, page_token=token),
+            lambda page: page.events,
+        )
+        async for event in pages:
+            yield event
 
     async def reject_event(
         self,
@@ -245,36 +328,49 @@ class AsyncJobsClient:
         data: Mapping[str, Any] | None = None,
         source: str | int | None = None,
     ) -> job_pb2.RejectedEvent:
-        request = messages.reject_event(
+        """Keep something that could not be applied (e.g. an unmapped status) in the job's rejected log.
+
+        Returns the record kept.
+        """
+        request = requests.reject_event(
             uuid, event, reason=reason, message=message, token=token, data=data, source=source
         )
-        reply: job_service_pb2.RejectEventResponse = await self._call(self._jobs.RejectEvent, request)
+        reply = await self._call(self._jobs.RejectEvent, request)
         return reply.event
 
     async def list_rejected_events(
         self, job_uuid: str = "", *, page_size: int = 0, page_token: str = ""
     ) -> job_service_pb2.ListRejectedEventsResponse:
+        """One page of the events received but not applied (of one job, or of all with an admin key)."""
         request = job_service_pb2.ListRejectedEventsRequest(
             job_uuid=job_uuid, page_size=page_size, page_token=page_token
         )
-        reply: job_service_pb2.ListRejectedEventsResponse = await self._call(
-            self._jobs.ListRejectedEvents, request
+        return await self._call(self._jobs.ListRejectedEvents, request)
+
+    async def iter_rejected_events(
+        self, job_uuid: str = "", *, page_size: int = 0
+    ) -> AsyncIterator[job_pb2.RejectedEvent]:
+        """Every event received but not applied (of one job, or of all with an admin key), page after page."""
+        pages = _pages(
+            lambda token: self.list_rejected_events(job_uuid, page_size=page_size, page_token=token),
+            lambda page: page.events,
         )
-        return reply
+        async for event in pages:
+            yield event
 
     async def verify_history(self, uuid: str) -> job_service_pb2.VerifyHistoryResponse:
-        request = job_service_pb2.VerifyHistoryRequest(uuid=uuid)
-        reply: job_service_pb2.VerifyHistoryResponse = await self._call(self._jobs.VerifyHistory, request)
-        return reply
+        """Recompute the job's hash chain: whether it is valid, how many entries, the first bad ``seq``."""
+        return await self._call(self._jobs.VerifyHistory, job_service_pb2.VerifyHistoryRequest(uuid=uuid))
 
     async def get_state_machine(self) -> job_service_pb2.GetStateMachineResponse:
-        request = job_service_pb2.GetStateMachineRequest()
-        reply: job_service_pb2.GetStateMachineResponse = await self._call(self._jobs.GetStateMachine, request)
-        return reply
+        """The state machine: its states, events, and every allowed transition."""
+        return await self._call(self._jobs.GetStateMachine, job_service_pb2.GetStateMachineRequest())
 
     async def export_provenance(self, uuid: str) -> str:
+        """The job's provenance as a W3C PROV-JSON document (text): job, pipeline, agent, links, events."""
         request = job_service_pb2.ExportProvenanceRequest(uuid=uuid)
-        reply: job_service_pb2.ExportProvenanceResponse = await self._call(
-            self._jobs.ExportProvenance, request
-        )
+        reply = await self._call(self._jobs.ExportProvenance, request)
         return reply.document
+
+
+__all__ = ["DEFAULT_TIMEOUT_S", "AsyncJobsClient", "PipelineJobsError"]

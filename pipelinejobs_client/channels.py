@@ -6,6 +6,9 @@ import grpc
 
 Metadata = tuple[tuple[str, str], ...]
 
+# Each call's deadline unless the client is given another.
+DEFAULT_TIMEOUT_S = 10.0
+
 # Spread calls over every address a name resolves to ("dns:///pipelinejobs-grpc:50051" in compose.yaml),
 # and keep idle channels alive through load balancers that drop quiet connections.
 CHANNEL_OPTIONS: tuple[tuple[str, str | int], ...] = (

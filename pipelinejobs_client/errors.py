@@ -3,21 +3,33 @@
 The server attaches a ``google.rpc.ErrorInfo`` (a stable ``reason`` and metadata) to every error; the
 client maps the reason to one exception class, falling back on the gRPC status code. Catch
 ``PipelineJobsError`` for everything, or a subclass to branch.
+
+Each class names the reason it stands for (``REASON``); ``BY_REASON`` is computed from those and the
+server's reason tree in reasons.py (generated from the domain errors by ``make client``), so a reason the
+server adds maps to the class of its nearest ancestor until it gets a class of its own.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import ClassVar, Final
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from .reasons import PARENT
+
 DOMAIN: Final = "pipelinejobs.v1"
 
 
 class PipelineJobsError(Exception):
-    """Any error the service (or the connection to it) reported."""
+    """Any error the service (or the connection to it) reported.
+
+    ``reason`` is the reason the server sent ("" when it sent none); ``REASON``, on a subclass, is the
+    reason of reasons.py that the class stands for.
+    """
+
+    REASON: ClassVar[str]
 
     def __init__(
         self,
@@ -38,33 +50,37 @@ class PipelineJobsError(Exception):
 
 
 class InvalidArgument(PipelineJobsError):
+    REASON = "INVALID_ARGUMENT"
+
     @property
     def field(self) -> str:
         return self.metadata.get("field", "")
 
 
 class UnknownEvent(InvalidArgument):
-    pass
+    REASON = "UNKNOWN_EVENT"
 
 
 class DataTooLarge(PipelineJobsError):
-    pass
+    REASON = "DATA_TOO_LARGE"
 
 
 class NotFound(PipelineJobsError):
-    pass
+    REASON = "NOT_FOUND"
 
 
 class JobNotFound(NotFound):
-    pass
+    REASON = "JOB_NOT_FOUND"
 
 
 class PipelineNotFound(NotFound):
-    pass
+    REASON = "PIPELINE_NOT_FOUND"
 
 
 class InvalidTransition(PipelineJobsError):
     """The state machine refused the event in the job's current state."""
+
+    REASON = "INVALID_TRANSITION"
 
     @property
     def state(self) -> str:
@@ -76,83 +92,82 @@ class InvalidTransition(PipelineJobsError):
 
 
 class CancelNotAllowed(PipelineJobsError):
-    pass
+    REASON = "CANCEL_NOT_ALLOWED"
 
 
 class Unauthenticated(PipelineJobsError):
-    pass
+    REASON = "UNAUTHENTICATED"
 
 
 class ApiKeyRequired(Unauthenticated):
-    pass
+    REASON = "API_KEY_REQUIRED"
 
 
 class InvalidApiKey(Unauthenticated):
-    pass
+    REASON = "INVALID_API_KEY"
 
 
 class TokenRequired(Unauthenticated):
-    pass
+    REASON = "TOKEN_REQUIRED"
 
 
 class InvalidToken(Unauthenticated):
-    pass
+    REASON = "INVALID_TOKEN"
 
 
 class TokenExpired(Unauthenticated):
-    pass
+    REASON = "TOKEN_EXPIRED"
 
 
 class PermissionDenied(PipelineJobsError):
-    pass
+    REASON = "PERMISSION_DENIED"
 
 
 class AdminRequired(PermissionDenied):
-    pass
+    REASON = "ADMIN_REQUIRED"
 
 
 class Aborted(PipelineJobsError):
-    pass
+    """``ABORTED``: a conflict on the server's side. No reason of its own: it is known by its code."""
 
 
 class IdempotencyConflict(Aborted):
-    pass
+    REASON = "IDEMPOTENCY_CONFLICT"
 
 
 class ConcurrentModification(Aborted):
-    pass
+    REASON = "CONCURRENT_MODIFICATION"
 
 
 class ServiceUnavailable(PipelineJobsError):
     """The service, or its database, cannot be reached; retrying later may succeed."""
 
+    REASON = "UNAVAILABLE"
+
 
 class DeadlineExceeded(PipelineJobsError):
-    pass
+    """The call's deadline passed before the server answered (known by its code: no server sends it)."""
 
 
-BY_REASON: Final[dict[str, type[PipelineJobsError]]] = {
-    "INVALID_ARGUMENT": InvalidArgument,
-    "UNKNOWN_EVENT": UnknownEvent,
-    "DATA_TOO_LARGE": DataTooLarge,
-    "NOT_FOUND": NotFound,
-    "JOB_NOT_FOUND": JobNotFound,
-    "PIPELINE_NOT_FOUND": PipelineNotFound,
-    "INVALID_TRANSITION": InvalidTransition,
-    "CANCEL_NOT_ALLOWED": CancelNotAllowed,
-    "UNAUTHENTICATED": Unauthenticated,
-    "API_KEY_REQUIRED": ApiKeyRequired,
-    "INVALID_API_KEY": InvalidApiKey,
-    "TOKEN_REQUIRED": TokenRequired,
-    "INVALID_TOKEN": InvalidToken,
-    "TOKEN_EXPIRED": TokenExpired,
-    "PERMISSION_DENIED": PermissionDenied,
-    "ADMIN_REQUIRED": AdminRequired,
-    "IDEMPOTENCY_CONFLICT": IdempotencyConflict,
-    "CONCURRENT_MODIFICATION": ConcurrentModification,
-    "UNAVAILABLE": ServiceUnavailable,
-    "DATABASE_UNAVAILABLE": ServiceUnavailable,
-}
+def _classes(cls: type[PipelineJobsError]) -> list[type[PipelineJobsError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _classes(child))]
+
+
+def _by_reason() -> dict[str, type[PipelineJobsError]]:
+    """Every reason of reasons.py to the class standing for it or, failing that, for its nearest ancestor."""
+    own = {cls.REASON: cls for cls in _classes(PipelineJobsError) if "REASON" in vars(cls)}
+    table: dict[str, type[PipelineJobsError]] = {}
+    for reason in PARENT:
+        ancestor: str | None = reason
+        while ancestor is not None and ancestor not in own:
+            ancestor = PARENT[ancestor]
+        if ancestor is not None:
+            table[reason] = own[ancestor]
+    return table
+
+
+# A reason no class stands for, not even through an ancestor (the root's INTERNAL), is left to BY_CODE.
+BY_REASON: Final[dict[str, type[PipelineJobsError]]] = _by_reason()
 
 BY_CODE: Final[dict[grpc.StatusCode, type[PipelineJobsError]]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,

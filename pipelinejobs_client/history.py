@@ -13,7 +13,8 @@ from google.protobuf import timestamp_pb2
 
 from pipelinejobs_client.api.v1 import job_pb2
 
-from . import messages
+from .names import event_name
+from .payload import to_dict
 
 SeedEntry = dict[str, dict[str, Any]]
 
@@ -48,8 +49,8 @@ def seed_date(moment: timestamp_pb2.Timestamp) -> str:
 
 def seed_entry(event: job_pb2.HistoryEvent) -> SeedEntry:
     """One history entry as ``{"UPDATE": {"date": …, "data": …}}``."""
-    data = plain_object(messages.to_dict(event.data))
-    name = messages.event_name(event.name).upper()
+    data = plain_object(to_dict(event.data))
+    name = event_name(event.name).upper()
     return {name: {"date": seed_date(event.timestamp), "data": data or None}}
 
 

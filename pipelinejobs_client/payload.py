@@ -1,4 +1,4 @@
-"""Event and job data: a JSON object, checked before anything is sent.
+"""Event and job data: a JSON object, checked before anything is sent, carried as a ``Struct``.
 
 A string where a dict belongs, or a value JSON cannot carry, is refused on the caller's side with a
 plain ``TypeError``; data nested deeper than protobuf can encode, with ``InvalidArgument`` (field
@@ -11,14 +11,39 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
+from google.protobuf import json_format, struct_pb2
 from google.protobuf import message as protobuf_message
 
 from pipelinejobs_client.api.v1 import job_service_pb2
 
-from . import messages
 from .errors import InvalidArgument
 
 Data = Mapping[str, Any]
+
+
+def fill(target: struct_pb2.Struct, data: Mapping[str, Any] | None) -> None:
+    """Fill a request's Struct field in place.
+
+    Passing a Struct to a message constructor copies it through serialize-and-parse, which fails on
+    deep nesting with protobuf's own DecodeError; filled in place, the request reaches the server,
+    whose answer (INVALID_ARGUMENT with details) is the precise one.
+    """
+    if data:
+        target.update(dict(data))
+
+
+def struct(data: Mapping[str, Any] | None) -> struct_pb2.Struct:
+    """``data`` as a new ``Struct`` (empty for ``None``)."""
+    message = struct_pb2.Struct()
+    if data:
+        message.update(dict(data))
+    return message
+
+
+def to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    """A ``Struct`` as a dict (numbers as floats: see ``history.plain``)."""
+    value = json_format.MessageToDict(message)
+    return value if isinstance(value, dict) else {}
 
 
 def checked_data(data: Data | None) -> dict[str, Any] | None:
@@ -30,7 +55,7 @@ def checked_data(data: Data | None) -> dict[str, Any] | None:
     payload = dict(data)
     try:
         # Built into a request, as sending would: protobuf refuses nesting past its depth limit there.
-        job_service_pb2.SendEventRequest(data=messages.struct(payload))
+        job_service_pb2.SendEventRequest(data=struct(payload))
     except (TypeError, ValueError, AttributeError) as error:
         raise TypeError(f"data must be JSON (dict, list, str, number, bool, None): {error}") from None
     except protobuf_message.Error as error:

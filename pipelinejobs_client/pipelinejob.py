@@ -14,11 +14,12 @@ from typing import Any, Self
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 
-from . import messages, reactors
+from . import reactors
 from .client import JobsClient
 from .config import ClientConfig, load_config
 from .history import SeedEntry, plain_object, seed_history
-from .payload import Data, checked_data
+from .names import state_name
+from .payload import Data, checked_data, to_dict
 
 Links = str | Iterable[str]
 
@@ -109,7 +110,7 @@ class PipelineJob:
             "experiment": list(record.links.experiment),
             "sample": list(record.links.sample),
         }
-        job._parameters = plain_object(messages.to_dict(record.data))
+        job._parameters = plain_object(to_dict(record.data))
         job._caller = reactors.caller(rx)
         return job
 
@@ -233,7 +234,7 @@ class PipelineJob:
     @property
     def data(self) -> dict[str, Any]:
         """The job's parameterization (part of its identity)."""
-        return plain_object(messages.to_dict(self._job.data))
+        return plain_object(to_dict(self._job.data))
 
     @property
     def pipeline_uuid(self) -> str:
@@ -248,7 +249,7 @@ class PipelineJob:
     def status(self) -> str:
         """The job's current state, read from the service: ``"CREATED"``, ``"RUNNING"`` …"""
         self._job = self._client.get_job(self.uuid)
-        return messages.state_name(self._job.state)
+        return state_name(self._job.state)
 
     @property
     def history(self) -> list[SeedEntry]:

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 
 from pipelinejobs_client.api.v1 import job_pb2
 from pipelinejobs_server.domain import fsm
-
-from .support import state_name
+from tests.support import state_name
 
 
 def event_name(value: int) -> str:

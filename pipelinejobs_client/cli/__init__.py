@@ -1,9 +1,11 @@
 """The ``pipelinejobs`` command.
 
-Client commands (``pipelines``, ``jobs``, ``fsm``) are built only on the public ``JobsClient``, so they
-work wherever the client is installed. Every other command (``up``, ``serve``, ``health``, …) belongs to
-the server and is handed, arguments unchanged, to ``pipelinejobs_server.cli``, which needs the server
-extra. Exit codes (docs/cli.md): 0 done, 1 the service refused or failed, 2 usage, 3 unavailable.
+Client commands (``pipelines``, ``jobs``, ``fsm``, ``health``) are built only on the public client, so
+they work wherever the client is installed. Other packages contribute more commands through the
+``pipelinejobs.commands`` entry points (plugins.py): the server package adds ``up``, ``serve``, ``shim``,
+``dashboard`` and ``doctor``, which need its extras. This package never imports the server: a command
+it does not know is looked up among the entry points, and loaded only when it is the one being run (or
+for ``--help``). Exit codes (docs/cli.md): 0 done, 1 the service refused or failed, 2 usage, 3 unavailable.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 
 from pipelinejobs_client.errors import DeadlineExceeded, PipelineJobsError, ServiceUnavailable
 
-from . import common, fsm, history, jobs, output, pipelines
+from . import common, fsm, health, history, jobs, output, pipelines, plugins
 
 EXIT_OK = 0
 EXIT_SERVICE = 1
@@ -26,43 +28,7 @@ EXIT_UNAVAILABLE = 3
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a writer killed by SIGPIPE (`... | head`)
 EXIT_INTERRUPTED = 130
 
-CLIENT_COMMANDS = ("pipelines", "jobs", "fsm")
-# Shown in --help, and recognized to explain what to install, when the server extra is missing.
-KNOWN_SERVER_COMMANDS = {
-    "up": "start the embedded database and the gRPC server in the foreground",
-    "serve": "run the gRPC server against an existing MongoDB",
-    "health": "ask a server's standard gRPC health service; exit 0 if SERVING",
-    "shim": "run the HTTP callback shim in front of a gRPC server",
-}
-SERVER_EXTRA = "pip install 'pipelinejobs[server,embedded]'"
-
-ServerMain = Callable[[Sequence[str]], int]
-
-
-def _server_main() -> tuple[ServerMain | None, str]:
-    """The server's ``main``, or None and why not (an ImportError means the extra is not installed)."""
-    try:
-        from pipelinejobs_server.cli import main as server_main
-    except ImportError as error:
-        return None, str(error)
-    return server_main, ""
-
-
-def _discover_server_commands() -> dict[str, str] | None:
-    """The server's commands and their help, read from its own parser so that new ones show up here.
-
-    None when the server is not installed or its parser cannot be read.
-    """
-    try:
-        from pipelinejobs_server.cli import build_parser
-
-        parser = build_parser()
-    except Exception:  # only listing depends on it: main() then hands every unknown command over
-        return None
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return {choice.dest: choice.help or "" for choice in action._choices_actions}
-    return None
+CLIENT_COMMANDS = ("pipelines", "jobs", "fsm", "health")
 
 
 def _version() -> str:
@@ -73,8 +39,9 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser(server_help: Mapping[str, str] | None = None) -> common.Parser:
-    """The client commands; ``server_help`` lists the server's commands too, for ``--help`` only."""
+def build_parser(contributed: Mapping[str, plugins.Command | str] | None = None) -> common.Parser:
+    """The client commands, and the ``contributed`` ones: a ``Command`` is added with its arguments;
+    a string (why it cannot be loaded) is listed in ``--help`` only."""
     parser = common.Parser(
         prog="pipelinejobs",
         description="Operate a PipelineJobs service: pipelines, jobs, their events and history.",
@@ -88,10 +55,34 @@ def build_parser(server_help: Mapping[str, str] | None = None) -> common.Parser:
     pipelines.add_commands(commands)
     jobs.add_commands(commands)
     fsm.add_commands(commands)
-    # Listed only: main() hands these to the server before this parser sees them.
-    for name, text in (server_help or {}).items():
-        commands.add_parser(name, help=f"{text} (server)", add_help=False)
+    health.add_commands(commands)
+    for name, command in (contributed or {}).items():
+        if isinstance(command, plugins.Command):
+            sub = commands.add_parser(name, help=command.help, description=command.description or None)
+            command.add_arguments(sub)
+            sub.set_defaults(handler=command.run)
+        else:
+            commands.add_parser(name, help=command, add_help=False)
     return parser
+
+
+def _contributed(first: str) -> Mapping[str, plugins.Command | str]:
+    """The contributed commands to add for a command line starting with ``first``.
+
+    Only the command being run is loaded (importing the server is slow, and the other commands are not
+    needed); for help or an unknown word, every one is, so the help lists them all.
+    """
+    entries = plugins.discover()
+    chosen = {first: entries[first]} if first in entries else entries
+    found: dict[str, plugins.Command | str] = {}
+    for name, entry in chosen.items():
+        try:
+            found[name] = plugins.load(entry)
+        except plugins.NotInstalled:
+            if name == first:
+                raise
+            found[name] = f"(not installed: {plugins.install_hint(entry)})"
+    return found
 
 
 def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -126,23 +117,12 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     arguments = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     first = arguments[0] if arguments else ""
-    listed: Mapping[str, str] = {}
-    if first not in CLIENT_COMMANDS:
-        # Only now import the server: it is slow to import, and client commands never need it.
-        server_main, why = _server_main()
-        discovered = _discover_server_commands() if server_main is not None else None
-        named = bool(first) and not first.startswith("-")
-        if server_main is not None and named and (discovered is None or first in discovered):
-            try:
-                return server_main(arguments)
-            except SystemExit as stop:  # its argparse exits on --help and usage errors
-                return _exit_code(stop)
-        if server_main is None and first in KNOWN_SERVER_COMMANDS:
-            output.error(f"'{first}' is a server command and needs the server extra ({SERVER_EXTRA}): {why}")
-            return EXIT_USAGE
-        # Help, or a typo: the client's parser answers, listing the server's commands with its own.
-        listed = discovered or KNOWN_SERVER_COMMANDS
-    parser = build_parser(listed)
+    try:
+        contributed = {} if first in CLIENT_COMMANDS else _contributed(first)
+    except plugins.NotInstalled as error:
+        output.error(str(error))
+        return EXIT_USAGE
+    parser = build_parser(contributed)
     try:
         options = parser.parse_args(common.attach_opaque_values(arguments))
     except SystemExit as stop:  # --help, --version and usage errors: return the code, do not exit

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from pipelinejobs_client import JobsClient, RetryPolicy
 from pipelinejobs_client.api.v1 import job_pb2
 from pipelinejobs_client.errors import UnknownEvent
-from pipelinejobs_client.messages import event_name, event_value
+from pipelinejobs_client.names import event_name, event_value
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 SERVER_ENV = "PIPELINEJOBS_SERVER"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
-from pipelinejobs_client.messages import event_name, state_name
+from pipelinejobs_client.names import event_name, state_name
 
 from . import common, output
 

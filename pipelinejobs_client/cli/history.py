@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
-from pipelinejobs_client import JobsClient
-from pipelinejobs_client.api.v1 import job_pb2
+from pipelinejobs_client import views
 
-from . import common, output, views
+from . import common, output
 
 FORMATS = ("table", "json", "seed")
 
@@ -97,21 +96,11 @@ def verify_history(options: argparse.Namespace, environ: Mapping[str, str]) -> i
     return 0
 
 
-def _rejected(client: JobsClient, job_uuid: str) -> Iterator[job_pb2.RejectedEvent]:
-    # The client has no iterator for this listing; follow the page tokens here.
-    token = ""
-    while True:
-        page = client.list_rejected_events(job_uuid, page_size=common.PAGE_SIZE, page_token=token)
-        yield from page.events
-        token = page.next_page_token
-        if not token:
-            return
-
-
 def list_rejected(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Print the events one job (or, with an admin key, every job) received but did not apply."""
     with common.connect(options, environ) as client:
-        records = [views.rejected_event(record) for record in _rejected(client, options.uuid)]
+        found = client.iter_rejected_events(options.uuid, page_size=common.PAGE_SIZE)
+        records = [views.rejected_event(record) for record in found]
     if options.json:
         output.emit_json(records)
         return 0

@@ -11,7 +11,9 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from . import common, history, listing, output, provenance, views, watch
+from pipelinejobs_client import views
+
+from . import common, history, listing, output, provenance, watch
 
 
 def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:

@@ -12,10 +12,11 @@ import itertools
 from collections.abc import Mapping
 from datetime import datetime
 
+from pipelinejobs_client import views
 from pipelinejobs_client.api.v1 import job_pb2
-from pipelinejobs_client.messages import state_name, state_value
+from pipelinejobs_client.names import state_name, state_value
 
-from . import common, output, views
+from . import common, output
 
 ORDERS = ("created", "+created", "updated", "+updated")
 DEFAULT_LIMIT = 100

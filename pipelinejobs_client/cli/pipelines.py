@@ -6,7 +6,9 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from . import common, output, views
+from pipelinejobs_client import views
+
+from . import common, output
 
 
 def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:

@@ -12,9 +12,10 @@ import json
 import time
 from collections.abc import Mapping
 
+from pipelinejobs_client import views
 from pipelinejobs_client.errors import DeadlineExceeded, ServiceUnavailable
 
-from . import common, views
+from . import common
 
 RECONNECT_S = 1.0
 

@@ -1,5 +1,6 @@
-"""``python -m pipelinejobs_server up|serve|health``."""
+"""``python -m pipelinejobs_server up|serve|shim|dashboard|doctor``: the ``pipelinejobs`` command, which finds
+the server's commands through their entry points like any installed command."""
 
-from .cli import main
+from pipelinejobs_client.cli import main
 
 raise SystemExit(main())

@@ -17,9 +17,10 @@ class SettingsError(ValueError):
     """A setting has a value the server cannot use."""
 
 
-def _int(
+def read_int(
     environ: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
 ) -> int:
+    """An integer setting; ``default`` when unset or empty. Shared by every settings object here."""
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
@@ -31,6 +32,20 @@ def _int(
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise SettingsError(f"{name} must be at most {maximum}, got {value}")
+    return value
+
+
+def read_seconds(environ: Mapping[str, str], name: str, default: float, maximum: float = 600.0) -> float:
+    """A duration in seconds, above 0 and at most ``maximum``; ``default`` when unset or empty."""
+    raw = environ.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 < value <= maximum:
+        raise SettingsError(f"{name} must be between 0 and {maximum:g} seconds, got {value}")
     return value
 
 
@@ -90,21 +105,21 @@ class Settings:
         env = os.environ if environ is None else environ
         defaults = cls()
         limits = Limits(
-            max_event_data_bytes=_int(
+            max_event_data_bytes=read_int(
                 env, "PIPELINEJOBS_MAX_EVENT_DATA_BYTES", Limits.max_event_data_bytes, 1
             ),
-            max_job_data_bytes=_int(env, "PIPELINEJOBS_MAX_JOB_DATA_BYTES", Limits.max_job_data_bytes, 1),
-            max_data_depth=_int(env, "PIPELINEJOBS_MAX_DATA_DEPTH", Limits.max_data_depth, 1),
+            max_job_data_bytes=read_int(env, "PIPELINEJOBS_MAX_JOB_DATA_BYTES", Limits.max_job_data_bytes, 1),
+            max_data_depth=read_int(env, "PIPELINEJOBS_MAX_DATA_DEPTH", Limits.max_data_depth, 1),
         )
         settings = cls(
             mongodb_uri=env.get("MONGODB_URI", ""),
             database=env.get("PIPELINEJOBS_DATABASE", defaults.database) or defaults.database,
-            db_timeout_ms=_int(env, "PIPELINEJOBS_DB_TIMEOUT_MS", defaults.db_timeout_ms, 100),
+            db_timeout_ms=read_int(env, "PIPELINEJOBS_DB_TIMEOUT_MS", defaults.db_timeout_ms, 100),
             host=env.get("PIPELINEJOBS_GRPC_HOST", defaults.host) or defaults.host,
-            port=_int(env, "PIPELINEJOBS_GRPC_PORT", defaults.port, maximum=65535),
+            port=read_int(env, "PIPELINEJOBS_GRPC_PORT", defaults.port, maximum=65535),
             admin_keys=_keys(env.get("PIPELINEJOBS_ADMIN_KEY", "")),
             client_keys=_keys(env.get("PIPELINEJOBS_CLIENT_KEYS", "")),
-            token_ttl=timedelta(hours=_int(env, "PIPELINEJOBS_TOKEN_TTL_HOURS", 72, 1)),
+            token_ttl=timedelta(hours=read_int(env, "PIPELINEJOBS_TOKEN_TTL_HOURS", 72, 1)),
             archive_template=env.get("PIPELINEJOBS_ARCHIVE_TEMPLATE", defaults.archive_template)
             or defaults.archive_template,
             public_url=(
@@ -119,7 +134,7 @@ class Settings:
                 in ("1", "true", "yes"),
             ),
             metrics_port=(
-                _int(env, "PIPELINEJOBS_METRICS_PORT", 0, maximum=65535)
+                read_int(env, "PIPELINEJOBS_METRICS_PORT", 0, maximum=65535)
                 if env.get("PIPELINEJOBS_METRICS_PORT")
                 else None
             ),

@@ -7,13 +7,10 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from pipelinejobs_client import names
 from pipelinejobs_client.api.v1 import job_pb2, pipeline_pb2
 from pipelinejobs_server.domain.errors import InvalidArgument, UnknownEvent
-from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEvent, RejectedRecord
-
-_STATE_PREFIX = "JOB_STATE_"
-_EVENT_PREFIX = "JOB_EVENT_"
-_SOURCE_PREFIX = "EVENT_SOURCE_"
+from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEntry, RejectedEvent
 
 
 def struct_to_dict(message: struct_pb2.Struct, field: str) -> dict[str, Any]:
@@ -37,7 +34,7 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
 
 
 def state_to_proto(state: str) -> job_pb2.JobState.ValueType:
-    return job_pb2.JobState.Value(_STATE_PREFIX + state) if state else job_pb2.JOB_STATE_UNSPECIFIED
+    return names.state_value(state) if state else job_pb2.JOB_STATE_UNSPECIFIED
 
 
 def state_from_proto(value: int, field: str = "state") -> str:
@@ -49,26 +46,22 @@ def state_from_proto(value: int, field: str = "state") -> str:
         return ""
     if value not in job_pb2.JobState.values():
         raise InvalidArgument(f"{field}: {value} is not one of the JobState values", field=field)
-    return job_pb2.JobState.Name(job_pb2.JobState.ValueType(value)).removeprefix(_STATE_PREFIX)
+    return names.state_name(value)
 
 
 def event_to_proto(event: str) -> job_pb2.JobEvent.ValueType:
-    return job_pb2.JobEvent.Value(_EVENT_PREFIX + event.upper()) if event else job_pb2.JOB_EVENT_UNSPECIFIED
+    return names.event_value(event) if event else job_pb2.JOB_EVENT_UNSPECIFIED
 
 
 def event_from_proto(value: int) -> str:
     """The FSM's lower-case name for an event enum; unknown or unspecified values are refused."""
     if value == job_pb2.JOB_EVENT_UNSPECIFIED or value not in job_pb2.JobEvent.values():
         raise UnknownEvent(f"event must be one of the JobEvent values, got {value}", field="event")
-    return job_pb2.JobEvent.Name(job_pb2.JobEvent.ValueType(value)).removeprefix(_EVENT_PREFIX).lower()
+    return names.event_name(value)
 
 
 def source_to_proto(source: str) -> job_pb2.EventSource.ValueType:
-    return (
-        job_pb2.EventSource.Value(_SOURCE_PREFIX + source.upper())
-        if source
-        else job_pb2.EVENT_SOURCE_UNSPECIFIED
-    )
+    return names.source_value(source)
 
 
 def source_from_proto(value: int) -> str:
@@ -77,7 +70,7 @@ def source_from_proto(value: int) -> str:
         return ""
     if value not in job_pb2.EventSource.values():
         raise InvalidArgument(f"source must be one of the EventSource values, got {value}", field="source")
-    return job_pb2.EventSource.Name(job_pb2.EventSource.ValueType(value)).removeprefix(_SOURCE_PREFIX).lower()
+    return names.source_name(value)
 
 
 def pipeline_to_proto(record: PipelineRecord) -> pipeline_pb2.Pipeline:
@@ -116,7 +109,7 @@ def job_to_proto(record: JobRecord) -> job_pb2.Job:
     )
 
 
-def history_to_proto(recorded: RecordedEvent) -> job_pb2.HistoryEvent:
+def history_to_proto(recorded: RecordedEntry) -> job_pb2.HistoryEvent:
     entry = recorded.entry
     return job_pb2.HistoryEvent(
         seq=entry.seq,
@@ -134,7 +127,7 @@ def history_to_proto(recorded: RecordedEvent) -> job_pb2.HistoryEvent:
     )
 
 
-def rejected_to_proto(record: RejectedRecord) -> job_pb2.RejectedEvent:
+def rejected_to_proto(record: RejectedEvent) -> job_pb2.RejectedEvent:
     return job_pb2.RejectedEvent(
         uuid=record.uuid,
         job_uuid=record.job_uuid,

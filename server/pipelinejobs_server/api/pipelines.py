@@ -1,36 +1,25 @@
-"""PipelineService over gRPC."""
+"""The gRPC PipelineService: register, get and list pipelines (service/pipelines.py decides)."""
 
 from __future__ import annotations
 
 from pipelinejobs_client.api.v1 import pipeline_service_pb2 as pb
 from pipelinejobs_client.api.v1 import pipeline_service_pb2_grpc as pb_grpc
-from pipelinejobs_server.service import paging
-from pipelinejobs_server.service.credentials import Credentials, Principal
-from pipelinejobs_server.service.pipelines import PipelineService
-from pipelinejobs_server.settings import Limits
+from pipelinejobs_server.service.pipelines import Pipelines
 
-from .calls import Context, rpc
 from .convert import pipeline_to_proto, struct_to_dict
-from .metrics import ServerMetrics
-
-LISTING = "pipelines"
+from .interceptors import principal
+from .interceptors.around import Context
 
 
 class PipelineServicer(pb_grpc.PipelineServiceServicer):
-    def __init__(
-        self, credentials: Credentials, service: PipelineService, limits: Limits, metrics: ServerMetrics
-    ) -> None:
-        self.credentials = credentials
-        self.metrics = metrics
-        self._service = service
-        self._limits = limits
+    def __init__(self, pipelines: Pipelines) -> None:
+        self._pipelines = pipelines
 
-    @rpc
     async def RegisterPipeline(
-        self, request: pb.RegisterPipelineRequest, context: Context, principal: Principal | None
+        self, request: pb.RegisterPipelineRequest, context: Context
     ) -> pb.RegisterPipelineResponse:
-        record, created = await self._service.register(
-            principal,
+        record, created = await self._pipelines.register(
+            principal(),
             name=request.name,
             description=request.description,
             components=[(component.id, component.version) for component in request.components],
@@ -38,25 +27,14 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
         )
         return pb.RegisterPipelineResponse(pipeline=pipeline_to_proto(record), created=created)
 
-    @rpc
-    async def GetPipeline(
-        self, request: pb.GetPipelineRequest, context: Context, principal: Principal | None
-    ) -> pb.GetPipelineResponse:
-        return pb.GetPipelineResponse(
-            pipeline=pipeline_to_proto(await self._service.get(principal, request.uuid))
-        )
+    async def GetPipeline(self, request: pb.GetPipelineRequest, context: Context) -> pb.GetPipelineResponse:
+        record = await self._pipelines.get(principal(), request.uuid)
+        return pb.GetPipelineResponse(pipeline=pipeline_to_proto(record))
 
-    @rpc
     async def ListPipelines(
-        self, request: pb.ListPipelinesRequest, context: Context, principal: Principal | None
+        self, request: pb.ListPipelinesRequest, context: Context
     ) -> pb.ListPipelinesResponse:
-        limit = paging.page_size(request.page_size, self._limits)
-        after = paging.decode_moment(LISTING, request.page_token)
-        records = await self._service.page(principal, after, limit)
-        token = ""
-        if len(records) == limit:
-            last = records[-1]
-            token = paging.encode_moment(LISTING, last.created_at, last.uuid)
+        records, token = await self._pipelines.page(principal(), request.page_token, request.page_size)
         return pb.ListPipelinesResponse(
             pipelines=[pipeline_to_proto(record) for record in records], next_page_token=token
         )

@@ -1,10 +1,12 @@
-"""Building the gRPC server: our services, health and reflection together, bound to a port.
+"""The gRPC server: our two services behind the interceptors, health and reflection together, on a port.
 
-``start_server`` returns the running server and the port it bound, so tests can ask for port 0.
+``build_grpc_server`` is given the service layer (app.py composes it) and returns the server unstarted
+with the port it bound, so tests and ``serve`` can ask for port 0. Nothing here knows the database.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,25 +20,13 @@ from pipelinejobs_client.api.v1 import (
     pipeline_service_pb2,
     pipeline_service_pb2_grpc,
 )
-from pipelinejobs_server.service.credentials import Credentials
-from pipelinejobs_server.service.events import EventService
-from pipelinejobs_server.service.jobs import JobService
-from pipelinejobs_server.service.ledger import Ledger
-from pipelinejobs_server.service.listing import JobListing
-from pipelinejobs_server.service.pipelines import PipelineService
-from pipelinejobs_server.service.provenance import ProvenanceService
-from pipelinejobs_server.service.watching import JobWatcher
+from pipelinejobs_server.service.bundle import Services
 from pipelinejobs_server.settings import Settings, Tls
-from pipelinejobs_server.storage.database import Database
-from pipelinejobs_server.storage.jobs import JobStore
-from pipelinejobs_server.storage.notifications import LogNotifier
-from pipelinejobs_server.storage.pipelines import PipelineStore
-from pipelinejobs_server.storage.rejected import RejectedStore
 
-from .decoding import TolerantDecoding
+from . import interceptors
 from .health import DatabaseHealth
 from .jobs import JobServicer
-from .metrics import MetricsEndpoint, ServerMetrics, serve_metrics
+from .metrics import ServerMetrics
 from .pipelines import PipelineServicer
 
 SERVICE_NAMES = (
@@ -46,29 +36,10 @@ SERVICE_NAMES = (
 
 
 @dataclass
-class RunningServer:
+class GrpcServer:
     server: grpc.aio.Server
     port: int
-    database: Database
     health: DatabaseHealth
-    notifier: LogNotifier
-    watcher: JobWatcher
-    metrics: ServerMetrics
-    metrics_http: MetricsEndpoint | None = None
-
-    async def stop(self, grace_s: float) -> None:
-        """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database.
-
-        Watch streams have no natural end, so they are ended first (cleanly, status OK): a client
-        reconnects elsewhere with its last seq and misses nothing.
-        """
-        await self.health.stop()
-        self.watcher.close()
-        await self.server.stop(grace_s)
-        await self.notifier.stop()
-        await self.database.close()
-        if self.metrics_http is not None:
-            self.metrics_http.close()
 
 
 def server_credentials(tls: Tls) -> grpc.ServerCredentials | None:
@@ -82,21 +53,23 @@ def server_credentials(tls: Tls) -> grpc.ServerCredentials | None:
     )
 
 
-async def start_server(settings: Settings) -> RunningServer:
-    database = Database(settings.mongodb_uri, settings.database, timeout_ms=settings.db_timeout_ms)
-    await database.ensure_indexes()
-    credentials = Credentials(settings.admin_keys, settings.client_keys)
-    pipelines = PipelineStore(database)
-    ledger, rejected = Ledger(JobStore(database)), RejectedStore(database)
-    jobs = JobService(settings, ledger, pipelines, rejected)
-    events = EventService(settings, ledger, rejected)
-    notifier = LogNotifier(database.collections.job_events)
-    metrics = ServerMetrics()
-    watcher = JobWatcher(ledger, notifier)
+def _add_health_and_reflection(server: grpc.aio.Server, health: DatabaseHealth) -> None:
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, "grpc.health.v1.Health", reflection.SERVICE_NAME), server
+    )
 
+
+def build_grpc_server(
+    settings: Settings,
+    services: Services,
+    metrics: ServerMetrics,
+    ping: Callable[[], Awaitable[None]],
+) -> GrpcServer:
+    """The server with every service added and its port bound; ``ping`` feeds the health service."""
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(
-        interceptors=[TolerantDecoding()],
+        interceptors=interceptors.chain(services.credentials, metrics),
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -111,44 +84,19 @@ async def start_server(settings: Settings) -> RunningServer:
             ("grpc.http2.max_pings_without_data", 0),
         ],
     )
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(
-        JobServicer(
-            credentials,
-            jobs,
-            events,
-            JobListing(ledger.jobs, settings.limits),
-            watcher,
-            settings.limits,
-            metrics,
-            ProvenanceService(ledger, pipelines, settings.limits),
-        ),
-        server,
-    )
+    job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(services, metrics), server)
     pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
-        PipelineServicer(credentials, PipelineService(settings.limits, pipelines), settings.limits, metrics),
-        server,
+        PipelineServicer(services.pipelines), server
     )
-    health = DatabaseHealth(database, SERVICE_NAMES, settings.health_interval_s)
-    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, "grpc.health.v1.Health", reflection.SERVICE_NAME), server
-    )
+    health = DatabaseHealth(ping, SERVICE_NAMES, settings.health_interval_s)
+    _add_health_and_reflection(server, health)
     address = f"{settings.host}:{settings.port}"
-    credentials_for_port = server_credentials(settings.tls)
+    credentials = server_credentials(settings.tls)
     port = (
-        server.add_secure_port(address, credentials_for_port)
-        if credentials_for_port is not None
+        server.add_secure_port(address, credentials)
+        if credentials is not None
         else server.add_insecure_port(address)
     )
     if port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")
-    await health.check_once()
-    health.start()
-    notifier.start()
-    await server.start()
-    metrics_http = (
-        None
-        if settings.metrics_port is None
-        else serve_metrics(metrics, settings.host, settings.metrics_port)
-    )
-    return RunningServer(server, port, database, health, notifier, watcher, metrics, metrics_http)
+    return GrpcServer(server, port, health)

@@ -1,4 +1,4 @@
-"""Domain errors. They carry no transport codes: the API layer maps them (api/errors.py), once,
+"""Domain errors. They carry no transport codes: the table in codes.py maps them, once,
 for gRPC and HTTP alike. Each has a stable machine-readable ``reason`` and string ``metadata``."""
 
 from __future__ import annotations

@@ -47,6 +47,8 @@ EVENTS: Final = (
 )
 INITIAL_STATE: Final = "CREATED"
 CREATE_EVENT: Final = "create"
+STARTED_STATE: Final = "RUNNING"
+"""A job that has been in this state has started: CancelJob may no longer delete it (DESIGN section 3)."""
 SAME: Final = "="
 """Destination meaning "the state does not change; the event is still recorded"."""
 
@@ -131,6 +133,11 @@ class Decision:
 
     def __bool__(self) -> bool:
         return self.accepted
+
+
+def marks_started(to_state: str) -> bool:
+    """Whether an entry leading to ``to_state`` starts the job (see ``STARTED_STATE``)."""
+    return to_state == STARTED_STATE
 
 
 def is_event(name: str) -> bool:

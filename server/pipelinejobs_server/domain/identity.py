@@ -1,7 +1,7 @@
 """Stable identities: pipeline and job UUIDs, and the link UUIDs used in archive paths.
 
 All are ``uuid5`` values over canonical JSON (see canonical.py), so any language can reproduce them.
-docs/identity.md specifies the encodings and lists test vectors checked by tests/test_identity.py.
+docs/identity.md specifies the encodings and lists test vectors checked by tests/domain/test_identity.py.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from .canonical import canonical_json
+from .errors import InvalidArgument
 
 # Fixed project namespaces. Changing any of them changes every identity: never do it.
 NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://pipelinejobs.dev/ns/v1")
@@ -78,3 +79,17 @@ def is_uuid(text: str) -> bool:
         return str(uuid.UUID(text)) == text
     except ValueError:
         return False
+
+
+def checked_uuid(value: str, field: str) -> str:
+    """``value`` if it is a UUID in the form the service writes; INVALID_ARGUMENT naming ``field`` if not.
+
+    Every edge that takes a job or pipeline uuid (gRPC requests, the dashboard's paths) checks it so.
+    """
+    if not value:
+        raise InvalidArgument(f"{field} is required", field=field)
+    if not is_uuid(value):
+        raise InvalidArgument(
+            f"{field} must be a lower-case hyphenated UUID, got {value[:64]!r}", field=field
+        )
+    return value

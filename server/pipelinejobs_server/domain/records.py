@@ -1,13 +1,23 @@
-"""Records the service layer reads and writes through storage."""
+"""Records the service layer reads and writes through storage, and what a job record is after entries.
+
+A job record is a summary of its history: ``seq``, ``state``, ``last_event``, ``head_hash``, ``updated_at``
+and ``ever_running`` are read off its last entry. ``JobRecord.advanced`` is that rule, written once, for
+the service (the answer to an event), storage (the compare-and-set's update) and the doctor (the check).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+from . import fsm
 from .history import Entry
 from .tokens import StoredToken
+
+ADVANCED_FIELDS: Final = ("seq", "state", "last_event", "head_hash", "updated_at", "ever_running")
+"""The fields of a job record that its entries decide (``JobRecord.advanced``)."""
 
 
 @dataclass(frozen=True)
@@ -42,17 +52,63 @@ class JobRecord:
     # Set by CancelJob before it deletes the job's history, so that no event can slip in meanwhile.
     cancelled: bool = False
 
+    def next_entry(
+        self,
+        name: str,
+        to_state: str,
+        *,
+        uuid: str,
+        timestamp: datetime,
+        data: dict[str, Any],
+        source: str,
+        idempotency_key: str = "",
+    ) -> Entry:
+        """The entry that would follow this record's last one (the creation entry for a record at seq 0)."""
+        return Entry(
+            job_uuid=self.uuid,
+            seq=self.seq + 1,
+            uuid=uuid,
+            name=name,
+            from_state=self.state if self.seq else "",
+            to_state=to_state,
+            timestamp=timestamp,
+            data=data,
+            source=source,
+            idempotency_key=idempotency_key,
+            prev_hash=self.head_hash,
+        )
+
+    def advanced(self, entries: Sequence[RecordedEntry]) -> JobRecord:
+        """The record after ``entries``, which continue it in seq order (``seq + 1``, ``seq + 2``, ...)."""
+        if not entries:
+            return self
+        last = entries[-1]
+        return replace(
+            self,
+            seq=last.entry.seq,
+            state=last.entry.to_state,
+            last_event=last.entry.name,
+            head_hash=last.hash,
+            updated_at=last.entry.timestamp,
+            ever_running=self.ever_running or any(fsm.marks_started(e.entry.to_state) for e in entries),
+        )
+
 
 @dataclass(frozen=True)
-class RecordedEvent:
+class RecordedEntry:
     """A history entry as stored, with the hash that was stored beside it."""
 
     entry: Entry
     hash: str
 
+    @classmethod
+    def of(cls, entry: Entry) -> RecordedEntry:
+        """A new entry with its own hash, as it will be stored."""
+        return cls(entry, entry.digest())
+
 
 @dataclass(frozen=True)
-class RejectedRecord:
+class RejectedEvent:
     uuid: str
     job_uuid: str
     event: str

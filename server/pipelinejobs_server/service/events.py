@@ -1,6 +1,6 @@
 """Applying one event to a job: the only code path that changes a job's state.
 
-``send`` reads the record, asks the state machine, appends the entry to the log under the unique
+``send`` reads the record, asks the state machine, appends the entry to the history under the unique
 (job_uuid, seq) index and then advances the record with a compare-and-set (ADR 003). Losing a race for a
 seq means another writer got there first: settle the record and decide again, from the new state.
 Nothing is held in this process between requests; any number of replicas may run side by side.
@@ -12,10 +12,12 @@ import asyncio
 import random
 import uuid as uuid_module
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.canonical import canonical_json
+from pipelinejobs_server.domain.clock import Clock
 from pipelinejobs_server.domain.errors import (
     AdminRequired,
     ConcurrentModification,
@@ -27,16 +29,15 @@ from pipelinejobs_server.domain.errors import (
     TokenExpired,
     TokenRequired,
 )
-from pipelinejobs_server.domain.history import Entry, utc_now_ms
-from pipelinejobs_server.domain.records import JobRecord, RecordedEvent, RejectedRecord
+from pipelinejobs_server.domain.records import JobRecord, RecordedEntry, RejectedEvent
 from pipelinejobs_server.domain.tokens import StoredToken, check_token
 from pipelinejobs_server.settings import Settings
-from pipelinejobs_server.storage.jobs import AppendOutcome
+from pipelinejobs_server.storage.jobs import AppendOutcome, JobStore
 from pipelinejobs_server.storage.rejected import RejectedStore
 
 from . import validation
 from .credentials import Principal
-from .ledger import MAX_ATTEMPTS, Ledger
+from .settling import MAX_ATTEMPTS, RecordSettler
 
 SOURCES = ("grpc", "callback", "admin")
 
@@ -54,7 +55,7 @@ class Event:
 @dataclass(frozen=True)
 class Applied:
     job: JobRecord
-    event: RecordedEvent
+    event: RecordedEntry
     replayed: bool
 
 
@@ -63,13 +64,15 @@ def _jitter(attempt: int) -> float:
     return random.uniform(0, min(0.002 * 2**attempt, 0.05))  # noqa: S311 - not security related
 
 
-def authorize(principal: Principal | None, job: JobRecord, event_name: str, token: str) -> StoredToken | None:
+def authorize(
+    principal: Principal | None, job: JobRecord, event_name: str, token: str, now: datetime
+) -> StoredToken | None:
     """Check the job token (or admin key) for an event; return the token used, so it can be extended."""
     if principal is not None and principal.is_admin:
         return None
     if not token:
         raise TokenRequired("this event needs the job's token (or an admin API key)", uuid=job.uuid)
-    check = check_token(token, job.tokens, utc_now_ms())
+    check = check_token(token, job.tokens, now)
     if check.matched is None:
         raise InvalidToken("the job token is not valid for this job", uuid=job.uuid)
     if check.expired:
@@ -79,27 +82,21 @@ def authorize(principal: Principal | None, job: JobRecord, event_name: str, toke
     return check.matched
 
 
-def _applied(job: JobRecord, recorded: RecordedEvent) -> JobRecord:
-    """The record as the compare-and-set left it."""
-    entry = recorded.entry
-    return replace(
-        job,
-        seq=entry.seq,
-        state=entry.to_state,
-        last_event=entry.name,
-        head_hash=recorded.hash,
-        updated_at=entry.timestamp,
-        ever_running=job.ever_running or entry.to_state == "RUNNING",
-    )
-
-
-class EventService:
-    def __init__(self, settings: Settings, ledger: Ledger, rejected: RejectedStore) -> None:
+class Events:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        settler: RecordSettler,
+        rejected: RejectedStore,
+        clock: Clock,
+    ) -> None:
         self._settings = settings
         self._limits = settings.limits
-        self._ledger = ledger
-        self._jobs = ledger.jobs
+        self._store = store
+        self._settler = settler
         self._rejected = rejected
+        self._clock = clock
 
     def _checked(self, principal: Principal | None, event: Event) -> Event:
         """The event with its fields validated and its source decided."""
@@ -126,21 +123,21 @@ class EventService:
 
     async def reject(
         self, principal: Principal | None, event: Event, *, reason: str, message: str
-    ) -> RejectedRecord:
+    ) -> RejectedEvent:
         """Keep an event the caller could not deliver (an unmapped executor status) in the rejected log."""
         validation.uuid_field(event.job_uuid, "uuid")
         validation.text(event.name, "event", required=True, max_length=128)
         validation.reason_code(reason)
         validation.text(message, "message", max_length=1024)
         event = self._checked_payload(principal, event)
-        job = await self._ledger.load(event.job_uuid)
-        authorize(principal, job, "update", event.token)
+        job = await self._settler.load(event.job_uuid)
+        authorize(principal, job, "update", event.token, self._clock.now())
         record = self._rejection(job, event, reason, message or reason)
         await self._rejected.record(record)
         return record
 
-    def _rejection(self, job: JobRecord, event: Event, reason: str, message: str) -> RejectedRecord:
-        return RejectedRecord(
+    def _rejection(self, job: JobRecord, event: Event, reason: str, message: str) -> RejectedEvent:
+        return RejectedEvent(
             uuid=str(uuid_module.uuid4()),
             job_uuid=job.uuid,
             event=event.name,
@@ -149,52 +146,49 @@ class EventService:
             message=message,
             data=event.data,
             source=event.source,
-            timestamp=utc_now_ms(),
+            timestamp=self._clock.now(),
         )
 
     async def send(self, principal: Principal | None, event: Event) -> Applied:
         event = self._checked(principal, event)
         for attempt in range(MAX_ATTEMPTS):
-            job = await self._ledger.load(event.job_uuid)
+            job = await self._settler.load(event.job_uuid)
             if job.seq == 0:
-                await self._ledger.settle(job)
+                await self._settler.settle(job)
                 continue
-            token = authorize(principal, job, event.name, event.token)
+            now = self._clock.now()
+            token = authorize(principal, job, event.name, event.token, now)
             decision = fsm.decide(job.state, event.name)
             if not decision:
-                # The record may be behind its log (a writer died, or is between its append and its
+                # The record may be behind its history (a writer died, or is between its append and its
                 # compare-and-set): decide again on the settled record before refusing.
-                settled = await self._ledger.settle(job)
+                settled = await self._settler.settle(job)
                 if settled.seq != job.seq:
                     continue
                 return await self._refuse(job, event, decision)
-            entry = Entry(
-                job_uuid=job.uuid,
-                seq=job.seq + 1,
+            entry = job.next_entry(
+                event.name,
+                decision.to_state,
                 uuid=str(uuid_module.uuid4()),
-                name=event.name,
-                from_state=job.state,
-                to_state=decision.to_state,
-                timestamp=utc_now_ms(),
+                timestamp=now,
                 data=event.data,
                 source=event.source,
                 idempotency_key=event.idempotency_key,
-                prev_hash=job.head_hash,
             )
-            recorded = RecordedEvent(entry, entry.digest())
-            outcome = await self._jobs.append(entry, recorded.hash)
+            recorded = RecordedEntry.of(entry)
+            outcome = await self._store.append(entry, recorded.hash)
             if outcome is AppendOutcome.KEY_TAKEN:
                 return await self._replay(job, event)
             if outcome is AppendOutcome.SEQ_TAKEN:
                 # Someone else holds this seq (alive, or crashed before advancing): catch up, decide again.
-                await self._ledger.settle(job)
+                await self._settler.settle(job)
                 await asyncio.sleep(_jitter(attempt))
                 continue
             if token is not None:
                 token = token._replace(expires_at=entry.timestamp + self._settings.token_ttl)
-            if not await self._jobs.advance(job, [recorded], token=token):
+            if not await self._store.advance(job, [recorded], token=token):
                 await self._after_lost_advance(job, recorded)
-            return Applied(_applied(job, recorded), recorded, replayed=False)
+            return Applied(job.advanced([recorded]), recorded, replayed=False)
         raise ConcurrentModification(
             f"too many concurrent writers on job {event.job_uuid}; retry", uuid=event.job_uuid
         )
@@ -202,14 +196,14 @@ class EventService:
     async def _refuse(self, job: JobRecord, event: Event, decision: fsm.Decision) -> Applied:
         # A retry of an event that was applied (and moved the job on) must replay, not be refused.
         if event.idempotency_key:
-            earlier = await self._jobs.event_by_key(job.uuid, event.idempotency_key)
+            earlier = await self._store.entry_by_key(job.uuid, event.idempotency_key)
             if earlier is not None:
                 return await self._replay(job, event, earlier)
         await self._rejected.record(self._rejection(job, event, InvalidTransition.reason, decision.reason))
         raise InvalidTransition(decision.reason, state=job.state, event=event.name)
 
-    async def _replay(self, job: JobRecord, event: Event, earlier: RecordedEvent | None = None) -> Applied:
-        earlier = earlier or await self._jobs.event_by_key(job.uuid, event.idempotency_key)
+    async def _replay(self, job: JobRecord, event: Event, earlier: RecordedEntry | None = None) -> Applied:
+        earlier = earlier or await self._store.entry_by_key(job.uuid, event.idempotency_key)
         if earlier is None:  # the key's event was deleted with a cancelled job
             raise JobNotFound(job.uuid)
         same = earlier.entry.name == event.name and canonical_json(earlier.entry.data) == canonical_json(
@@ -228,16 +222,16 @@ class EventService:
                 job, event, "DUPLICATE", f"idempotency key already applied at seq {earlier.entry.seq}"
             )
         )
-        return Applied(await self._ledger.settled(job.uuid), earlier, replayed=True)
+        return Applied(await self._settler.settled(job.uuid), earlier, replayed=True)
 
-    async def _after_lost_advance(self, job: JobRecord, recorded: RecordedEvent) -> None:
-        """Our entry is in the log but the compare-and-set did not match: find out why."""
-        current = await self._jobs.get(job.uuid)
+    async def _after_lost_advance(self, job: JobRecord, recorded: RecordedEntry) -> None:
+        """Our entry is in the history but the compare-and-set did not match: find out why."""
+        current = await self._store.get(job.uuid)
         if current is None or current.cancelled:
             # CancelJob won the race: the entry must not outlive the job. Nothing was acknowledged.
-            await self._jobs.delete_event(recorded.entry.uuid)
+            await self._store.delete_entry(recorded.entry.uuid)
             raise JobNotFound(job.uuid)
         if current.seq < recorded.entry.seq:
             # Only the token part failed (the token was rotated out meanwhile); advance without it.
-            await self._ledger.settle(current)
+            await self._settler.settle(current)
         # Otherwise a reader already rolled the record forward over our entry: it is applied.

@@ -9,25 +9,27 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pipelinejobs_server.domain import fsm
+from pipelinejobs_server.domain.clock import Clock
 from pipelinejobs_server.domain.errors import (
     CancelNotAllowed,
     ConcurrentModification,
     InvalidArgument,
     PipelineNotFound,
 )
-from pipelinejobs_server.domain.history import ChainCheck, Entry, utc_now_ms, verify_chain_async
+from pipelinejobs_server.domain.history import ChainCheck, Entry, verify_chain_async
 from pipelinejobs_server.domain.identity import job_uuid, normalize_links
 from pipelinejobs_server.domain.naming import archive_path, session_name
-from pipelinejobs_server.domain.records import JobRecord, RecordedEvent, RejectedRecord
+from pipelinejobs_server.domain.records import JobRecord, RecordedEntry, RejectedEvent
 from pipelinejobs_server.domain.tokens import StoredToken, hash_secret, new_token
 from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.storage.jobs import JobStore
 from pipelinejobs_server.storage.pipelines import PipelineStore
 from pipelinejobs_server.storage.rejected import RejectedStore
 
-from . import validation
+from . import paging, validation
 from .credentials import Principal, Role, require
 from .events import authorize
-from .ledger import MAX_ATTEMPTS, Ledger
+from .settling import MAX_ATTEMPTS, RecordSettler
 
 
 @dataclass(frozen=True)
@@ -49,16 +51,23 @@ class CreatedJob:
     created: bool
 
 
-class JobService:
+class Jobs:
     def __init__(
-        self, settings: Settings, ledger: Ledger, pipelines: PipelineStore, rejected: RejectedStore
+        self,
+        settings: Settings,
+        store: JobStore,
+        settler: RecordSettler,
+        pipelines: PipelineStore,
+        rejected: RejectedStore,
+        clock: Clock,
     ) -> None:
         self._settings = settings
         self._limits = settings.limits
-        self._ledger = ledger
-        self._jobs = ledger.jobs
+        self._store = store
+        self._settler = settler
         self._pipelines = pipelines
         self._rejected = rejected
+        self._clock = clock
 
     # -- creation -----------------------------------------------------------------------------------
 
@@ -69,25 +78,25 @@ class JobService:
             raise PipelineNotFound(request.pipeline_uuid)
         identity = job_uuid(request.pipeline_uuid, links, data)
         token = new_token()
-        now = utc_now_ms()
+        now = self._clock.now()
         stored_token = StoredToken(hash_secret(token), now + self._settings.token_ttl)
 
-        job = await self._jobs.get(identity)
+        job = await self._store.get(identity)
         if job is not None and job.cancelled:
             await self._finish_cancel(job)  # a cancel that stopped half-way; the job is gone
             job = None
         created = False
         if job is None:
             fresh = self._fresh_record(identity, request, links, data, stored_token, now)
-            created = await self._jobs.insert(fresh)
-            job = fresh if created else await self._jobs.get(identity)  # lost a race with another creator
+            created = await self._store.insert(fresh)
+            job = fresh if created else await self._store.get(identity)  # lost a race with another creator
         if job is None or job.cancelled:
             raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
         if not created:
             keep = self._limits.max_tokens_per_job
-            if not await self._jobs.add_token(identity, stored_token, keep=keep, now=now):
+            if not await self._store.add_token(identity, stored_token, keep=keep, now=now):
                 raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
-        job = await self._ledger.settle(job)
+        job = await self._settler.settle(job)
         return CreatedJob(job, token, stored_token.expires_at, self.callback_url(identity, token), created)
 
     def _checked(self, request: NewJob) -> tuple[dict[str, list[str]], dict[str, Any]]:
@@ -122,7 +131,7 @@ class JobService:
         token: StoredToken,
         now: datetime,
     ) -> JobRecord:
-        """A new job at seq 0; the ledger appends its ``create`` entry (seq 1) right after the insert."""
+        """A new job at seq 0; the settler appends its ``create`` entry (seq 1) right after the insert."""
         session = request.session or session_name()
         path = archive_path(
             self._settings.archive_template,
@@ -159,48 +168,53 @@ class JobService:
 
     async def get_job(self, principal: Principal | None, identity: str) -> JobRecord:
         require(principal, Role.CLIENT)
-        return await self._ledger.settled(validation.uuid_field(identity, "uuid"))
+        return await self._settler.settled(validation.uuid_field(identity, "uuid"))
 
     # -- cancel ---------------------------------------------------------------------------------------
 
     async def cancel_job(self, principal: Principal | None, identity: str, token: str) -> None:
         validation.uuid_field(identity, "uuid")
         for _ in range(MAX_ATTEMPTS):
-            job = await self._ledger.settled(identity)
-            authorize(principal, job, "update", token)
+            job = await self._settler.settled(identity)
+            authorize(principal, job, "update", token, self._clock.now())
             if job.ever_running:
                 raise CancelNotAllowed(
                     f"job {identity} has been RUNNING and cannot be cancelled; send 'fail' or 'retire'",
                     uuid=identity,
                     state=job.state,
                 )
-            if await self._jobs.mark_cancelled(job):
+            if await self._store.mark_cancelled(job):
                 await self._finish_cancel(job)
                 return
         raise ConcurrentModification(f"job {identity} kept changing during cancel; retry", uuid=identity)
 
     async def _finish_cancel(self, job: JobRecord) -> None:
         await self._rejected.purge(job.uuid)
-        await self._jobs.purge(job.uuid)
+        await self._store.purge(job.uuid)
 
     # -- history --------------------------------------------------------------------------------------
 
-    async def list_events(
-        self, principal: Principal | None, identity: str, after_seq: int, limit: int
-    ) -> list[RecordedEvent]:
+    async def list_entries(
+        self, principal: Principal | None, identity: str, page_token: str, page_size: int
+    ) -> tuple[list[RecordedEntry], str]:
+        """One page of a job's history in seq order, and the token of the next."""
+        limit = paging.page_size(page_size, self._limits)
+        listing = f"events:{identity}"
+        after_seq = paging.decode_seq(listing, page_token)
         require(principal, Role.CLIENT)
-        job = await self._ledger.settled(validation.uuid_field(identity, "uuid"))
-        return await self._jobs.events_after(job.uuid, after_seq, limit)
+        job = await self._settler.settled(validation.uuid_field(identity, "uuid"))
+        entries = await self._store.entries_after(job.uuid, after_seq, limit)
+        return paging.page(entries, limit, lambda last: paging.encode_seq(listing, last.entry.seq))
 
     async def verify(self, principal: Principal | None, identity: str) -> ChainCheck:
         """Recompute the hash chain and check that the record agrees with its last entry."""
         require(principal, Role.CLIENT)
-        job = await self._ledger.settled(validation.uuid_field(identity, "uuid"))
-        last: RecordedEvent | None = None
+        job = await self._settler.settled(validation.uuid_field(identity, "uuid"))
+        last: RecordedEntry | None = None
 
         async def pairs() -> AsyncIterator[tuple[Entry, str]]:
             nonlocal last
-            async for recorded in self._jobs.iter_events(job.uuid):
+            async for recorded in self._store.iter_entries(job.uuid):
                 last = recorded
                 yield recorded.entry, recorded.hash
 
@@ -219,11 +233,18 @@ class JobService:
         return check
 
     async def list_rejected(
-        self, principal: Principal | None, identity: str, after: tuple[datetime, str] | None, limit: int
-    ) -> list[RejectedRecord]:
+        self, principal: Principal | None, identity: str, page_token: str, page_size: int
+    ) -> tuple[list[RejectedEvent], str]:
+        """One page of the rejected events of one job (client keys) or of all jobs (admin keys)."""
+        limit = paging.page_size(page_size, self._limits)
+        listing = f"rejected:{identity}"
+        after = paging.decode_moment(listing, page_token)
         if identity:
             require(principal, Role.CLIENT)
             validation.uuid_field(identity, "job_uuid")
         else:
             require(principal, Role.ADMIN)
-        return await self._rejected.page(identity or None, after, limit)
+        records = await self._rejected.page(identity or None, after, limit)
+        return paging.page(
+            records, limit, lambda last: paging.encode_moment(listing, last.timestamp, last.uuid)
+        )

@@ -9,7 +9,7 @@ from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.errors import InvalidArgument
 from pipelinejobs_server.domain.identity import LINK_KINDS
-from pipelinejobs_server.domain.queries import JobFilter, JobOrder, Position
+from pipelinejobs_server.domain.listing import JobFilter, JobOrder, Position
 from pipelinejobs_server.domain.records import JobRecord
 from pipelinejobs_server.settings import Limits
 from pipelinejobs_server.storage.jobs import JobStore
@@ -48,8 +48,8 @@ def _check(job_filter: JobFilter) -> None:
 
 
 class JobListing:
-    def __init__(self, jobs: JobStore, limits: Limits) -> None:
-        self._jobs = jobs
+    def __init__(self, store: JobStore, limits: Limits) -> None:
+        self._store = store
         self._limits = limits
 
     async def page(
@@ -68,7 +68,7 @@ class JobListing:
         decoded = paging.decode_moment(listing, page_token)
         position = Position(*decoded) if decoded else None
         # One extra row tells whether another page exists, so the last page never hands out a token.
-        rows = await self._jobs.page(job_filter, order, position, limit + 1)
+        rows = await self._store.page(job_filter, order, position, limit + 1)
         jobs = rows[:limit]
         token = ""
         if len(rows) > limit:

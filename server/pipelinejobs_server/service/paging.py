@@ -1,18 +1,25 @@
-"""Opaque keyset page tokens: base64url of a small JSON document, bound to the listing they came from."""
+"""Opaque keyset page tokens and pages: the one place listings are paged (ListJobs, ListJobEvents,
+ListRejectedEvents, ListPipelines).
+
+A token is base64url of a small JSON document, bound to the listing it came from: a token of another
+listing (another job's history, other ListJobs filters) is refused rather than misread.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.errors import InvalidArgument
 from pipelinejobs_server.settings import Limits
 
 MAX_TOKEN_LENGTH = 1024  # our tokens are a few dozen bytes; anything longer is not one of ours
+Item = TypeVar("Item")
 
 
 def encode(listing: str, position: dict[str, Any]) -> str:
@@ -60,3 +67,26 @@ def decode_moment(listing: str, token: str) -> tuple[datetime, str] | None:
         return datetime.fromisoformat(position["t"]), str(position["id"])
     except (KeyError, TypeError, ValueError):
         raise InvalidArgument("page_token is malformed", field="page_token") from None
+
+
+def encode_seq(listing: str, seq: int) -> str:
+    return encode(listing, {"seq": seq})
+
+
+def decode_seq(listing: str, token: str) -> int:
+    """A position in a job's history: the last seq of the previous page (0 for the first page)."""
+    position = decode(listing, token) or {"seq": 0}
+    seq = position.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InvalidArgument("page_token is malformed", field="page_token")
+    return seq
+
+
+def page(items: Sequence[Item], limit: int, token_after: Callable[[Item], str]) -> tuple[list[Item], str]:
+    """A page read with ``limit`` and the token of the next: none when the page is short.
+
+    A page that is exactly full gets a token even if nothing follows; the next page is then empty.
+    (ListJobs reads one row more and knows; these listings keep their cheaper query.)
+    """
+    rows = list(items)
+    return rows, (token_after(rows[-1]) if rows and len(rows) == limit else "")

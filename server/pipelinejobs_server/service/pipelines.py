@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from pipelinejobs_server.domain.clock import Clock
 from pipelinejobs_server.domain.errors import InvalidArgument, PipelineNotFound
-from pipelinejobs_server.domain.history import utc_now_ms
 from pipelinejobs_server.domain.identity import normalize_components, pipeline_uuid
 from pipelinejobs_server.domain.records import PipelineRecord
 from pipelinejobs_server.settings import Limits
 from pipelinejobs_server.storage.pipelines import PipelineStore
 
-from . import validation
+from . import paging, validation
 from .credentials import Principal, Role, require
 
 MAX_COMPONENTS = 256
+LISTING = "pipelines"
 
 
-class PipelineService:
-    def __init__(self, limits: Limits, pipelines: PipelineStore) -> None:
+class Pipelines:
+    def __init__(self, limits: Limits, pipelines: PipelineStore, clock: Clock) -> None:
         self._limits = limits
         self._pipelines = pipelines
+        self._clock = clock
 
     async def register(
         self,
@@ -55,7 +56,7 @@ class PipelineService:
             description=description,
             components=normalized,
             options=options,
-            created_at=utc_now_ms(),
+            created_at=self._clock.now(),
         )
         return await self._pipelines.register(record)
 
@@ -67,7 +68,13 @@ class PipelineService:
         return record
 
     async def page(
-        self, principal: Principal | None, after: tuple[datetime, str] | None, limit: int
-    ) -> list[PipelineRecord]:
+        self, principal: Principal | None, page_token: str, page_size: int
+    ) -> tuple[list[PipelineRecord], str]:
+        """One page of pipelines, oldest first, and the token of the next."""
+        limit = paging.page_size(page_size, self._limits)
+        after = paging.decode_moment(LISTING, page_token)
         require(principal, Role.CLIENT)
-        return await self._pipelines.page(after, limit)
+        records = await self._pipelines.page(after, limit)
+        return paging.page(
+            records, limit, lambda last: paging.encode_moment(LISTING, last.created_at, last.uuid)
+        )

@@ -28,13 +28,14 @@ from prov.model import PROV, AttributeValue, ProvActivity, ProvDocument
 
 from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.errors import DataTooLarge
-from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEvent
+from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEntry
 from pipelinejobs_server.settings import Limits
+from pipelinejobs_server.storage.jobs import JobStore
 from pipelinejobs_server.storage.pipelines import PipelineStore
 
 from . import validation
 from .credentials import Principal, Role, require
-from .ledger import Ledger
+from .settling import RecordSettler
 
 MEDIA_TYPE = "application/json"
 PJ = Namespace("pj", "urn:pipelinejobs:v1:")
@@ -69,7 +70,7 @@ def _label(kind: str, value: str) -> str:
     return f"{kind} {value}"
 
 
-def _ended_at(events: list[RecordedEvent]) -> datetime | None:
+def _ended_at(events: list[RecordedEntry]) -> datetime | None:
     return next((e.entry.timestamp for e in events if e.entry.name in ENDING_EVENTS), None)
 
 
@@ -111,7 +112,7 @@ def _add_links(document: ProvDocument, activity: ProvActivity, job: JobRecord) -
             document.used(activity, link, None, None, {PROV["role"]: PJ[kind]})
 
 
-def _add_history(document: ProvDocument, activity: ProvActivity, events: list[RecordedEvent]) -> None:
+def _add_history(document: ProvDocument, activity: ProvActivity, events: list[RecordedEntry]) -> None:
     previous: QualifiedName | None = None
     for recorded in events:
         entry = recorded.entry
@@ -136,7 +137,7 @@ def _add_history(document: ProvDocument, activity: ProvActivity, events: list[Re
         previous = identifier
 
 
-def document(job: JobRecord, pipeline: PipelineRecord | None, events: list[RecordedEvent]) -> ProvDocument:
+def document(job: JobRecord, pipeline: PipelineRecord | None, events: list[RecordedEntry]) -> ProvDocument:
     """The PROV document of ``job`` with its ``pipeline`` (None if unknown) and its whole history."""
     result = ProvDocument()
     for namespace in (PJ, UUID, AGENT, ARCHIVE, *LINKS.values()):
@@ -174,19 +175,22 @@ def document(job: JobRecord, pipeline: PipelineRecord | None, events: list[Recor
     return result
 
 
-class ProvenanceService:
-    def __init__(self, ledger: Ledger, pipelines: PipelineStore, limits: Limits) -> None:
-        self._ledger = ledger
+class Provenance:
+    def __init__(
+        self, store: JobStore, settler: RecordSettler, pipelines: PipelineStore, limits: Limits
+    ) -> None:
+        self._store = store
+        self._settler = settler
         self._pipelines = pipelines
         self._limits = limits
 
     async def export(self, principal: Principal | None, identity: str) -> str:
         """The job's PROV-JSON document; refused when it would not fit in one gRPC reply."""
         require(principal, Role.CLIENT)
-        job = await self._ledger.settled(validation.uuid_field(identity, "uuid"))
+        job = await self._settler.settled(validation.uuid_field(identity, "uuid"))
         pipeline = await self._pipelines.get(job.pipeline_uuid)
         # Entries up to the record's seq only: one applied meanwhile belongs to a later export.
-        events = [e async for e in self._ledger.jobs.iter_events(job.uuid) if e.entry.seq <= job.seq]
+        events = [e async for e in self._store.iter_entries(job.uuid) if e.entry.seq <= job.seq]
         text = document(job, pipeline, events).serialize(format="json")
         assert text is not None  # serialize returns the text when given no destination
         limit = self._limits.max_message_bytes - ENVELOPE_BYTES

@@ -8,7 +8,7 @@ from typing import Any
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.canonical import canonical_json, depth
 from pipelinejobs_server.domain.errors import DataTooLarge, InvalidArgument, UnknownEvent
-from pipelinejobs_server.domain.identity import is_uuid
+from pipelinejobs_server.domain.identity import checked_uuid
 
 # Used with fullmatch: "$" alone would also accept a trailing newline.
 _SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -17,12 +17,7 @@ _REASON = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 MAX_TEXT = 1024
 
 
-def uuid_field(value: str, name: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{name} is required", field=name)
-    if not is_uuid(value):
-        raise InvalidArgument(f"{name} must be a lower-case hyphenated UUID, got {value[:64]!r}", field=name)
-    return value
+uuid_field = checked_uuid
 
 
 def event_name(value: str) -> str:

@@ -1,6 +1,6 @@
 """WatchJob: the history after a seq, then each new entry, until the caller leaves or the job settles.
 
-Entries are always read from the log in seq order (``events_after``), so the stream has no gaps and no
+Entries are always read from the log in seq order (``entries_after``), so the stream has no gaps and no
 repeats however notifications arrive; reconnecting with the last seq received continues exactly there.
 """
 
@@ -12,20 +12,23 @@ from collections.abc import AsyncIterator
 
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.errors import InvalidArgument
-from pipelinejobs_server.domain.records import RecordedEvent
-from pipelinejobs_server.storage.notifications import LogNotifier
+from pipelinejobs_server.domain.records import RecordedEntry
+from pipelinejobs_server.storage.jobs import JobStore
+from pipelinejobs_server.storage.notifications import HistoryNotifier
 
 from . import validation
 from .credentials import Principal, Role, require
-from .ledger import Ledger
+from .settling import RecordSettler
 
 BATCH = 500
 
 
 class JobWatcher:
-    def __init__(self, ledger: Ledger, notifier: LogNotifier, *, poll_s: float = 1.0) -> None:
-        self._ledger = ledger
-        self._jobs = ledger.jobs
+    def __init__(
+        self, store: JobStore, settler: RecordSettler, notifier: HistoryNotifier, *, poll_s: float = 1.0
+    ) -> None:
+        self._store = store
+        self._settler = settler
         self._notifier = notifier
         self._poll_s = poll_s
         self._closing = asyncio.Event()
@@ -36,7 +39,7 @@ class JobWatcher:
 
     async def watch(
         self, principal: Principal | None, identity: str, after_seq: int, until_states: tuple[str, ...]
-    ) -> AsyncIterator[RecordedEvent]:
+    ) -> AsyncIterator[RecordedEntry]:
         require(principal, Role.CLIENT)
         validation.uuid_field(identity, "uuid")
         if after_seq < 0:
@@ -44,7 +47,7 @@ class JobWatcher:
         for state in until_states:
             if not fsm.is_state(state):
                 raise InvalidArgument(f"unknown state {state!r}", field="until_states")
-        job = await self._ledger.settled(identity)  # NOT_FOUND before the stream starts
+        job = await self._settler.settled(identity)  # NOT_FOUND before the stream starts
         if until_states and job.state in until_states and job.seq <= after_seq:
             return  # already settled and the caller has seen everything
         signal = self._notifier.subscribe(identity)
@@ -52,7 +55,7 @@ class JobWatcher:
             seq = after_seq
             while not self._closing.is_set():
                 signal.clear()  # before reading: an insert after the read sets it again
-                page = await self._jobs.events_after(identity, seq, BATCH)
+                page = await self._store.entries_after(identity, seq, BATCH)
                 for recorded in page:
                     yield recorded
                     seq = recorded.entry.seq
@@ -61,7 +64,7 @@ class JobWatcher:
                 if page and page[-1].entry.to_state in until_states:
                     return  # caught up, and the job is now in a state the caller waits for
                 if not page:
-                    await self._ledger.load(identity)  # a cancelled job ends its watches with NOT_FOUND
+                    await self._settler.load(identity)  # a cancelled job ends its watches with NOT_FOUND
                 await self._wait(signal)
         finally:
             self._notifier.unsubscribe(identity, signal)

@@ -22,16 +22,16 @@ from starlette.routing import Route
 
 from pipelinejobs_client import errors as client_errors
 from pipelinejobs_server.domain import errors
+from pipelinejobs_server.web.body import read_limited
+from pipelinejobs_server.web.failures import Failure, failure, http_error
+from pipelinejobs_server.web.logs import AccessLog, install_redaction
 
 from . import callbacks, messages
-from .body import json_object, read_limited
-from .failures import Failure, failure
-from .logs import AccessLog, install_redaction
+from .body import json_object
 from .metrics import Metrics
 from .openapi import document
 from .relay import Outcome, Relay
 from .settings import ShimSettings
-from .ui import Dashboard
 
 log = logging.getLogger("pipelinejobs.shim")
 
@@ -43,7 +43,6 @@ class Shim:
     def __init__(self, settings: ShimSettings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.dashboard = Dashboard(settings)
         self._relay: Relay | None = None
         self._openapi = document()
 
@@ -56,7 +55,6 @@ class Shim:
         finally:
             await self._relay.close()
             self._relay = None
-            await self.dashboard.close()
 
     @property
     def relay(self) -> Relay:
@@ -162,13 +160,6 @@ class Shim:
         return JSONResponse(self._openapi)
 
 
-async def _http_error(request: Request, error: Exception) -> Response:
-    """Routing errors (unknown path, wrong method) as JSON, like every other answer."""
-    assert isinstance(error, HTTPException)
-    reason = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(error.status_code, "HTTP_ERROR")
-    return Failure(error.status_code, reason, str(error.detail), {}).response()
-
-
 def create_app(settings: ShimSettings) -> Starlette:
     install_redaction()
     shim = Shim(settings)
@@ -180,12 +171,11 @@ def create_app(settings: ShimSettings) -> Starlette:
         Route("/healthz", shim.healthz, methods=["GET"]),
         Route("/metrics", shim.prometheus, methods=["GET"]),
         Route("/openapi.json", shim.openapi, methods=["GET"]),
-        *shim.dashboard.routes(),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog)],
-        exception_handlers={HTTPException: _http_error},
+        middleware=[Middleware(AccessLog, logger="pipelinejobs.shim.access")],
+        exception_handlers={HTTPException: http_error},
         lifespan=shim.lifespan,
     )
     app.state.shim = shim  # for tests and embedding; the shim keeps no job state

@@ -1,8 +1,7 @@
-"""Request bodies: read under a size limit, turned into an event's ``data``, and fingerprinted.
+"""Callback bodies turned into an event's ``data``, and fingerprinted for idempotency keys.
 
-The limit is enforced before the body is read: a declared ``Content-Length`` over it is refused at
-once, and a chunked body is refused as soon as the bytes read pass it, so a 10 MB post never sits in
-memory. What the server accepts as ``data`` is limited again, and usually tighter, by the server.
+Bodies are read under the shim's size limit (web/body.py); what the server accepts as ``data`` is
+limited again, and usually tighter, by the server.
 """
 
 from __future__ import annotations
@@ -13,23 +12,8 @@ import math
 from typing import Any
 
 from google.protobuf import struct_pb2
-from starlette.requests import Request
 
-from .failures import BodyTooLarge, MalformedBody
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"the body is {int(declared)} bytes; the limit is {limit}", limit=str(limit))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"the body is over the limit of {limit} bytes", limit=str(limit))
-        chunks.append(chunk)
-    return b"".join(chunks)
+from .failures import MalformedBody
 
 
 def _no_constants(name: str) -> float:

@@ -17,8 +17,9 @@ from starlette.requests import Request
 
 from pipelinejobs_server.domain.errors import InvalidArgument, TokenRequired
 from pipelinejobs_server.domain.identity import is_uuid
+from pipelinejobs_server.web.body import read_limited
 
-from .body import callback_data, callback_key, json_object, read_limited
+from .body import callback_data, callback_key, json_object
 from .failures import InvalidNonce, UnresolvedPlaceholder
 from .relay import Delivery, Outcome, Relay
 from .statuses import PLACEHOLDER_MARK, TABLES

@@ -1,26 +1,12 @@
-"""Errors at the HTTP edge and the JSON answers for them.
+"""The callback shim's own refusals: what an executor's request can get wrong before it is relayed.
 
-The shim's own refusals are domain errors (subclasses of the server's), and errors reported by the
-server arrive as the client's typed exceptions; both get their HTTP status from the one table in
-api/errors.py, so an HTTP answer always agrees with the gRPC code the same failure has.
+Each is a domain error, so its HTTP status comes from the shared table like every other answer
+(web/failures.py turns any of them into the JSON error body).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-
-from starlette.responses import JSONResponse
-
-from pipelinejobs_client import errors as client_errors
-from pipelinejobs_server.api.errors import codes_for, http_status
 from pipelinejobs_server.domain import errors
-
-from .logs import redact
-
-
-class BodyTooLarge(errors.DataTooLarge):
-    reason = "BODY_TOO_LARGE"
 
 
 class MalformedBody(errors.InvalidArgument):
@@ -35,41 +21,3 @@ class UnresolvedPlaceholder(errors.InvalidArgument):
 
 class InvalidNonce(errors.PermissionDenied):
     reason = "INVALID_NONCE"
-
-
-class ShimMisconfigured(errors.PipelineJobsError):
-    """The shim cannot relay safely (e.g. it holds an admin key); the operator must fix it."""
-
-    reason = "SHIM_MISCONFIGURED"
-
-
-@dataclass(frozen=True)
-class Failure:
-    status: int
-    reason: str
-    message: str
-    metadata: Mapping[str, str]
-
-    def response(self, secrets: Iterable[str] = ()) -> JSONResponse:
-        # Messages never quote a token by construction; redacting anyway costs nothing.
-        secrets = tuple(secrets)
-        body = {
-            "error": {
-                "status": self.status,
-                "reason": self.reason,
-                "message": redact(self.message, secrets),
-                "metadata": {key: redact(value, secrets) for key, value in self.metadata.items()},
-            }
-        }
-        headers = {"Retry-After": "5"} if self.status == 503 else None
-        return JSONResponse(body, status_code=self.status, headers=headers)
-
-
-def failure(error: Exception) -> Failure:
-    """The HTTP answer for a shim refusal or an error the server reported."""
-    if isinstance(error, errors.PipelineJobsError):
-        return Failure(codes_for(error).http, error.reason, error.message, dict(error.metadata))
-    if isinstance(error, client_errors.PipelineJobsError):
-        reason = error.reason or error.code.name
-        return Failure(http_status(error.reason, error.code), reason, error.message, dict(error.metadata))
-    raise TypeError(f"not a PipelineJobs error: {type(error).__name__}")

@@ -2,7 +2,7 @@
 
 Built from the same objects the shim checks requests with (the status tables, the PipelineJobEvent
 schema, the error reasons), so the description cannot drift from the behaviour; the fuzz test
-(tests/test_shim_fuzz.py) generates requests from it.
+(tests/system/test_shim_fuzz.py) generates requests from it.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pipelinejobs_client import AsyncJobsClient, RetryPolicy
 from pipelinejobs_client import errors as client_errors
-from pipelinejobs_client.messages import state_name
+from pipelinejobs_client.names import state_name
+from pipelinejobs_server.web.failures import Misconfigured
 
-from .failures import ShimMisconfigured
 from .settings import ShimSettings
 
 SOURCE = "callback"  # every event that enters through the HTTP edge is recorded as such
@@ -91,8 +91,8 @@ class KeyGuard:
             self._verified = True  # a client key: the job token still decides
             return
         except client_errors.Unauthenticated:
-            raise ShimMisconfigured("the shim's API key is not valid on the server") from None
-        raise ShimMisconfigured("the shim holds an admin API key; give it a client key or none")
+            raise Misconfigured("the shim's API key is not valid on the server") from None
+        raise Misconfigured("the shim holds an admin API key; give it a client key or none")
 
 
 class Relay:

@@ -11,35 +11,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipelinejobs_server.settings import SettingsError
+from pipelinejobs_server.settings import SettingsError, read_int, read_seconds
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-
-
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = environ.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
-    return value
-
-
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "")
-    if raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not 0 < value <= 600:
-        raise SettingsError(f"{name} must be between 0 and 600 seconds, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -52,9 +26,6 @@ class ShimSettings:
     """Optional client API key sent with every call. Never an admin key (see relay.KeyGuard)."""
     callback_nonce: str = ""
     """When set, executor callbacks must carry it (``x-nonce`` query parameter or header)."""
-    ui_api_key: str = ""
-    """Optional client API key the dashboard (/ui/) reads with, for everyone who reaches it; without one,
-    each user signs in with their own key. Never an admin key (see ui/access.py)."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     call_timeout_s: float = 5.0
     health_timeout_s: float = 2.0
@@ -66,16 +37,15 @@ class ShimSettings:
         settings = cls(
             server=env.get("PIPELINEJOBS_SERVER", "") or defaults.server,
             host=env.get("PIPELINEJOBS_HTTP_HOST", "") or defaults.host,
-            port=_int(env, "PIPELINEJOBS_HTTP_PORT", defaults.port, 0, 65535),
+            port=read_int(env, "PIPELINEJOBS_HTTP_PORT", defaults.port, 0, 65535),
             # Not PIPELINEJOBS_API_KEY: that is the client tools' key, often an admin one, which the
             # shim must never hold (relay.KeyGuard); the shim's key is configured on purpose or not at all.
             api_key=env.get("PIPELINEJOBS_SHIM_API_KEY", "").strip(),
             callback_nonce=env.get("PIPELINEJOBS_CALLBACK_NONCE", "").strip(),
-            ui_api_key=env.get("PIPELINEJOBS_UI_API_KEY", "").strip(),
-            max_body_bytes=_int(
+            max_body_bytes=read_int(
                 env, "PIPELINEJOBS_MAX_CALLBACK_BYTES", defaults.max_body_bytes, 1, 64 * 1024 * 1024
             ),
-            call_timeout_s=_float(env, "PIPELINEJOBS_SHIM_CALL_TIMEOUT_S", defaults.call_timeout_s),
+            call_timeout_s=read_seconds(env, "PIPELINEJOBS_SHIM_CALL_TIMEOUT_S", defaults.call_timeout_s),
         )
         settings.validate()
         return settings

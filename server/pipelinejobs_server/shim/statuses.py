@@ -1,7 +1,7 @@
 """Executor statuses -> state-machine events: the one table per executor, documented row by row.
 
-docs/callbacks.md carries these tables, generated from this module (``python -m
-pipelinejobs_server.shim.docs``; a test fails when the page is stale).
+docs/callbacks.md carries these tables, generated from this module (``make docs``, scripts/gen_docs.py;
+``make check`` fails when the page is stale).
 
 The rules of thumb, the same for both executors:
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,8 +23,24 @@ Document = dict[str, Any]
 # failover in production; on a single node it is the node itself.
 DURABLE = WriteConcern(w="majority", j=True)
 
+# The collections, by name: the service's stores and the doctor's scan read the same ones. The history
+# keeps its first name, job_events: renaming a collection would be a migration for every installation.
+PIPELINES, JOBS, HISTORY, REJECTED = "pipelines", "jobs", "job_events", "rejected_events"
+
+# How long closing the client may spend on its goodbyes to the database (endSessions, killCursors).
+# They are courtesies, the server expires both by itself; but on a database that stopped answering
+# close() waited for them for the socket timeout: 10 s (measured), longer than a whole stop's grace.
+CLOSE_TIMEOUT_S = 0.5
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def unavailable(error: PyMongoError, *, detail: bool = False) -> DatabaseUnavailable:
+    """The domain error for a driver failure. Only operator tools add the driver's message (``detail``):
+    the service's callers get the failure's kind, never a host name or a query from the driver's text."""
+    message = f"database unavailable: {type(error).__name__}"
+    return DatabaseUnavailable(f"{message}: {error}" if detail else message)
 
 
 def translate_errors(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -38,9 +56,18 @@ def translate_errors(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
         except DuplicateKeyError:
             raise
         except PyMongoError as error:
-            raise DatabaseUnavailable(f"database unavailable: {type(error).__name__}") from error
+            raise unavailable(error) from error
 
     return wrapper
+
+
+@contextlib.contextmanager
+def translated(*, detail: bool = False) -> Iterator[None]:
+    """``translate_errors`` for blocking code (the doctor's scan), as a ``with`` block."""
+    try:
+        yield
+    except PyMongoError as error:
+        raise unavailable(error, detail=detail) from error
 
 
 @dataclass(frozen=True)
@@ -70,10 +97,10 @@ class Database:
         database: AsyncDatabase[Document] = self.client.get_database(name, write_concern=DURABLE)
         self.database = database
         self.collections = Collections(
-            pipelines=database["pipelines"],
-            jobs=database["jobs"],
-            job_events=database["job_events"],
-            rejected_events=database["rejected_events"],
+            pipelines=database[PIPELINES],
+            jobs=database[JOBS],
+            job_events=database[HISTORY],
+            rejected_events=database[REJECTED],
         )
 
     @translate_errors
@@ -117,8 +144,14 @@ class Database:
     async def ping(self) -> None:
         await self.client.admin.command("ping")
 
-    async def close(self) -> None:
-        await self.client.close()
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Close the client, giving up on the database's answers after ``timeout_s``.
+
+        Operations still in flight are not interrupted by this (measured: a find on a stalled database
+        went on for its socket timeout after close() returned); their tasks must be ended by their owners.
+        """
+        with pymongo.timeout(timeout_s):
+            await self.client.close()
 
 
 def duplicate_index(error: DuplicateKeyError) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.history import Entry
-from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEvent, RejectedRecord
+from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEntry, RejectedEvent
 from pipelinejobs_server.domain.tokens import StoredToken
 
 from .database import Document
@@ -118,7 +118,7 @@ def event_to_document(entry: Entry, digest: str) -> Document:
     return document
 
 
-def event_from_document(document: Document) -> RecordedEvent:
+def event_from_document(document: Document) -> RecordedEntry:
     entry = Entry(
         job_uuid=document["job_uuid"],
         seq=int(document["seq"]),
@@ -132,10 +132,10 @@ def event_from_document(document: Document) -> RecordedEvent:
         idempotency_key=document.get("idempotency_key", ""),
         prev_hash=document.get("prev_hash", ""),
     )
-    return RecordedEvent(entry, document.get("hash", ""))
+    return RecordedEntry(entry, document.get("hash", ""))
 
 
-def rejected_to_document(record: RejectedRecord) -> Document:
+def rejected_to_document(record: RejectedEvent) -> Document:
     return {
         "_id": record.uuid,
         "job_uuid": record.job_uuid,
@@ -150,8 +150,8 @@ def rejected_to_document(record: RejectedRecord) -> Document:
     }
 
 
-def rejected_from_document(document: Document) -> RejectedRecord:
-    return RejectedRecord(
+def rejected_from_document(document: Document) -> RejectedEvent:
+    return RejectedEvent(
         uuid=document["_id"],
         job_uuid=document.get("job_uuid", ""),
         event=document.get("event", ""),

@@ -18,11 +18,11 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from pipelinejobs_server.domain.history import Entry
-from pipelinejobs_server.domain.queries import JobFilter, JobOrder, Position
-from pipelinejobs_server.domain.records import JobRecord, RecordedEvent
+from pipelinejobs_server.domain.listing import JobFilter, JobOrder, Position
+from pipelinejobs_server.domain.records import ADVANCED_FIELDS, JobRecord, RecordedEntry
 from pipelinejobs_server.domain.tokens import StoredToken
 
-from . import job_queries
+from . import listing
 from .database import Database, duplicate_index, translate_errors
 from .documents import (
     event_from_document,
@@ -55,15 +55,15 @@ class JobStore:
     ) -> list[JobRecord]:
         """Up to ``limit`` jobs after ``position`` in ``order``."""
         cursor = (
-            self._jobs.find(job_queries.page_query(job_filter, order, position))
-            .sort(job_queries.sort(order))
-            .hint(job_queries.index_for(job_filter, order))
+            self._jobs.find(listing.page_query(job_filter, order, position))
+            .sort(listing.sort(order))
+            .hint(listing.index_for(job_filter, order))
             .batch_size(limit + 1)
         )
         jobs: list[JobRecord] = []
         async with cursor:
             async for document in cursor:
-                if document.get("cancelled") or not job_queries.is_after(order, position, document):
+                if document.get("cancelled") or not listing.is_after(order, position, document):
                     continue
                 jobs.append(job_from_document(document))
                 if len(jobs) == limit:
@@ -103,26 +103,23 @@ class JobStore:
     async def advance(
         self,
         job: JobRecord,
-        events: Sequence[RecordedEvent],
+        entries: Sequence[RecordedEntry],
         *,
         token: StoredToken | None = None,
     ) -> bool:
-        """Move the record from ``job.seq`` to the last of ``events`` (contiguous, in seq order).
+        """Move the record from ``job.seq`` to the last of ``entries`` (contiguous, in seq order).
 
         The filter is the compare-and-set: it matches only if nobody advanced or cancelled the job since
         ``job`` was read. ``token``, when given, gets its new expiry in the same write.
         """
-        last = events[-1]
+        after = job.advanced(entries)
         query: dict[str, Any] = {"_id": job.uuid, "seq": job.seq, "cancelled": {"$ne": True}}
+        # Only what the entries change: the filter pins the rest to what ``job`` says.
         changes: dict[str, Any] = {
-            "seq": last.entry.seq,
-            "state": last.entry.to_state,
-            "last_event": last.entry.name,
-            "head_hash": last.hash,
-            "updated_at": last.entry.timestamp,
+            name: getattr(after, name)
+            for name in ADVANCED_FIELDS
+            if getattr(after, name) != getattr(job, name)
         }
-        if any(event.entry.to_state == "RUNNING" for event in events):
-            changes["ever_running"] = True
         if token is not None:
             query["tokens.h"] = token.digest
             changes["tokens.$.exp"] = token.expires_at
@@ -130,17 +127,17 @@ class JobStore:
         return result.modified_count == 1
 
     @translate_errors
-    async def events_after(self, job_uuid: str, seq: int, limit: int) -> list[RecordedEvent]:
+    async def entries_after(self, job_uuid: str, seq: int, limit: int) -> list[RecordedEntry]:
         cursor = (
             self._events.find({"job_uuid": job_uuid, "seq": {"$gt": seq}}).sort("seq", ASCENDING).limit(limit)
         )
         return [event_from_document(document) async for document in cursor]
 
-    async def iter_events(self, job_uuid: str, *, batch: int = 1000) -> AsyncIterator[RecordedEvent]:
+    async def iter_entries(self, job_uuid: str, *, batch: int = 1000) -> AsyncIterator[RecordedEntry]:
         """Every event of a job in seq order, fetched a batch at a time."""
         seq = 0
         while True:
-            page = await self.events_after(job_uuid, seq, batch)
+            page = await self.entries_after(job_uuid, seq, batch)
             for event in page:
                 yield event
             if len(page) < batch:
@@ -148,12 +145,12 @@ class JobStore:
             seq = page[-1].entry.seq
 
     @translate_errors
-    async def event_by_key(self, job_uuid: str, key: str) -> RecordedEvent | None:
+    async def entry_by_key(self, job_uuid: str, key: str) -> RecordedEntry | None:
         document = await self._events.find_one({"job_uuid": job_uuid, "idempotency_key": key})
         return None if document is None else event_from_document(document)
 
     @translate_errors
-    async def delete_event(self, event_uuid: str) -> None:
+    async def delete_entry(self, event_uuid: str) -> None:
         await self._events.delete_one({"_id": event_uuid})
 
     @translate_errors

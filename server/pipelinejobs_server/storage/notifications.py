@@ -1,7 +1,7 @@
 """Wake-ups for watchers when a job's log grows, from any replica.
 
 One change stream per server process follows inserts into ``job_events`` and wakes the watchers of that
-job. A wake-up only says "look again": watchers always read the log itself (``events_after``), so a
+job. A wake-up only says "look again": watchers always read the log itself (``entries_after``), so a
 missed, duplicated or reordered notification can delay an event but never lose or repeat one. Where
 change streams are unavailable the watchers fall back on polling, which keeps the same guarantees.
 
@@ -27,12 +27,11 @@ from .database import Document
 log = logging.getLogger("pipelinejobs.watch")
 
 RETRY_S = 1.0
-AWAIT_MS = 100  # how long one read of the stream may wait: bounds how long stop() takes
-STOP_WAIT_S = 5.0
+AWAIT_MS = 100  # how long one read of the stream may wait: how soon the follower sees the stop flag
 LINGER_S = 10.0  # keep following this long after the last watcher left: watches come and go in bursts
 
 
-class LogNotifier:
+class HistoryNotifier:
     def __init__(self, events: AsyncCollection[Document]) -> None:
         self._events = events
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
@@ -74,13 +73,19 @@ class LogNotifier:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._follow(), name="job-events-change-stream")
 
-    async def stop(self) -> None:
-        """Stop following. The stream is read in short waits, so the loop sees the flag within one."""
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The follower, for the server's stop to wait on (with its own deadline)."""
+        return self._task
+
+    def stop(self) -> None:
+        """Stop following; no new follower starts. Does not wait: ``task`` ends within one short read
+        of the stream while the database answers. When it does not, a read lasts up to the client's
+        socket timeout (10 s), so the server's stop waits on ``task`` only until its own deadline.
+
+        Never cancelled as the way to end it: a cancellation inside the driver can be lost (see
+        api/health.py), and cancelling a read of the stream was seen to hang shutdown now and then."""
         self._stopping.set()
-        if self._task is not None:
-            done, _ = await asyncio.wait({self._task}, timeout=STOP_WAIT_S)
-            if not done:  # never expected; a cancelled driver read may not finish, so do not wait on it
-                self._task.cancel()
         self._wake_all()
 
     async def _follow(self) -> None:

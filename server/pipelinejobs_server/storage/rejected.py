@@ -7,7 +7,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from pipelinejobs_server.domain.records import RejectedRecord
+from pipelinejobs_server.domain.records import RejectedEvent
 
 from .database import Database, translate_errors
 from .documents import rejected_from_document, rejected_to_document
@@ -18,13 +18,13 @@ class RejectedStore:
         self._rejected = database.collections.rejected_events
 
     @translate_errors
-    async def record(self, record: RejectedRecord) -> None:
+    async def record(self, record: RejectedEvent) -> None:
         await self._rejected.insert_one(rejected_to_document(record))
 
     @translate_errors
     async def page(
         self, job_uuid: str | None, after: tuple[datetime, str] | None, limit: int
-    ) -> list[RejectedRecord]:
+    ) -> list[RejectedEvent]:
         """Oldest first, for one job or for all, after the keyset position ``(timestamp, uuid)``."""
         query: dict[str, Any] = {} if job_uuid is None else {"job_uuid": job_uuid}
         if after is not None:

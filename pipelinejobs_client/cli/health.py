@@ -1,0 +1,58 @@
+"""``pipelinejobs health``: ask a server's standard gRPC health service (grpc.health.v1); exit 0 if SERVING.
+
+A probe for scripts, load balancers and container health checks (the Dockerfile's HEALTHCHECK uses it).
+It needs no API key: the health service is open, as gRPC's own health checking protocol intends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from . import common
+
+EXIT_SERVING, EXIT_NOT_SERVING = 0, 1
+TIMEOUT_S = 5.0
+
+
+def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
+    """``pipelinejobs health [--server HOST:PORT] [--tls-ca PEM]``."""
+    parser = commands.add_parser(
+        "health", help="ask a server's standard gRPC health service; exit 0 if SERVING"
+    )
+    parser.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        help=f"the server (env {common.SERVER_ENV}; default {common.DEFAULT_SERVER})",
+    )
+    parser.add_argument("--tls-ca", default=None, metavar="PEM", help="check a TLS server, trusting this CA")
+    parser.set_defaults(handler=check)
+
+
+def _channel(target: str, tls_ca: str | None) -> grpc.Channel:
+    if tls_ca:
+        credentials = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+        return grpc.secure_channel(target, credentials)
+    return grpc.insecure_channel(target)
+
+
+def check(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Print ``HOST:PORT: STATUS``; exit 0 when SERVING, 1 for anything else (unreachable included)."""
+    target = common.server(options, environ)
+    with _channel(target, options.tls_ca) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S
+            )
+        except grpc.RpcError as error:
+            call: grpc.Call = error  # type: ignore[assignment]  # a failed stub call is also a Call
+            print(f"{target}: {call.code().name}", file=sys.stderr)
+            return EXIT_NOT_SERVING
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{target}: {status}")
+    return EXIT_SERVING if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_NOT_SERVING

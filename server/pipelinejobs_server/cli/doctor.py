@@ -1,0 +1,88 @@
+"""``pipelinejobs doctor``: check a whole database, read-only (the checks are the doctor package's).
+
+Exit codes: 0 healthy, 1 problems found, 2 usage, 3 database unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Mapping
+from typing import TextIO
+
+from pipelinejobs_client.cli.plugins import Command
+from pipelinejobs_server.doctor import Doctor
+from pipelinejobs_server.doctor.report import JsonReport, TextReport
+from pipelinejobs_server.domain.errors import DatabaseUnavailable
+from pipelinejobs_server.domain.identity import is_uuid
+from pipelinejobs_server.settings import SettingsError, read_int
+from pipelinejobs_server.storage.scan import DatabaseScan
+
+from . import options as common
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+DEFAULT_TIMEOUT_MS = 5000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mongodb-uri", default=None, help="MongoDB connection string (env MONGODB_URI)")
+    parser.add_argument(
+        "--database", default=None, help="database name (env PIPELINEJOBS_DATABASE; default pipelinejobs)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON document instead of text lines")
+    parser.add_argument(
+        "--strict", action="store_true", help="warnings (crash leftovers the next reader repairs) fail too"
+    )
+    parser.add_argument(
+        "--job", action="append", default=[], metavar="UUID", help="check only this job (repeatable)"
+    )
+
+
+def command(
+    options: argparse.Namespace,
+    environ: Mapping[str, str],
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Run ``pipelinejobs doctor``. Exit codes: 0 healthy, 1 problems, 2 usage, 3 database unavailable."""
+    uri = options.mongodb_uri or environ.get("MONGODB_URI", "")
+    database = options.database or environ.get("PIPELINEJOBS_DATABASE") or "pipelinejobs"
+    if not uri:
+        print("error: set MONGODB_URI or --mongodb-uri (the database the servers use)", file=err)
+        return EXIT_USAGE
+    bad = [job for job in options.job if not is_uuid(job)]
+    if bad:
+        print(f"error: --job takes a job uuid, got {bad[0]!r}", file=err)
+        return EXIT_USAGE
+    try:
+        timeout_ms = read_int(environ, "PIPELINEJOBS_DB_TIMEOUT_MS", DEFAULT_TIMEOUT_MS, 1)
+    except SettingsError as error:
+        print(f"error: {error} (milliseconds)", file=err)
+        return EXIT_USAGE
+    started = time.monotonic()
+    with DatabaseScan(uri, database, timeout_ms=timeout_ms) as source:
+        try:
+            source.ping()
+            if not source.has_jobs():
+                print(f"error: database {database!r} has no jobs collection (check --database)", file=err)
+                return EXIT_USAGE
+            doctor = Doctor(source, options.job)
+            report = JsonReport(out, database) if options.json else TextReport(out)
+            for problem in doctor.run():
+                report.problem(problem)
+        except DatabaseUnavailable as error:
+            print(f"error: {error.message}", file=err)
+            return EXIT_UNAVAILABLE
+    report.finish(database, doctor.summary, options.strict, time.monotonic() - started)
+    return EXIT_OK if doctor.summary.healthy(options.strict) else EXIT_PROBLEMS
+
+
+COMMAND = Command(
+    help="check a whole database: records against their history, seq, transitions, hash chains",
+    description="Read every job of the database (read-only) and check the invariants of the service: "
+    "seq without gaps, legal transitions, hash chains, records that agree with their history. "
+    "Exit codes: 0 healthy, 1 problems found, 2 usage, 3 database unavailable.",
+    add_arguments=add_arguments,
+    run=common.guarded(command),
+)

@@ -1,0 +1,128 @@
+"""``pipelinejobs up``: everything on one machine, in the foreground — the embedded database, the gRPC
+server, and on one HTTP port the callback shim with the dashboard under /ui. Ctrl-C stops them all.
+
+API keys are generated on first start (keyfiles.py) unless configured; callback URLs point at this
+shim unless a public URL is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from starlette.types import ASGIApp
+
+from pipelinejobs_client.cli.plugins import Command
+from pipelinejobs_server import shim, ui
+from pipelinejobs_server.keyfiles import load_or_create
+from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.stopping import run_bounded
+from pipelinejobs_server.storage.embedded import EmbeddedDatabase, EmbeddedDatabaseError
+from pipelinejobs_server.web.mounting import mounted
+from pipelinejobs_server.web.serving import bind, url_for
+
+from . import options as common
+from .serve import HttpPlan, serve_until_signalled
+
+DEFAULT_DATA_DIR = ".pipelinejobs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="where the database and generated keys live "
+        f"(env PIPELINEJOBS_DATA_DIR; default {DEFAULT_DATA_DIR})",
+    )
+    common.add_server_arguments(parser)
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=None,
+        help="HTTP port of the callback shim and the dashboard, on the same host "
+        "(env PIPELINEJOBS_HTTP_PORT; default 8080; 0 picks a free one)",
+    )
+
+
+def _keys(settings: Settings, data_dir: Path) -> tuple[Settings, list[str]]:
+    """The settings with generated keys where none are configured, and what to tell the user about them."""
+    notes = ["admin key: from PIPELINEJOBS_ADMIN_KEY", "client keys: from PIPELINEJOBS_CLIENT_KEYS"]
+    if not settings.admin_keys:
+        path = data_dir / "admin.key"
+        settings = replace(settings, admin_keys=(load_or_create(path),))
+        notes[0] = f"admin key: {path} (mode 0600)"
+    if not settings.client_keys:
+        path = data_dir / "client.key"
+        settings = replace(settings, client_keys=(load_or_create(path),))
+        notes[1] = f"client key: {path} (mode 0600)"
+    return settings, notes
+
+
+def http_plan(
+    options: argparse.Namespace, settings: Settings, environ: Mapping[str, str]
+) -> tuple[HttpPlan, Settings]:
+    """Bind the HTTP socket; unless a public URL was given, callback URLs point at this shim."""
+    shim_settings = shim.ShimSettings.from_environ(environ)
+    port = options.http_port if options.http_port is not None else shim_settings.port
+    host = environ.get("PIPELINEJOBS_HTTP_HOST") or settings.host
+    sock = bind(host, port)
+    if options.public_url is None and not environ.get("PIPELINEJOBS_PUBLIC_URL"):
+        settings = replace(settings, public_url=url_for(host, sock.getsockname()[1]))
+    # No API key for the shim: under `up` it needs none (job tokens authorize every event).
+    shim_settings = replace(shim_settings, host=host, port=port, api_key="")
+    dashboard_settings = ui.DashboardSettings.from_environ(environ)
+
+    def build(target: str) -> ASGIApp:
+        return mounted(
+            {
+                ui.PREFIX: ui.create_app(replace(dashboard_settings, server=target)),
+                "": shim.create_app(replace(shim_settings, server=target)),
+            }
+        )
+
+    def banner(url: str) -> Sequence[str]:
+        return [
+            f"callback shim listening on {url}",
+            f"dashboard on {url}{ui.PREFIX}/",
+            f"callback URLs use {settings.public_url}",
+        ]
+
+    return HttpPlan(sock, build, banner), settings
+
+
+def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    data_dir = Path(options.data_dir or environ.get("PIPELINEJOBS_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+    settings, key_notes = _keys(common.settings_from(options, environ), data_dir)
+    try:
+        plan, settings = http_plan(options, settings, environ)
+    except OSError as error:
+        print(
+            f"error: the callback shim cannot listen: {error} (--http-port 0 picks a free port)",
+            file=sys.stderr,
+        )
+        return 1
+    database = EmbeddedDatabase(data_dir)
+    try:
+        uri = database.start()
+    except EmbeddedDatabaseError as error:
+        plan.sock.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        settings = replace(settings, mongodb_uri=uri)
+        banner = [f"database: {uri} (data in {data_dir / 'db'})", *key_notes, "press Ctrl-C to stop"]
+        run_bounded(serve_until_signalled(settings, banner, plan))
+    finally:
+        plan.sock.close()  # uvicorn closes it when it served; this covers a failed start
+        database.stop()
+    return 0
+
+
+COMMAND = Command(
+    help="start the embedded database and the gRPC server in the foreground",
+    add_arguments=add_arguments,
+    run=common.guarded(run),
+)

@@ -1,0 +1,25 @@
+"""The service layer as the API layer is given it: built by the composition root (app.py), so that no
+handler constructs a store or a service, and tests can build the same bundle around other parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .credentials import Credentials
+from .events import Events
+from .jobs import Jobs
+from .listing import JobListing
+from .pipelines import Pipelines
+from .provenance import Provenance
+from .watching import JobWatcher
+
+
+@dataclass(frozen=True)
+class Services:
+    credentials: Credentials
+    pipelines: Pipelines
+    jobs: Jobs
+    events: Events
+    listing: JobListing
+    watcher: JobWatcher
+    provenance: Provenance

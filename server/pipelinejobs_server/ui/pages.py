@@ -1,0 +1,166 @@
+"""The dashboard's pages and feeds: the jobs table, one job, its live events, its provenance.
+
+Everything is read through the gRPC API with the user's key (``AsyncJobsClient``); nothing is cached but
+the state machine. Counts per state are ``ListJobs`` pages of at most ``COUNT_CAP`` jobs, one per state,
+fetched side by side: exact up to the cap and shown as "500+" past it, which keeps a page view's cost
+bounded however many jobs the service holds, without an RPC of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from pipelinejobs_client import AsyncJobsClient, views
+from pipelinejobs_client.api.v1 import job_pb2, pipeline_pb2
+from pipelinejobs_server.domain.identity import checked_uuid
+
+from . import diagram, live
+from .dashboard import Dashboard, feed, page
+from .filters import PAGE_SIZES, STATES, JobQuery, form_moment
+
+COUNT_CAP = 500
+PIPELINES_SHOWN = 200  # the pipeline filter lists this many; more are still reachable by uuid in the URL
+FULL_HISTORY = 1000  # histories up to this long are shown whole; longer ones by their last entries
+TAIL = 200
+
+
+@dataclass(frozen=True)
+class StateCount:
+    state: str
+    count: int
+    capped: bool
+
+    @property
+    def text(self) -> str:
+        return f"{self.count}+" if self.capped else str(self.count)
+
+
+async def count_states(client: AsyncJobsClient, query: JobQuery) -> list[StateCount]:
+    """Jobs per state under the other filters (the state filter itself is ignored, so every count shows)."""
+
+    async def one(state: str) -> StateCount:
+        reply = await client.list_jobs(**query.list_arguments(states=(state,)), page_size=COUNT_CAP)
+        return StateCount(state, len(reply.jobs), bool(reply.next_page_token))
+
+    return list(await asyncio.gather(*(one(state) for state in STATES)))
+
+
+def _pipeline_names(pipelines: list[pipeline_pb2.Pipeline]) -> dict[str, str]:
+    return {pipeline.uuid: pipeline.name for pipeline in pipelines}
+
+
+def _row(job: job_pb2.Job, names: dict[str, str]) -> dict[str, Any]:
+    view = views.job(job)
+    view["pipeline_name"] = names.get(job.pipeline_uuid, job.pipeline_uuid[:8])
+    return view
+
+
+@page
+async def jobs_table(dashboard: Dashboard, request: Request, client: AsyncJobsClient) -> Response:
+    query = JobQuery.from_params(request.query_params)
+    listing, counts, pipelines = await asyncio.gather(
+        client.list_jobs(**query.list_arguments(), page_size=query.size, page_token=query.page),
+        count_states(client, query),
+        client.list_pipelines(page_size=PIPELINES_SHOWN),
+    )
+    names = _pipeline_names(list(pipelines.pipelines))
+    return dashboard.render(
+        request,
+        "jobs.html",
+        {
+            "query": query,
+            "jobs": [_row(job, names) for job in listing.jobs],
+            "next_href": query.next_href(listing.next_page_token) if listing.next_page_token else None,
+            "previous_href": query.previous_href(),
+            "counts": counts,
+            "total": sum(c.count for c in counts),
+            "total_capped": any(c.capped for c in counts),
+            "count_cap": COUNT_CAP,
+            "pipelines": sorted(names.items(), key=lambda item: (item[1], item[0])),
+            "states": STATES,
+            "page_sizes": PAGE_SIZES,
+            "from_value": form_moment(query.created_from) if query.created_from else "",
+            "to_value": form_moment(query.created_to) if query.created_to else "",
+        },
+    )
+
+
+async def _history(client: AsyncJobsClient, job: job_pb2.Job) -> list[job_pb2.HistoryEvent]:
+    """The whole history, or its last ``TAIL`` entries when it is long."""
+    if job.seq <= FULL_HISTORY:
+        return [entry async for entry in client.iter_job_events(job.uuid, page_size=FULL_HISTORY)]
+    # ListJobEvents pages only go forward; WatchJob starts anywhere. Stop once the record's seq is reached.
+    tail: list[job_pb2.HistoryEvent] = []
+    # An async generator, typed as an iterator by the client: closed here, so the stream ends now.
+    watch = cast(
+        AsyncGenerator[job_pb2.HistoryEvent, None],
+        client.watch_job(job.uuid, after_seq=job.seq - TAIL, timeout=30),
+    )
+    try:
+        async for entry in watch:
+            tail.append(entry)
+            if entry.seq >= job.seq:
+                break
+    finally:
+        await watch.aclose()
+    return tail
+
+
+def _path(history: list[job_pb2.HistoryEvent]) -> list[str]:
+    """The states the job went through, in order, without repeats in a row."""
+    states: list[str] = []
+    for entry in history:
+        state = views.history_event(entry)["to_state"]
+        if not states or states[-1] != state:
+            states.append(state)
+    return states
+
+
+@page
+async def job_page(dashboard: Dashboard, request: Request, client: AsyncJobsClient) -> Response:
+    uuid = checked_uuid(request.path_params["uuid"], "uuid")
+    job = await client.get_job(uuid)
+    history, machine, pipeline = await asyncio.gather(
+        _history(client, job), dashboard.machine(client), client.get_pipeline(job.pipeline_uuid)
+    )
+    view = views.job(job)
+    return dashboard.render(
+        request,
+        "job.html",
+        {
+            "job": view,
+            "pipeline": views.pipeline(pipeline),
+            "history": [views.history_event(entry) for entry in reversed(history)],
+            "partial": len(history) < job.seq,
+            "path": _path(history),
+            "diagram": diagram.build(machine, history, view["state"] or ""),
+        },
+    )
+
+
+@feed
+async def job_events(dashboard: Dashboard, request: Request, client: AsyncJobsClient) -> Response:
+    uuid = checked_uuid(request.path_params["uuid"], "uuid")
+    await client.get_job(uuid)  # answer 404/401 now, before the stream's 200 has gone out
+    return StreamingResponse(
+        live.stream(client, uuid, live.resume_after(request)),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},  # no proxy buffering
+    )
+
+
+@feed
+async def provenance(dashboard: Dashboard, request: Request, client: AsyncJobsClient) -> Response:
+    uuid = checked_uuid(request.path_params["uuid"], "uuid")
+    document = await client.export_provenance(uuid)
+    return Response(
+        document,
+        media_type="application/json",
+        headers={"content-disposition": f'inline; filename="job-{uuid}.prov.json"'},
+    )

@@ -1,0 +1,49 @@
+"""The dashboard's settings, read from an injectable mapping (the process environment by default).
+
+The dashboard is its own app (it may run apart from the public callback endpoint, on an internal
+network): it needs only the gRPC server's address and, optionally, one client key for everyone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pipelinejobs_server.settings import SettingsError, read_int, read_seconds
+
+DEFAULT_PORT = 8081  # beside the shim's 8080 when the two run apart; under `up` they share the shim's port
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    server: str = "127.0.0.1:50051"
+    """The gRPC server, host:port."""
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    """Where ``pipelinejobs dashboard`` listens (under ``up``, the dashboard shares the shim's port)."""
+    api_key: str = ""
+    """Optional client API key the dashboard reads with, for everyone who reaches it; without one,
+    each user signs in with their own key. Never an admin key (see access.py)."""
+    call_timeout_s: float = 5.0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> DashboardSettings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        settings = cls(
+            server=env.get("PIPELINEJOBS_SERVER", "") or defaults.server,
+            host=env.get("PIPELINEJOBS_UI_HOST", "") or defaults.host,
+            port=read_int(env, "PIPELINEJOBS_UI_PORT", defaults.port, 0, 65535),
+            api_key=env.get("PIPELINEJOBS_UI_API_KEY", "").strip(),
+            call_timeout_s=read_seconds(env, "PIPELINEJOBS_UI_CALL_TIMEOUT_S", defaults.call_timeout_s),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        host, _, port = self.server.rpartition(":")
+        if not host or not port.isdigit():
+            raise SettingsError(f"the gRPC server must be host:port, got {self.server!r}")
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"the HTTP port must be between 0 and 65535, got {self.port}")

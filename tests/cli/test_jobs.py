@@ -1,0 +1,169 @@
+"""``pipelinejobs jobs create|show|event|cancel`` (cli/jobs.py) against a live server: one job's life, its
+token, events with idempotency keys, refusals and the history they leave.
+
+Commands run in-process through ``main(argv, environ=...)`` (fast; the environment is a dict, never the
+real one), their ``--json`` output is parsed, and their exit codes and one-line errors are checked."""
+
+from __future__ import annotations
+
+import re
+
+from pipelinejobs_client.cli import EXIT_SERVICE
+from tests.cli.helpers import ISO_MS_UTC, LINKS, Cli, create
+from tests.support import ADMIN_KEY
+
+
+def test_jobs_create_prints_the_token_once_and_show_has_the_identity(cli: Cli, pipeline: str) -> None:
+    created = create(cli, pipeline, "--data", '{"n": 2, "inputs": ["a.fcs"]}', "--session", "proven-pig")
+    job = created["job"]
+    assert created["created"] is True
+    assert len(created["token"]) >= 22
+    assert ISO_MS_UTC.match(created["token_expire_time"])
+    assert f"uuid={job['uuid']}" in created["callback_url"]
+    assert created["callback_url"].endswith("status=${STATUS}")
+    assert (job["state"], job["seq"], job["last_event"]) == ("CREATED", 1, "create")
+    assert job["data"] == {"n": 2, "inputs": ["a.fcs"]}
+    assert job["links"] == {"lab": ["UW_BIOFAB"], "experiment": ["Yeast-Gates"], "sample": [LINKS[-1]]}
+    assert job["archive_path"].startswith("/products/v1/")
+    assert "/proven-pig-" in job["archive_path"]
+
+    shown = cli("jobs", "show", job["uuid"], "--json").json()
+    assert shown == job
+    assert {"uuid", "state", "seq", "archive_path"} <= shown.keys()
+
+    again = cli("jobs", "create", "--pipeline", pipeline, *LINKS, "--data", '{"inputs": ["a.fcs"], "n": 2}')
+    assert again.code == 0
+    fields = dict(line.split(None, 1) for line in again.out.splitlines())
+    assert fields["outcome"] == "the job existed: a fresh token for it"
+    assert fields["uuid"] == job["uuid"]
+    assert fields["token"] != created["token"]
+    text = cli("jobs", "show", job["uuid"]).out
+    assert re.search(rf"^archive_path\s+{re.escape(job['archive_path'])}$", text, re.M)
+    assert re.search(r"^state\s+CREATED$", text, re.M)
+
+
+def test_a_job_lives_through_events_and_its_history_exports(cli: Cli, pipeline: str) -> None:
+    created = create(cli, pipeline)
+    uuid, token = created["job"]["uuid"], created["token"]
+    ran = cli("jobs", "event", uuid, "run", "--token", token, "--data", '{"key1": "value1"}', "--json").json()
+    assert ran["replayed"] is False
+    assert (ran["job"]["state"], ran["event"]["seq"], ran["event"]["from_state"]) == ("RUNNING", 2, "CREATED")
+    # The token may come from the environment instead; event names in any case.
+    updated = cli(
+        "jobs",
+        "event",
+        uuid,
+        "UPDATE",
+        "--data",
+        '{"roadrunner": "meep-meep!"}',
+        PIPELINEJOBS_JOB_TOKEN=token,
+    )
+    assert updated.code == 0
+    assert re.search(r"^transition\s+RUNNING -> RUNNING$", updated.out, re.M)
+
+    history = cli("jobs", "history", uuid, "--json").json()
+    assert [(e["seq"], e["event"], e["to_state"]) for e in history] == [
+        (1, "create", "CREATED"),
+        (2, "run", "RUNNING"),
+        (3, "update", "RUNNING"),
+    ]
+    assert history[0]["from_state"] is None
+    assert history[0]["prev_hash"] == ""
+    assert history[2]["prev_hash"] == history[1]["hash"]
+    assert history[1]["source"] == "grpc"
+    assert cli("jobs", "history", uuid, "--format", "json").json() == history
+
+    seed = cli("jobs", "history", uuid, "--format", "seed").json()
+    assert [list(entry) for entry in seed["history"]] == [["CREATE"], ["RUN"], ["UPDATE"]]
+    assert seed["history"][0]["CREATE"]["data"] is None
+    assert seed["history"][1]["RUN"]["data"] == {"key1": "value1"}
+    assert seed["history"][2]["UPDATE"] == {
+        "date": history[2]["timestamp"],
+        "data": {"roadrunner": "meep-meep!"},
+    }
+    assert all(ISO_MS_UTC.match(next(iter(entry.values()))["date"]) for entry in seed["history"])
+
+    table = cli("jobs", "history", uuid).out.splitlines()
+    assert table[0].split() == ["SEQ", "EVENT", "FROM", "TO", "TIME", "SOURCE", "DATA"]
+    assert table[3].split()[:4] == ["3", "update", "RUNNING", "RUNNING"]
+    assert table[3].endswith('{"roadrunner":"meep-meep!"}')
+
+    failed = cli("jobs", "event", uuid, "fail", "--token", token, "--json").json()
+    assert failed["job"]["state"] == "FAILED"
+    assert cli("jobs", "show", uuid, "--json").json()["seq"] == 4
+
+
+def test_an_idempotency_key_replays_and_a_reused_one_conflicts(cli: Cli, pipeline: str) -> None:
+    created = create(cli, pipeline)
+    argv = (
+        "jobs",
+        "event",
+        created["job"]["uuid"],
+        "run",
+        "--token",
+        created["token"],
+        "--idempotency-key",
+        "k1",
+    )
+    first = cli(*argv, "--data", '{"a": 1}', "--json").json()
+    again = cli(*argv, "--data", '{"a": 1}', "--json").json()
+    assert (first["replayed"], again["replayed"]) == (False, True)
+    assert again["event"] == first["event"]
+    conflict = cli(*argv, "--data", '{"a": 2}')
+    assert conflict.code == EXIT_SERVICE
+    assert conflict.error_line().startswith("error: IDEMPOTENCY_CONFLICT: ")
+
+
+def test_a_refused_event_is_exit_1_and_listed_as_rejected(cli: Cli, pipeline: str) -> None:
+    created = create(cli, pipeline)
+    uuid = created["job"]["uuid"]
+    refused = cli("jobs", "event", uuid, "validate", "--token", created["token"])
+    assert refused.code == EXIT_SERVICE
+    line = refused.error_line()
+    assert line.startswith("error: INVALID_TRANSITION: ")
+    assert "'validate'" in line
+    assert "CREATED" in line
+
+    records = cli("jobs", "rejected", uuid, "--json").json()
+    assert [(r["event"], r["state"], r["reason"]) for r in records] == [
+        ("validate", "CREATED", "INVALID_TRANSITION")
+    ]
+    assert ISO_MS_UTC.match(records[0]["timestamp"])
+    table = cli("jobs", "rejected", uuid).out.splitlines()
+    assert table[0].split()[:4] == ["TIME", "JOB", "EVENT", "STATE"]
+    assert uuid in table[1]
+
+    every_job = cli("jobs", "rejected")
+    assert every_job.code == EXIT_SERVICE
+    assert every_job.error_line().startswith("error: ADMIN_REQUIRED: ")
+    assert cli("jobs", "rejected", "--json", key=ADMIN_KEY).json() == records
+
+
+def test_cancel_deletes_a_job_that_never_ran_and_refuses_one_that_did(cli: Cli, pipeline: str) -> None:
+    waiting = create(cli, pipeline, "--data", '{"n": 1}')
+    uuid = waiting["job"]["uuid"]
+    assert cli("jobs", "cancel", uuid, "--token", waiting["token"], "--json").json() == {
+        "uuid": uuid,
+        "cancelled": True,
+    }
+    gone = cli("jobs", "show", uuid)
+    assert gone.code == EXIT_SERVICE
+    assert gone.error_line() == f"error: JOB_NOT_FOUND: job {uuid} not found"
+
+    running = create(cli, pipeline, "--data", '{"n": 2}')
+    assert (
+        cli("jobs", "event", running["job"]["uuid"], "run", PIPELINEJOBS_JOB_TOKEN=running["token"]).code == 0
+    )
+    refused = cli("jobs", "cancel", running["job"]["uuid"], PIPELINEJOBS_JOB_TOKEN=running["token"])
+    assert refused.code == EXIT_SERVICE
+    assert refused.error_line().startswith("error: CANCEL_NOT_ALLOWED: ")
+
+
+def test_an_admin_key_sends_reset_and_ready_without_a_token(cli: Cli, pipeline: str) -> None:
+    uuid = create(cli, pipeline)["job"]["uuid"]
+    without = cli("jobs", "event", uuid, "reset")
+    assert without.code == EXIT_SERVICE
+    without.error_line()
+    assert cli("jobs", "event", uuid, "reset", "--json", key=ADMIN_KEY).json()["job"]["state"] == "RESET"
+    ready = cli("jobs", "event", uuid, "ready", "--json", key=ADMIN_KEY).json()
+    assert (ready["job"]["state"], ready["event"]["source"]) == ("CREATED", "admin")

@@ -1,0 +1,1 @@
+"""The docs as tests: README's example and the seed's story run against a real server."""

@@ -1,0 +1,1 @@
+"""Tests of ``pipelinejobs doctor`` (server/pipelinejobs_server/doctor)."""

@@ -1,0 +1,1 @@
+"""Tests of the pure domain (server/pipelinejobs_server/domain/)."""

@@ -1,0 +1,1 @@
+"""Tests of the service layer (server/pipelinejobs_server/service/)."""

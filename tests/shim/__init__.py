@@ -1,0 +1,1 @@
+"""Tests of the HTTP callback shim (server/pipelinejobs_server/shim/)."""

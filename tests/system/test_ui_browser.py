@@ -1,0 +1,166 @@
+"""The dashboard in a real browser: headless Chromium (Debian's package, driven by Playwright) against a
+running stack — a real gRPC server on the real embedded database, and the dashboard with the shim beside it
+on one free port, as `pipelinejobs up` serves them.
+
+The test signs in, reads the table, filters it by state, opens a job, and then, while the page is open, an
+event is sent through the shim's HTTP endpoint from another thread: the timeline, the state badge and the
+diagram's highlight must follow without a reload. Screenshots go to test-output/<test name>/.
+
+Chromium is never downloaded (Playwright's own browser build cannot be fetched here): the test drives
+/usr/bin/chromium, which `make test` installs (scripts/system-deps.sh). Without it the test fails and says so.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from prov.model import ProvDocument
+
+from pipelinejobs_client import JobsClient
+from pipelinejobs_server.shim import ShimSettings
+from pipelinejobs_server.storage.embedded import EmbeddedDatabase
+from pipelinejobs_server.ui import DashboardSettings
+from tests.servers import DashboardThread, ServerThread, start_grpc_server
+from tests.support import CLIENT_KEY
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+WAIT_MS = 10_000
+
+
+@pytest.fixture(scope="module")
+def stack(embedded: EmbeddedDatabase) -> Iterator[tuple[ServerThread, DashboardThread]]:
+    server = start_grpc_server(embedded)
+    shim = DashboardThread(
+        DashboardSettings(server=server.address), ShimSettings(server=server.address)
+    ).start()
+    yield server, shim
+    shim.stop()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserContext]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/system-deps.sh)")
+    with (
+        tempfile.TemporaryDirectory(prefix="pipelinejobs-chromium-") as profile,
+        sync_playwright() as playwright,
+    ):
+        # A fresh profile of our own: nothing from another run (cookies, cache) can leak into this one.
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
+        yield context
+        context.close()
+
+
+def send_through_shim(shim_url: str, job_uuid: str, token: str, event: str) -> None:
+    """POST a PipelineJobEvent to the shim, as an executor would."""
+    body = {"uuid": job_uuid, "event": event, "token": token, "data": {"from": "the browser test"}}
+    answer = httpx.post(f"{shim_url}/v1/events", json=body, timeout=10)
+    assert answer.json()["outcome"] == "applied", answer.text
+
+
+def test_the_dashboard_shows_jobs_and_follows_one_live(
+    stack: tuple[ServerThread, DashboardThread], browser: BrowserContext, output_dir: Path
+) -> None:
+    server, shim = stack
+    experiment = f"exp-{uuid.uuid4().hex[:8]}"
+    with JobsClient(server.address, api_key=CLIENT_KEY) as client:
+        pipeline = client.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid
+        jobs = [
+            client.create_job(
+                pipeline, lab="UW_BIOFAB", experiment=experiment, sample=f"sample-{n}", agent="reactor"
+            )
+            for n in range(5)
+        ]
+        for created in jobs[:3]:
+            client.send_event(created.job.uuid, "run", token=created.token, data={"executor": "stampede2"})
+        client.send_event(jobs[2].job.uuid, "fail", token=jobs[2].token)
+        watched = jobs[0]
+
+    page: Page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    # Sign in: the dashboard asks for a key, and keeps it only in an HttpOnly, SameSite=Strict cookie.
+    page.goto(f"{shim.url}/ui/?experiment={experiment}")
+    expect(page.locator("#api-key")).to_be_visible()
+    page.fill("#api-key", CLIENT_KEY)
+    page.click("#sign-in")
+    expect(page.locator("#jobs tbody tr")).to_have_count(5)
+    (cookie,) = [c for c in browser.cookies() if c["name"] == "pipelinejobs_ui_key"]
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/ui"
+    assert CLIENT_KEY not in page.content()
+    assert CLIENT_KEY not in page.url
+    expect(page.locator('#counts a[data-state="RUNNING"] strong')).to_have_text("2")
+    expect(page.locator('#counts a[data-state="CREATED"] strong')).to_have_text("2")
+    expect(page.locator('#counts a[data-state="FAILED"] strong')).to_have_text("1")
+    page.screenshot(path=output_dir / "01-jobs.png", full_page=True)
+
+    # Filter by state.
+    page.select_option("#filter-state", "RUNNING")
+    page.click("#apply-filters")
+    expect(page.locator("#jobs tbody tr")).to_have_count(2)
+    expect(page.locator("#jobs tbody .badge")).to_have_text(["RUNNING", "RUNNING"])
+    assert "state=RUNNING" in page.url
+    page.screenshot(path=output_dir / "02-filtered-running.png", full_page=True)
+
+    # Open the job; the live stream connects.
+    page.click(f'#jobs tr[data-uuid="{watched.job.uuid}"] a')
+    expect(page.locator("#job-state")).to_have_text("RUNNING")
+    expect(page.locator("#live")).to_have_attribute("data-status", "live", timeout=WAIT_MS)
+    expect(page.locator("#archive-path")).to_have_text(watched.job.archive_path)
+    expect(page.locator('#fsm g.node.current[data-state="RUNNING"]')).to_have_count(1)
+    expect(page.locator('#fsm g.edge.taken[data-source="CREATED"][data-target="RUNNING"]')).to_have_count(1)
+    expect(page.locator("#timeline li")).to_have_count(2)
+    page.screenshot(path=output_dir / "03-job-running.png", full_page=True)
+
+    # An executor reports the end through the shim while the page is open: no reload, the page follows.
+    # The page's stream is live (data-status above), so the event is sent at once: the page must follow it.
+    page.evaluate("window.notReloaded = true")
+    send_through_shim(shim.url, watched.job.uuid, watched.token, "finish")
+    expect(page.locator("#job-state")).to_have_text("FINISHED", timeout=WAIT_MS)
+    expect(page.locator("#timeline li").first.locator(".event")).to_have_text("finish")
+    expect(page.locator("#timeline li")).to_have_count(3)
+    expect(page.locator('#fsm g.node.current[data-state="FINISHED"]')).to_have_count(1)
+    expect(page.locator('#fsm g.node.current[data-state="RUNNING"]')).to_have_count(0)
+    expect(page.locator('#fsm g.edge.taken[data-source="RUNNING"][data-target="FINISHED"]')).to_have_count(1)
+    expect(page.locator("#path .badge").last).to_have_text("FINISHED")
+    assert page.evaluate("window.notReloaded === true"), "the page reloaded"
+    page.screenshot(path=output_dir / "04-job-finished-live.png", full_page=True)
+
+    # The page links to the job's provenance, which the prov package reads and which names every event.
+    link = page.locator("#provenance-link").get_attribute("href")
+    assert link is not None
+    answer = page.request.get(f"{shim.url}{link}")  # with the browser's cookie
+    assert answer.ok
+    assert answer.headers["content-type"].startswith("application/json")
+    document = ProvDocument.deserialize(content=answer.text(), format="json")
+    labels = {str(label) for record in document.get_records() for label in record.get_attribute("prov:label")}
+    assert {"seq 1: create", "seq 2: run", "seq 3: finish"} <= labels
+    assert errors == []
+    page.close()

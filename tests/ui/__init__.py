@@ -1,0 +1,1 @@
+"""Tests of the dashboard (server/pipelinejobs_server/ui/), over plain HTTP."""

@@ -1,0 +1,1 @@
+"""Tests of what the HTTP apps share (server/pipelinejobs_server/web/)."""
