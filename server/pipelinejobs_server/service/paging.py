@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pipelinejobs_server.domain.canonical import canonical_json
@@ -19,6 +19,11 @@ from pipelinejobs_server.domain.errors import InvalidArgument
 from pipelinejobs_server.settings import Limits
 
 MAX_TOKEN_LENGTH = 1024  # our tokens are a few dozen bytes; anything longer is not one of ours
+# What a position may hold: the times this service writes, and the database's 64-bit integers. A token
+# is the client's to edit, so anything outside reached the driver and failed there as INTERNAL.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+MAX_SEQ = 2**63 - 1
 Item = TypeVar("Item")
 
 
@@ -64,9 +69,14 @@ def decode_moment(listing: str, token: str) -> tuple[datetime, str] | None:
     if position is None:
         return None
     try:
-        return datetime.fromisoformat(position["t"]), str(position["id"])
-    except (KeyError, TypeError, ValueError):
-        raise InvalidArgument("page_token is malformed", field="page_token") from None
+        moment, uuid = datetime.fromisoformat(position["t"]), position["id"]
+        # Comparing an aware time converts it to UTC, which overflows an hour from year 1 or 9999.
+        in_range = moment.utcoffset() is not None and EARLIEST <= moment <= LATEST
+    except (KeyError, TypeError, ValueError, OverflowError):
+        in_range = False
+    if not in_range or not isinstance(uuid, str):
+        raise InvalidArgument("page_token is malformed", field="page_token")
+    return moment, uuid
 
 
 def encode_seq(listing: str, seq: int) -> str:
@@ -77,7 +87,7 @@ def decode_seq(listing: str, token: str) -> int:
     """A position in a job's history: the last seq of the previous page (0 for the first page)."""
     position = decode(listing, token) or {"seq": 0}
     seq = position.get("seq")
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
         raise InvalidArgument("page_token is malformed", field="page_token")
     return seq
 
