@@ -255,7 +255,9 @@ class ListJobsResponse(_message.Message):
     JOBS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]: ...
     def __init__(
@@ -416,7 +418,9 @@ class ListJobEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.HistoryEvent]: ...
     def __init__(
@@ -582,7 +586,9 @@ class ListRejectedEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.RejectedEvent]: ...
     def __init__(

@@ -59,8 +59,8 @@ class JobListing:
         order: JobOrder,
         page_token: str,
         page_size: int,
-    ) -> tuple[list[JobRecord], str]:
-        """One page of jobs and the token of the next ("" after the last page)."""
+    ) -> paging.Page[JobRecord]:
+        """One page of jobs; its token continues after any of them ("" after the last page)."""
         require(principal, Role.CLIENT)
         _check(job_filter)
         limit = paging.page_size(page_size, self._limits)
@@ -69,10 +69,9 @@ class JobListing:
         position = Position(*decoded) if decoded else None
         # One extra row tells whether another page exists, so the last page never hands out a token.
         rows = await self._store.page(job_filter, order, position, limit + 1)
-        jobs = rows[:limit]
-        token = ""
-        if len(rows) > limit:
-            last = jobs[-1]
+
+        def token_after(last: JobRecord) -> str:
             moment = last.created_at if order.field == "created_at" else last.updated_at
-            token = paging.encode_moment(listing, moment, last.uuid)
-        return jobs, token
+            return paging.encode_moment(listing, moment, last.uuid)
+
+        return paging.Page(rows[:limit], token_after, more=len(rows) > limit)
