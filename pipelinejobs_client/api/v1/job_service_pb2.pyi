@@ -214,7 +214,7 @@ class ListJobsRequest(_message.Message):
     """Opaque token from a previous response with the same filters."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobState.ValueType]:
-        """Only jobs in one of these states."""
+        """Only jobs in one of these states; at most as many values as there are states (duplicates are folded)."""
 
     @_builtins.property
     def links(self) -> _job_pb2.JobLinks:
@@ -514,7 +514,9 @@ class WatchJobRequest(_message.Message):
     """Send entries with seq greater than this; 0 sends the whole history first."""
     @_builtins.property
     def until_states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobState.ValueType]:
-        """End the stream after an entry that leaves the job in one of these states; empty: watch until cancelled."""
+        """End the stream after an entry that leaves the job in one of these states; empty: watch until cancelled.
+        At most as many values as there are states (duplicates are folded).
+        """
 
     def __init__(
         self,

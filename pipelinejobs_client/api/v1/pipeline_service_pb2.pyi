@@ -31,7 +31,9 @@ class RegisterPipelineRequest(_message.Message):
     name: _builtins.str
     description: _builtins.str
     @_builtins.property
-    def components(self) -> _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.PipelineComponent]: ...
+    def components(self) -> _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.PipelineComponent]:
+        """1 to 256 components."""
+
     @_builtins.property
     def options(self) -> _struct_pb2.Struct: ...
     def __init__(

@@ -113,7 +113,9 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: Context
     ) -> AsyncIterator[pb.WatchJobResponse]:
-        until = tuple(state_from_proto(value, "until_states") for value in request.until_states)
+        until = tuple(
+            dict.fromkeys(state_from_proto(value, "until_states") for value in request.until_states)
+        )
         async for recorded in self._watcher.watch(principal(), request.uuid, request.after_seq, until):
             yield pb.WatchJobResponse(event=history_to_proto(recorded))
 

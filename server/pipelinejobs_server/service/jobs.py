@@ -102,6 +102,8 @@ class Jobs:
     def _checked(self, request: NewJob) -> tuple[dict[str, list[str]], dict[str, Any]]:
         """The request's normalized links and data, after every field has been checked."""
         validation.uuid_field(request.pipeline_uuid, "pipeline_uuid")
+        for kind, values in request.links.items():
+            validation.link_count(values, kind)  # before sorting them: the count alone is cheap
         try:
             links = normalize_links(request.links)
         except ValueError as error:
