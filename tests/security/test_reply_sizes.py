@@ -18,7 +18,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from pipelinejobs_client.api.v1 import job_service_pb2
+from pipelinejobs_client.api.v1 import job_service_pb2, pipeline_pb2, pipeline_service_pb2
 from pipelinejobs_server.settings import Limits
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from pipelinejobs_server.ui import DashboardSettings
@@ -158,6 +158,31 @@ def test_list_rejected_events_pages_end_early_and_reach_every_record_once(
     listed = [uuid for page in pages for uuid in page]
     assert len(listed) == len(set(listed)) == len(kept)
     assert set(listed) == kept
+
+
+def test_list_pipelines_pages_end_early_and_reach_every_pipeline_once(api: Stubs) -> None:
+    """F3: pipelines carry options of up to 256 KiB: the default ListPipelines page is bounded alike."""
+    made = set()
+    for n in range(BIG_JOBS):
+        request = pipeline_service_pb2.RegisterPipelineRequest(
+            name=f"big-{n}", components=[pipeline_pb2.PipelineComponent(id=f"big-{n}")]
+        )
+        request.options.update({"pad": JOB_PAD})
+        made.add(api.pipelines.RegisterPipeline(request, metadata=CLIENT).pipeline.uuid)
+
+    def list_pipelines(token: str) -> pipeline_service_pb2.ListPipelinesResponse:
+        request = pipeline_service_pb2.ListPipelinesRequest(page_token=token)
+        reply: pipeline_service_pb2.ListPipelinesResponse = api.pipelines.ListPipelines(
+            request, metadata=CLIENT
+        )
+        return reply
+
+    first = list_pipelines("")
+    assert first.next_page_token
+    pages = follow(list_pipelines, lambda reply: [pipeline.uuid for pipeline in reply.pipelines])
+    listed = [uuid for page in pages for uuid in page]
+    assert len(listed) == len(set(listed))
+    assert made <= set(listed)
 
 
 # -- the dashboard -----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pipelinejobs_server.settings import Limits
 
 MAX_TOKEN_LENGTH = 1024  # our tokens are a few dozen bytes; anything longer is not one of ours
 # What a position may hold: the times this service writes, and the database's 64-bit integers. A token
-# is the client's to edit, so anything outside reached the driver and failed there as INTERNAL.
+# is the client's to edit; a position outside these would reach the driver and fail there.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 MAX_SEQ = 2**63 - 1
@@ -73,10 +73,10 @@ def decode_moment(listing: str, token: str) -> tuple[datetime, str] | None:
     try:
         moment, uuid = datetime.fromisoformat(position["t"]), position["id"]
         # Comparing an aware time converts it to UTC, which overflows an hour from year 1 or 9999.
-        in_range = moment.utcoffset() is not None and EARLIEST <= moment <= LATEST
+        sane = moment.utcoffset() is not None and EARLIEST <= moment <= LATEST and isinstance(uuid, str)
     except (KeyError, TypeError, ValueError, OverflowError):
-        in_range = False
-    if not in_range or not isinstance(uuid, str):
+        sane = False
+    if not sane:
         raise InvalidArgument("page_token is malformed", field="page_token")
     return moment, uuid
 
