@@ -135,6 +135,17 @@ def test_non_integers_are_refused(name: str, raw: str) -> None:
         Settings.from_environ({name: raw})
 
 
+@pytest.mark.parametrize("name", ["PIPELINEJOBS_MAX_JOB_DATA_BYTES", "PIPELINEJOBS_MAX_EVENT_DATA_BYTES"])
+def test_data_limits_are_kept_small_enough_for_one_item_to_fit_in_a_reply(name: str) -> None:
+    # A list reply holds at least one item (api/replies.py): a job with more data than a reply can
+    # carry would stop every listing it is on, for everyone.
+    largest = Limits().largest_data_bytes
+    assert largest > Limits().max_job_data_bytes  # the defaults leave room
+    assert Settings.from_environ({name: str(largest)}).limits is not None
+    with pytest.raises(SettingsError, match=f"{name} must be at most {largest}"):
+        Settings.from_environ({name: str(largest + 1)})
+
+
 @pytest.mark.parametrize(
     ("name", "raw"),
     [

@@ -53,6 +53,13 @@ def _keys(raw: str) -> tuple[str, ...]:
     return tuple(key.strip() for key in raw.split(",") if key.strip())
 
 
+# A list reply always holds at least one item (api/replies.py), so one job, pipeline or entry must fit in
+# a message: protobuf's Struct takes up to 5.5 times the bytes of the canonical JSON it carries (a list of
+# small numbers: "0," is 11 bytes of protobuf), and a job's links and other fields up to ~300 KiB more.
+STRUCT_EXPANSION = 6
+ITEM_ROOM_BYTES = 512 * 1024
+
+
 @dataclass(frozen=True)
 class Limits:
     max_event_data_bytes: int = 64 * 1024
@@ -64,6 +71,11 @@ class Limits:
     max_tokens_per_job: int = 64
     default_page_size: int = 100
     max_page_size: int = 1000
+
+    @property
+    def largest_data_bytes(self) -> int:
+        """The most data (canonical JSON) one item may carry and still fit in one reply."""
+        return (self.max_message_bytes - ITEM_ROOM_BYTES) // STRUCT_EXPANSION
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,15 @@ class Settings:
             validate_template(self.archive_template)
         except ValueError as error:
             raise SettingsError(str(error)) from None
+        for name, value in (
+            ("PIPELINEJOBS_MAX_JOB_DATA_BYTES", self.limits.max_job_data_bytes),
+            ("PIPELINEJOBS_MAX_EVENT_DATA_BYTES", self.limits.max_event_data_bytes),
+        ):
+            if value > self.limits.largest_data_bytes:
+                raise SettingsError(
+                    f"{name} must be at most {self.limits.largest_data_bytes}, got {value}: one job or "
+                    f"event must fit in a reply of {self.limits.max_message_bytes} bytes"
+                )
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"PIPELINEJOBS_LOG_FORMAT must be text or json, got {self.log_format!r}")
         if bool(self.tls.cert_file) != bool(self.tls.key_file):

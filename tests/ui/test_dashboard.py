@@ -24,7 +24,7 @@ from prov.model import ProvDocument
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from pipelinejobs_server.ui import DashboardSettings, pages
+from pipelinejobs_server.ui import DashboardSettings, history
 from pipelinejobs_server.ui.access import COOKIE
 from pipelinejobs_server.ui.filters import STATES
 from tests.servers import DashboardThread, ServerThread, start_grpc_server
@@ -363,13 +363,38 @@ def test_the_provenance_link_serves_the_prov_json_of_the_job(
     )
 
 
-def test_a_long_history_is_shown_by_its_last_entries(
+def test_a_long_history_is_shown_a_page_at_a_time_newest_first(
     dashboard: DashboardThread, client: JobsClient, pipeline: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pages, "FULL_HISTORY", 4)
-    monkeypatch.setattr(pages, "TAIL", 3)
+    monkeypatch.setattr(history, "PAGE", 3)
     created = make_job(client, pipeline, "long", "run", "update", "update", "update", "finish")
+    path = f"/ui/jobs/{created.job.uuid}"
+    with signed_in(dashboard) as session:
+        newest = session.get(path).text
+        older = session.get(path, params={"before": "4"}).text
+        refused = session.get(path, params={"before": "1"})
+    assert re.findall(r'<li class="entry" data-seq="(\d+)">', newest) == ["6", "5", "4"]
+    assert "Showing entries #4 to #6 of 6." in newest
+    assert 'href="?before=4" id="older-entries"' in newest
+    assert (
+        f'data-events="/ui/jobs/{created.job.uuid}/events"' in newest
+    )  # the newest entries follow the job live
+    assert re.findall(r'<li class="entry" data-seq="(\d+)">', older) == ["3", "2", "1"]
+    assert "older-entries" not in older
+    assert f'href="/ui/jobs/{created.job.uuid}" id="newest-entries"' in older
+    assert '/events"' not in older  # a page of older entries stays as it is
+    assert refused.status_code == 400
+
+
+def test_a_page_of_history_holds_about_a_megabyte_of_data_at_most(
+    dashboard: DashboardThread, client: JobsClient, pipeline: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "DATA_BYTES", 10_000)
+    created = make_job(client, pipeline, "heavy", "run")
+    for n in range(4):
+        client.send_event(created.job.uuid, "update", token=created.token, data={"pad": "x" * 4000, "n": n})
     with signed_in(dashboard) as session:
         html = session.get(f"/ui/jobs/{created.job.uuid}").text
-    assert re.findall(r'<li class="entry" data-seq="(\d+)">', html) == ["6", "5", "4"]
-    assert "Showing the last 3 of 6 entries." in html
+    # Two 4 KB entries fit in 10 KB; the third would not, so it starts the page of older ones.
+    assert re.findall(r'<li class="entry" data-seq="(\d+)">', html) == ["6", "5"]
+    assert 'href="?before=5" id="older-entries"' in html

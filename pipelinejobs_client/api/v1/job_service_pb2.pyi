@@ -214,7 +214,7 @@ class ListJobsRequest(_message.Message):
     """Opaque token from a previous response with the same filters."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobState.ValueType]:
-        """Only jobs in one of these states."""
+        """Only jobs in one of these states; at most as many values as there are states (duplicates are folded)."""
 
     @_builtins.property
     def links(self) -> _job_pb2.JobLinks:
@@ -255,7 +255,9 @@ class ListJobsResponse(_message.Message):
     JOBS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]: ...
     def __init__(
@@ -416,7 +418,9 @@ class ListJobEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.HistoryEvent]: ...
     def __init__(
@@ -510,7 +514,9 @@ class WatchJobRequest(_message.Message):
     """Send entries with seq greater than this; 0 sends the whole history first."""
     @_builtins.property
     def until_states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobState.ValueType]:
-        """End the stream after an entry that leaves the job in one of these states; empty: watch until cancelled."""
+        """End the stream after an entry that leaves the job in one of these states; empty: watch until cancelled.
+        At most as many values as there are states (duplicates are folded).
+        """
 
     def __init__(
         self,
@@ -582,7 +588,9 @@ class ListRejectedEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.RejectedEvent]: ...
     def __init__(

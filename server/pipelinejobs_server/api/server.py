@@ -84,9 +84,10 @@ def build_grpc_server(
             ("grpc.http2.max_pings_without_data", 0),
         ],
     )
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(services, metrics), server)
+    # The same limit cuts list replies short (replies.py), so that no page is one gRPC refuses to send.
+    job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(services, metrics, limit), server)
     pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
-        PipelineServicer(services.pipelines), server
+        PipelineServicer(services.pipelines, limit), server
     )
     health = DatabaseHealth(ping, SERVICE_NAMES, settings.health_interval_s)
     _add_health_and_reflection(server, health)

@@ -102,6 +102,8 @@ class Jobs:
     def _checked(self, request: NewJob) -> tuple[dict[str, list[str]], dict[str, Any]]:
         """The request's normalized links and data, after every field has been checked."""
         validation.uuid_field(request.pipeline_uuid, "pipeline_uuid")
+        for kind, values in request.links.items():
+            validation.link_count(values, kind)  # before sorting them: the count alone is cheap
         try:
             links = normalize_links(request.links)
         except ValueError as error:
@@ -196,8 +198,8 @@ class Jobs:
 
     async def list_entries(
         self, principal: Principal | None, identity: str, page_token: str, page_size: int
-    ) -> tuple[list[RecordedEntry], str]:
-        """One page of a job's history in seq order, and the token of the next."""
+    ) -> paging.Page[RecordedEntry]:
+        """One page of a job's history in seq order."""
         limit = paging.page_size(page_size, self._limits)
         listing = f"events:{identity}"
         after_seq = paging.decode_seq(listing, page_token)
@@ -234,7 +236,7 @@ class Jobs:
 
     async def list_rejected(
         self, principal: Principal | None, identity: str, page_token: str, page_size: int
-    ) -> tuple[list[RejectedEvent], str]:
+    ) -> paging.Page[RejectedEvent]:
         """One page of the rejected events of one job (client keys) or of all jobs (admin keys)."""
         limit = paging.page_size(page_size, self._limits)
         listing = f"rejected:{identity}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sized
 from typing import Any
 
 from pipelinejobs_server.domain import fsm
@@ -15,6 +16,8 @@ _SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PRINTABLE = re.compile(r"[\x21-\x7e]{1,200}")
 _REASON = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 MAX_TEXT = 1024
+# Values per link kind, at creation as in a ListJobs filter: every link is a key of a multikey index.
+MAX_LINK_VALUES = 100
 
 
 uuid_field = checked_uuid
@@ -42,6 +45,11 @@ def json_object(value: dict[str, Any], name: str, *, max_bytes: int, max_depth: 
             f"{name} is {size} bytes; the limit is {max_bytes}", field=name, limit=str(max_bytes)
         )
     return value
+
+
+def link_count(values: Sized, kind: str) -> None:
+    if len(values) > MAX_LINK_VALUES:
+        raise InvalidArgument(f"at most {MAX_LINK_VALUES} values per link kind", field=f"links.{kind}")
 
 
 def session_name(value: str) -> str:
