@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .domain.naming import DEFAULT_ARCHIVE_TEMPLATE, validate_template
+from .domain.tokens import MIN_KEY_LENGTH
 
 
 class SettingsError(ValueError):
@@ -144,6 +145,18 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        for variable, keys in (
+            ("PIPELINEJOBS_ADMIN_KEY", self.admin_keys),
+            ("PIPELINEJOBS_CLIENT_KEYS", self.client_keys),
+        ):
+            for position, key in enumerate(keys, start=1):
+                if len(key) < MIN_KEY_LENGTH:
+                    # The position, never the key: a short key is still a secret.
+                    raise SettingsError(
+                        f"{variable}: key {position} has {len(key)} characters; API keys need at least "
+                        f"{MIN_KEY_LENGTH} (128 bits as base64url), e.g. "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                    )
         try:
             validate_template(self.archive_template)
         except ValueError as error:

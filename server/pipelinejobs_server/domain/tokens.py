@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 TOKEN_BYTES = 24  # 192 random bits, URL-safe: tokens travel in callback query strings
+MIN_KEY_LENGTH = 22  # API keys: 22 base64url characters carry 132 bits, the least we accept (>= 128)
 
 
 def new_token() -> str:
