@@ -73,6 +73,11 @@ class TokenRequired(Unauthenticated):
 class InvalidToken(Unauthenticated):
     reason = "INVALID_TOKEN"
 
+    @classmethod
+    def for_job(cls, job_uuid: str) -> InvalidToken:
+        """The one answer to a token that does not open ``job_uuid``, whether or not the job exists."""
+        return cls("the job token is not valid for this job", uuid=job_uuid)
+
 
 class TokenExpired(Unauthenticated):
     reason = "TOKEN_EXPIRED"

@@ -28,7 +28,7 @@ from pipelinejobs_server.storage.rejected import RejectedStore
 
 from . import paging, validation
 from .credentials import Principal, Role, require
-from .events import authorize
+from .events import authorize, load_for_token
 from .settling import MAX_ATTEMPTS, RecordSettler
 
 
@@ -175,7 +175,7 @@ class Jobs:
     async def cancel_job(self, principal: Principal | None, identity: str, token: str) -> None:
         validation.uuid_field(identity, "uuid")
         for _ in range(MAX_ATTEMPTS):
-            job = await self._settler.settled(identity)
+            job = await load_for_token(self._settler, principal, identity, token, settle=True)
             authorize(principal, job, "update", token, self._clock.now())
             if job.ever_running:
                 raise CancelNotAllowed(
