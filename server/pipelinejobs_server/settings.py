@@ -60,8 +60,8 @@ class Limits:
     max_job_data_bytes: int = 256 * 1024
     max_data_depth: int = 32
     max_message_bytes: int = 4 * 1024 * 1024
-    # Each CreateJob of an existing job adds a token; expired ones are dropped, and past this many live
-    # ones the oldest goes (README, "Tokens"). Keeps a hot job's record small.
+    # Each CreateJob of an existing job by its creator adds a token; expired ones are dropped, and past
+    # this many live ones CreateJob is refused: a live token is never pushed out (README, "Tokens").
     max_tokens_per_job: int = 64
     default_page_size: int = 100
     max_page_size: int = 1000

@@ -25,6 +25,12 @@ class DataTooLarge(PipelineJobsError):
     reason = "DATA_TOO_LARGE"
 
 
+class TooManyTokens(PipelineJobsError):
+    """The job holds the maximum of live tokens; a new one would have to push a live one out."""
+
+    reason = "TOO_MANY_TOKENS"
+
+
 class NotFound(PipelineJobsError):
     reason = "NOT_FOUND"
 
