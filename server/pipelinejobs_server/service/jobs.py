@@ -234,7 +234,6 @@ class Jobs:
         self, principal: Principal | None, identity: str, token_id: str, all_tokens: bool
     ) -> int:
         """Remove one token of a job (by id) or all of them; how many were removed. Admin keys only."""
-        require(principal, Role.ADMIN)
         validation.uuid_field(identity, "uuid")
         if bool(token_id) == all_tokens:
             raise InvalidArgument("give exactly one of token_id and all_tokens", field="token_id")
@@ -242,6 +241,7 @@ class Jobs:
             raise InvalidArgument(
                 "token_id must be 16 lower-case hex digits (CreateJobResponse.token_id)", field="token_id"
             )
+        require(principal, Role.ADMIN)
         job = await self._settler.load(identity)
         digests = [t.digest for t in job.tokens if all_tokens or t.id == token_id]
         if digests and not await self._store.remove_tokens(identity, digests):
