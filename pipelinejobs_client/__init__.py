@@ -27,11 +27,15 @@ from .errors import (
     PipelineNotFound,
     ServiceUnavailable,
     TokenExpired,
+    TokenRequired,
+    TokenWithheld,
+    TooManyTokens,
     Unauthenticated,
     UnknownEvent,
 )
 from .pipelinejob import PipelineJob
 from .retry import RetryPolicy
+from .tokens import token_id
 
 __all__ = [
     "AdminRequired",
@@ -53,7 +57,11 @@ __all__ = [
     "RetryPolicy",
     "ServiceUnavailable",
     "TokenExpired",
+    "TokenRequired",
+    "TokenWithheld",
+    "TooManyTokens",
     "Unauthenticated",
     "UnknownEvent",
     "load_config",
+    "token_id",
 ]

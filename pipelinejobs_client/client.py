@@ -195,8 +195,10 @@ class JobsClient:
     ) -> job_service_pb2.CreateJobResponse:
         """Create a job, or get the existing one with the same identity and a fresh token.
 
-        Returns the job, its token (shown only here) and whether this call created it; raises
-        ``PipelineNotFound`` and ``DataTooLarge``.
+        Returns the job, its token (shown only here), the token's id and whether this call created it.
+        For a job another API key created, the reply has no token and ``token_withheld`` is True: only
+        the creating key and admin keys get tokens. Raises ``PipelineNotFound``, ``DataTooLarge`` and
+        ``TooManyTokens`` (the job holds the maximum of live tokens).
         """
         request = requests.create_job(
             pipeline_uuid,
@@ -361,6 +363,14 @@ class JobsClient:
     def verify_history(self, uuid: str) -> job_service_pb2.VerifyHistoryResponse:
         """Recompute the job's hash chain: whether it is valid, how many entries, the first bad ``seq``."""
         return self._call(self._jobs.VerifyHistory, job_service_pb2.VerifyHistoryRequest(uuid=uuid))
+
+    def revoke_tokens(self, uuid: str, *, token_id: str = "", all_tokens: bool = False) -> int:
+        """Revoke one token of a job by its id (``CreateJobResponse.token_id``, or ``token_id(token)``)
+        or, with ``all_tokens=True``, every token of the job; needs an admin key. Returns how many were
+        removed (0 when the id matches none: a repeat changes nothing)."""
+        request = job_service_pb2.RevokeTokensRequest(uuid=uuid, token_id=token_id, all_tokens=all_tokens)
+        reply = self._call(self._jobs.RevokeTokens, request)
+        return reply.revoked
 
     def get_state_machine(self) -> job_service_pb2.GetStateMachineResponse:
         """The state machine: its states, events, and every allowed transition."""

@@ -65,6 +65,16 @@ class DataTooLarge(PipelineJobsError):
     REASON = "DATA_TOO_LARGE"
 
 
+class TooManyTokens(PipelineJobsError):
+    """``CreateJob`` of a job that holds the maximum of live tokens (``.max_tokens``); none is pushed out."""
+
+    REASON = "TOO_MANY_TOKENS"
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.metadata.get("max_tokens", "0") or 0)
+
+
 class NotFound(PipelineJobsError):
     REASON = "NOT_FOUND"
 
@@ -113,6 +123,22 @@ class TokenRequired(Unauthenticated):
 
 class InvalidToken(Unauthenticated):
     REASON = "INVALID_TOKEN"
+
+
+class TokenWithheld(TokenRequired):
+    """Raised by the client, not sent by the service: an event needs the job's token, and this object has
+    none, because the service withheld it (``CreateJob`` of a job another API key created). Caught as
+    ``TokenRequired``, what the service would have answered."""
+
+    def __init__(self, job_uuid: str) -> None:
+        super().__init__(
+            f"no token for job {job_uuid}: it was created with another API key, and the service gives "
+            "fresh tokens only to that key (and admin keys). Use PipelineJob.attach() with a token its "
+            "creator shares, or the creating key",
+            code=grpc.StatusCode.UNAUTHENTICATED,
+            reason="TOKEN_REQUIRED",
+            metadata={"uuid": job_uuid},
+        )
 
 
 class TokenExpired(Unauthenticated):

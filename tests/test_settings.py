@@ -60,8 +60,8 @@ def test_every_variable_is_read() -> None:
         "PIPELINEJOBS_DB_TIMEOUT_MS": "5000",
         "PIPELINEJOBS_GRPC_HOST": "0.0.0.0",  # noqa: S104 - a value under test, nothing binds it
         "PIPELINEJOBS_GRPC_PORT": "6000",
-        "PIPELINEJOBS_ADMIN_KEY": "admin-one",
-        "PIPELINEJOBS_CLIENT_KEYS": "client-one",
+        "PIPELINEJOBS_ADMIN_KEY": "admin-one-0123456789abcdef",
+        "PIPELINEJOBS_CLIENT_KEYS": "client-one-0123456789abcdef",
         "PIPELINEJOBS_TOKEN_TTL_HOURS": "5",
         "PIPELINEJOBS_ARCHIVE_TEMPLATE": TEMPLATE,
         "PIPELINEJOBS_PUBLIC_URL": "https://jobs.example.org",
@@ -75,8 +75,8 @@ def test_every_variable_is_read() -> None:
     assert settings.db_timeout_ms == 5000
     assert settings.host == "0.0.0.0"  # noqa: S104
     assert settings.port == 6000
-    assert settings.admin_keys == ("admin-one",)
-    assert settings.client_keys == ("client-one",)
+    assert settings.admin_keys == ("admin-one-0123456789abcdef",)
+    assert settings.client_keys == ("client-one-0123456789abcdef",)
     assert settings.token_ttl == timedelta(hours=5)
     assert settings.archive_template == TEMPLATE
     assert settings.public_url == "https://jobs.example.org"
@@ -85,14 +85,18 @@ def test_every_variable_is_read() -> None:
     assert settings.limits.max_data_depth == 3
 
 
+# Keys of at least 22 characters (128 bits as base64url): shorter ones are refused (tests/security).
+FIRST, SECOND, THIRD = ("first" + "-" * 17, "second" + "-" * 16, "third" + "-" * 17)
+
+
 def test_admin_keys_are_comma_separated() -> None:
-    settings = Settings.from_environ({"PIPELINEJOBS_ADMIN_KEY": " first , second,,third ,"})
-    assert settings.admin_keys == ("first", "second", "third")
+    settings = Settings.from_environ({"PIPELINEJOBS_ADMIN_KEY": f" {FIRST} , {SECOND},,{THIRD} ,"})
+    assert settings.admin_keys == (FIRST, SECOND, THIRD)
 
 
 def test_client_keys_are_comma_separated() -> None:
-    settings = Settings.from_environ({"PIPELINEJOBS_CLIENT_KEYS": "a1,b2 , c3"})
-    assert settings.client_keys == ("a1", "b2", "c3")
+    settings = Settings.from_environ({"PIPELINEJOBS_CLIENT_KEYS": f"{FIRST},{SECOND} , {THIRD}"})
+    assert settings.client_keys == (FIRST, SECOND, THIRD)
 
 
 def test_blank_key_lists_hold_no_keys() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .domain.naming import DEFAULT_ARCHIVE_TEMPLATE, validate_template
+from .domain.tokens import MIN_KEY_LENGTH
 
 
 class SettingsError(ValueError):
@@ -66,8 +67,8 @@ class Limits:
     max_job_data_bytes: int = 256 * 1024
     max_data_depth: int = 32
     max_message_bytes: int = 4 * 1024 * 1024
-    # Each CreateJob of an existing job adds a token; expired ones are dropped, and past this many live
-    # ones the oldest goes (README, "Tokens"). Keeps a hot job's record small.
+    # Each CreateJob of an existing job by its creator adds a token; expired ones are dropped, and past
+    # this many live ones CreateJob is refused: a live token is never pushed out (README, "Tokens").
     max_tokens_per_job: int = 64
     default_page_size: int = 100
     max_page_size: int = 1000
@@ -156,6 +157,18 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        for variable, keys in (
+            ("PIPELINEJOBS_ADMIN_KEY", self.admin_keys),
+            ("PIPELINEJOBS_CLIENT_KEYS", self.client_keys),
+        ):
+            for position, key in enumerate(keys, start=1):
+                if len(key) < MIN_KEY_LENGTH:
+                    # The position, never the key: a short key is still a secret.
+                    raise SettingsError(
+                        f"{variable}: key {position} has {len(key)} characters; API keys need at least "
+                        f"{MIN_KEY_LENGTH} (128 bits as base64url), e.g. "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                    )
         try:
             validate_template(self.archive_template)
         except ValueError as error:

@@ -41,6 +41,7 @@ EXPECTED: list[tuple[type[errors.PipelineJobsError], grpc.StatusCode, int]] = [
     (errors.InvalidArgument, S.INVALID_ARGUMENT, 400),
     (errors.UnknownEvent, S.INVALID_ARGUMENT, 400),
     (errors.DataTooLarge, S.RESOURCE_EXHAUSTED, 413),
+    (errors.TooManyTokens, S.RESOURCE_EXHAUSTED, 429),
     (errors.NotFound, S.NOT_FOUND, 404),
     (errors.JobNotFound, S.NOT_FOUND, 404),
     (errors.PipelineNotFound, S.NOT_FOUND, 404),

@@ -88,11 +88,15 @@ class JobServicer(pb_grpc.JobServiceServicer):
                 task=request.task,
             ),
         )
+        issued = result.token
+        if issued is None:
+            return pb.CreateJobResponse(job=job_to_proto(result.job), token_withheld=True)
         return pb.CreateJobResponse(
             job=job_to_proto(result.job),
-            token=result.token,
-            token_expire_time=timestamp(result.token_expires_at),
-            callback_url=result.callback_url,
+            token=issued.secret,
+            token_id=issued.id,
+            token_expire_time=timestamp(issued.expires_at),
+            callback_url=issued.callback_url,
             created=result.created,
         )
 
@@ -186,6 +190,14 @@ class JobServicer(pb_grpc.JobServiceServicer):
         return pb.VerifyHistoryResponse(
             valid=check.valid, checked=check.checked, first_bad_seq=check.first_bad_seq, reason=check.reason
         )
+
+    async def RevokeTokens(
+        self, request: pb.RevokeTokensRequest, context: Context
+    ) -> pb.RevokeTokensResponse:
+        revoked = await self._jobs.revoke_tokens(
+            principal(), request.uuid, request.token_id, request.all_tokens
+        )
+        return pb.RevokeTokensResponse(revoked=revoked)
 
     # The machine is public: any caller (or a tool in another language) may read it without a key.
     async def GetStateMachine(

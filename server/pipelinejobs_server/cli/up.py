@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 
 from pipelinejobs_client.cli.plugins import Command
 from pipelinejobs_server import shim, ui
-from pipelinejobs_server.keyfiles import load_or_create
+from pipelinejobs_server.keyfiles import load_or_create, mode_of
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.stopping import run_bounded
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase, EmbeddedDatabaseError
@@ -53,11 +53,11 @@ def _keys(settings: Settings, data_dir: Path) -> tuple[Settings, list[str]]:
     if not settings.admin_keys:
         path = data_dir / "admin.key"
         settings = replace(settings, admin_keys=(load_or_create(path),))
-        notes[0] = f"admin key: {path} (mode 0600)"
+        notes[0] = f"admin key: {path} (mode {mode_of(path):04o})"
     if not settings.client_keys:
         path = data_dir / "client.key"
         settings = replace(settings, client_keys=(load_or_create(path),))
-        notes[1] = f"client key: {path} (mode 0600)"
+        notes[1] = f"client key: {path} (mode {mode_of(path):04o})"
     return settings, notes
 
 

@@ -25,6 +25,12 @@ class DataTooLarge(PipelineJobsError):
     reason = "DATA_TOO_LARGE"
 
 
+class TooManyTokens(PipelineJobsError):
+    """The job holds the maximum of live tokens; a new one would have to push a live one out."""
+
+    reason = "TOO_MANY_TOKENS"
+
+
 class NotFound(PipelineJobsError):
     reason = "NOT_FOUND"
 
@@ -72,6 +78,11 @@ class TokenRequired(Unauthenticated):
 
 class InvalidToken(Unauthenticated):
     reason = "INVALID_TOKEN"
+
+    @classmethod
+    def for_job(cls, job_uuid: str) -> InvalidToken:
+        """The one answer to a token that does not open ``job_uuid``, whether or not the job exists."""
+        return cls("the job token is not valid for this job", uuid=job_uuid)
 
 
 class TokenExpired(Unauthenticated):

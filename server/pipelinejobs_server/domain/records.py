@@ -47,6 +47,9 @@ class JobRecord:
     created_at: datetime
     updated_at: datetime
     tokens: tuple[StoredToken, ...] = ()
+    # The id of the API key that created the job (service.credentials.Principal.key_id); only that key
+    # (and admin keys) get fresh tokens for it. "" for jobs created before creators were recorded.
+    creator: str = ""
     # Decides CancelJob: a job that was ever RUNNING may not be deleted (kept in the record, not the client).
     ever_running: bool = False
     # Set by CancelJob before it deletes the job's history, so that no event can slip in meanwhile.

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pipelinejobs_client import AsyncJobsClient, RetryPolicy
 from pipelinejobs_client import errors as client_errors
 from pipelinejobs_client.names import state_name
+from pipelinejobs_server.domain.errors import InvalidToken
 from pipelinejobs_server.web.failures import Misconfigured
 
 from .settings import ShimSettings
@@ -127,6 +128,10 @@ class Relay:
                 idempotency_key=delivery.idempotency_key,
                 source=SOURCE,
             )
+        except client_errors.JobNotFound:
+            # Only a shim with an API key hears JOB_NOT_FOUND: its callers have none, so it answers
+            # as the server answers them, and an outsider cannot probe which job uuids exist.
+            raise InvalidToken.for_job(delivery.job_uuid) from None
         except client_errors.InvalidTransition as refused:
             # Refused, and already kept in the rejected-events log by the server: a 2xx, so the
             # executor stops retrying something that will never apply.
@@ -154,15 +159,18 @@ class Relay:
     async def reject(self, delivery: Delivery, received: str, reason: str, message: str) -> Outcome:
         """Keep what cannot be mapped in the server's rejected-events log (the job is not touched)."""
         await self._guard.ensure()
-        record = await self.client.reject_event(
-            delivery.job_uuid,
-            received,
-            reason=reason,
-            message=message,
-            token=delivery.token,
-            data=delivery.data,
-            source=SOURCE,
-        )
+        try:
+            record = await self.client.reject_event(
+                delivery.job_uuid,
+                received,
+                reason=reason,
+                message=message,
+                token=delivery.token,
+                data=delivery.data,
+                source=SOURCE,
+            )
+        except client_errors.JobNotFound:
+            raise InvalidToken.for_job(delivery.job_uuid) from None  # as in send()
         return Outcome(
             delivery.job_uuid,
             None,

@@ -71,6 +71,7 @@ def job_to_document(record: JobRecord) -> Document:
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "tokens": [token_to_document(token) for token in record.tokens],
+        "creator": record.creator,
         "ever_running": record.ever_running,
         "cancelled": record.cancelled,
     }
@@ -93,6 +94,7 @@ def job_from_document(document: Document) -> JobRecord:
         created_at=_utc(document["created_at"]),
         updated_at=_utc(document["updated_at"]),
         tokens=tuple(StoredToken(t["h"], _utc(t["exp"])) for t in document.get("tokens", [])),
+        creator=document.get("creator", ""),
         ever_running=bool(document.get("ever_running", False)),
         cancelled=bool(document.get("cancelled", False)),
     )
