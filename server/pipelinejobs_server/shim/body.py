@@ -7,6 +7,7 @@ limited again, and usually tighter, by the server.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 from typing import Any
@@ -105,14 +106,16 @@ def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def callback_key(endpoint: str, job_uuid: str, status: str, raw: bytes) -> str:
+def callback_key(secret: bytes, endpoint: str, job_uuid: str, status: str, raw: bytes) -> str:
     """The idempotency key of one callback: the same delivery, retried, carries the same key.
 
     Derived from what the executor sent (endpoint, job, status, exact body bytes), never from the token
-    or the nonce, so a retry after a token refresh still replays. Readable prefix for operators;
-    at most ~100 printable characters (the server allows 200).
+    or the nonce, so a retry after a token refresh still replays. An HMAC with the shim's secret
+    (settings.py), not a plain hash: anyone may read the inputs, and a token holder who could compute
+    the key of a callback still to come could claim it first with another event, and the executor's
+    real callback would then be refused for good. Every replica holds the same secret, so a retry that
+    reaches another replica still replays. Readable prefix for operators; at most 199 printable
+    characters (the server allows 200).
     """
-    fingerprint = hashlib.sha256(
-        b"\0".join([endpoint.encode(), job_uuid.encode(), status.encode(), digest(raw).encode()])
-    ).hexdigest()
-    return f"{endpoint}:{status}:{fingerprint}"
+    fingerprint = b"\0".join([endpoint.encode(), job_uuid.encode(), status.encode(), digest(raw).encode()])
+    return f"{endpoint}:{status}:{hmac.new(secret, fingerprint, hashlib.sha256).hexdigest()}"
