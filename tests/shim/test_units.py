@@ -16,7 +16,7 @@ from pipelinejobs_server.codes import TABLE, codes_for, http_status
 from pipelinejobs_server.domain import errors, fsm
 from pipelinejobs_server.settings import SettingsError
 from pipelinejobs_server.shim import failures, statuses
-from pipelinejobs_server.shim.body import callback_data, callback_key
+from pipelinejobs_server.shim.body import callback_data, callback_key, without
 from pipelinejobs_server.shim.messages import EVENT_SCHEMA, EVENTS
 from pipelinejobs_server.shim.settings import ShimSettings
 from pipelinejobs_server.web import failures as web_failures
@@ -168,6 +168,18 @@ def test_callback_keys_depend_on_content_and_the_secret_only() -> None:
     }
     assert key not in others
     assert len(others) == 5
+
+
+def test_only_the_token_is_taken_out_of_relayed_data() -> None:
+    token = "T" * 32
+    data = {"url": f"https://x/?token={token}&uuid=u", token: [token, {"n": 1, "f": 2.5, "b": None}]}
+    assert without(data, token, "M") == {
+        "url": "https://x/?token=M&uuid=u",
+        "M": ["M", {"n": 1, "f": 2.5, "b": None}],
+    }
+    other = {"token": "someone-else's", "nested": [{"x": "REDACTED?"}, 1, None, True]}
+    assert without(other, token, "M") == other
+    assert without({"a": "abc"}, "b", "M") == {"a": "abc"}, "too short to be a token: nothing is masked"
 
 
 @pytest.mark.parametrize(

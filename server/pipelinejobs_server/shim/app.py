@@ -24,6 +24,7 @@ from pipelinejobs_client import errors as client_errors
 from pipelinejobs_server.domain import errors
 from pipelinejobs_server.web.body import read_limited
 from pipelinejobs_server.web.failures import Failure, failure, http_error
+from pipelinejobs_server.web.headers import NOSNIFF, DefaultHeaders
 from pipelinejobs_server.web.logs import AccessLog, install_redaction
 
 from . import callbacks, messages
@@ -181,7 +182,10 @@ def create_app(settings: ShimSettings) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog, logger="pipelinejobs.shim.access")],
+        middleware=[
+            Middleware(AccessLog, logger="pipelinejobs.shim.access"),
+            Middleware(DefaultHeaders, headers=NOSNIFF),
+        ],
         exception_handlers={HTTPException: http_error},
         lifespan=shim.lifespan,
     )

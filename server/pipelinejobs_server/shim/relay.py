@@ -1,9 +1,10 @@
 """The shim's only way to the server: gRPC calls through the typed AsyncJobsClient.
 
 ``Relay`` turns one delivery into one call (``SendEvent``, or ``RejectEvent`` for what cannot be
-mapped) and the answer into an ``Outcome``: applied, replayed, refused by the state machine, or
-unmapped. Every other error is raised as the client's typed exception and answered by failures.py.
-Nothing is kept between requests: the server decides everything, from the database.
+mapped), with the job's token taken out of the data it carries (body.without), and the answer into
+an ``Outcome``: applied, replayed, refused by the state machine, or unmapped. Every other error is
+raised as the client's typed exception and answered by failures.py. Nothing is kept between requests:
+the server decides everything, from the database.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pipelinejobs_client import AsyncJobsClient, RetryPolicy
 from pipelinejobs_client import errors as client_errors
 from pipelinejobs_client.names import state_name
 from pipelinejobs_server.web.failures import Misconfigured
+from pipelinejobs_server.web.logs import MASK
 
+from .body import without
 from .settings import ShimSettings
 
 SOURCE = "callback"  # every event that enters through the HTTP edge is recorded as such
@@ -123,7 +126,7 @@ class Relay:
                 delivery.job_uuid,
                 delivery.event,
                 token=delivery.token,
-                data=delivery.data,
+                data=without(delivery.data, delivery.token, MASK),
                 idempotency_key=delivery.idempotency_key,
                 source=SOURCE,
             )
@@ -160,7 +163,7 @@ class Relay:
             reason=reason,
             message=message,
             token=delivery.token,
-            data=delivery.data,
+            data=without(delivery.data, delivery.token, MASK),
             source=SOURCE,
         )
         return Outcome(

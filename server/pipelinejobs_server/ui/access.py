@@ -127,20 +127,24 @@ class Readers:
             await client.close()
 
 
-def remember(response: Response, request: Request, key: str) -> None:
-    """Set the sign-in cookie; Secure whenever the dashboard is reached over HTTPS."""
+def _secure(request: Request, settings: DashboardSettings) -> bool:
+    return settings.secure_cookie or request.url.scheme == "https"
+
+
+def remember(response: Response, request: Request, settings: DashboardSettings, key: str) -> None:
+    """Set the sign-in cookie; Secure whenever the dashboard is reached over HTTPS, or always if so set."""
     response.set_cookie(
         COOKIE,
         key,
         max_age=COOKIE_MAX_AGE_S,
         path=COOKIE_PATH,
-        secure=request.url.scheme == "https",
+        secure=_secure(request, settings),
         httponly=True,
         samesite="strict",
     )
 
 
-def forget(response: Response, request: Request) -> None:
+def forget(response: Response, request: Request, settings: DashboardSettings) -> None:
     response.delete_cookie(
-        COOKIE, path=COOKIE_PATH, secure=request.url.scheme == "https", httponly=True, samesite="strict"
+        COOKIE, path=COOKIE_PATH, secure=_secure(request, settings), httponly=True, samesite="strict"
     )

@@ -26,6 +26,9 @@ class DashboardSettings:
     """Optional client API key the dashboard reads with, for everyone who reaches it; without one,
     each user signs in with their own key. Never an admin key (see access.py)."""
     call_timeout_s: float = 5.0
+    secure_cookie: bool = False
+    """Send the sign-in cookie ``Secure`` always, not only when the request arrived over HTTPS: behind a
+    TLS-terminating proxy the dashboard itself is reached over plain HTTP."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> DashboardSettings:
@@ -37,6 +40,8 @@ class DashboardSettings:
             port=read_int(env, "PIPELINEJOBS_UI_PORT", defaults.port, 0, 65535),
             api_key=env.get("PIPELINEJOBS_UI_API_KEY", "").strip(),
             call_timeout_s=read_seconds(env, "PIPELINEJOBS_UI_CALL_TIMEOUT_S", defaults.call_timeout_s),
+            secure_cookie=env.get("PIPELINEJOBS_UI_SECURE_COOKIE", "").strip().lower()
+            in ("1", "true", "yes"),
         )
         settings.validate()
         return settings

@@ -111,7 +111,7 @@ async def login(dashboard: Dashboard, request: Request) -> Response:
         except client_errors.PipelineJobsError as error:
             return dashboard.failed(request, error)
     response = RedirectResponse(target, status_code=303)
-    access.remember(response, request, key)
+    access.remember(response, request, dashboard.settings, key)
     return response
 
 
@@ -119,5 +119,5 @@ async def logout(dashboard: Dashboard, request: Request) -> Response:
     if not same_origin(request):
         return _refuse(dashboard, request)
     response = RedirectResponse(f"{base(request)}/login", status_code=303)
-    access.forget(response, request)
+    access.forget(response, request, dashboard.settings)
     return response
