@@ -40,6 +40,7 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
         settings.port,
         "dashboard",
         lambda url: f"dashboard on {url}{PREFIX}/ (gRPC server {settings.server})",
+        limits=settings.connections,
     )
 
 

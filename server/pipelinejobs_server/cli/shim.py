@@ -76,6 +76,7 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
         "callback-shim",
         lambda url: f"callback shim listening on {url} (gRPC server {settings.server})",
         check,
+        settings.connections,
     )
 
 

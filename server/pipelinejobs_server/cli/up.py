@@ -101,7 +101,7 @@ def http_plan(
             f"callback URLs use {settings.public_url}",
         ]
 
-    return HttpPlan(sock, build, banner), settings
+    return HttpPlan(sock, build, banner, shim_settings.connections), settings
 
 
 def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:

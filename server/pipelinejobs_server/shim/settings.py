@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pipelinejobs_server.settings import SettingsError, read_int, read_seconds
+from pipelinejobs_server.web.connections import ConnectionLimits
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 CALLBACK_KEY_SECRET_ENV = "PIPELINEJOBS_CALLBACK_KEY_SECRET"  # noqa: S105 - the variable's name
@@ -35,6 +36,8 @@ class ShimSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     call_timeout_s: float = 5.0
     health_timeout_s: float = 2.0
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    """Deadlines and the cap on the HTTP connections (under ``up``: of the port it shares)."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> ShimSettings:
@@ -53,6 +56,7 @@ class ShimSettings:
                 env, "PIPELINEJOBS_MAX_CALLBACK_BYTES", defaults.max_body_bytes, 1, 64 * 1024 * 1024
             ),
             call_timeout_s=read_seconds(env, "PIPELINEJOBS_SHIM_CALL_TIMEOUT_S", defaults.call_timeout_s),
+            connections=ConnectionLimits.from_environ(env),
         )
         settings.validate()
         return settings

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipelinejobs_server.settings import SettingsError, read_int, read_seconds
+from pipelinejobs_server.web.connections import ConnectionLimits
 
+TRUE = ("1", "true", "yes")
 DEFAULT_PORT = 8081  # beside the shim's 8080 when the two run apart; under `up` they share the shim's port
 
 
@@ -29,6 +31,9 @@ class DashboardSettings:
     secure_cookie: bool = False
     """Send the sign-in cookie ``Secure`` always, not only when the request arrived over HTTPS: behind a
     TLS-terminating proxy the dashboard itself is reached over plain HTTP."""
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    """Deadlines and the cap on the HTTP connections of ``pipelinejobs dashboard`` (under ``up``, the
+    shim's settings, from the same variables, govern the port they share)."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> DashboardSettings:
@@ -40,8 +45,8 @@ class DashboardSettings:
             port=read_int(env, "PIPELINEJOBS_UI_PORT", defaults.port, 0, 65535),
             api_key=env.get("PIPELINEJOBS_UI_API_KEY", "").strip(),
             call_timeout_s=read_seconds(env, "PIPELINEJOBS_UI_CALL_TIMEOUT_S", defaults.call_timeout_s),
-            secure_cookie=env.get("PIPELINEJOBS_UI_SECURE_COOKIE", "").strip().lower()
-            in ("1", "true", "yes"),
+            secure_cookie=env.get("PIPELINEJOBS_UI_SECURE_COOKIE", "").strip().lower() in TRUE,
+            connections=ConnectionLimits.from_environ(env),
         )
         settings.validate()
         return settings
