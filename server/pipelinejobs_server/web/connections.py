@@ -108,11 +108,33 @@ def budgeted(limits: ConnectionLimits) -> ConnectionLimits:
     return replace(limits, max_connections=share)
 
 
+LISTEN_BACKLOG = 2048  # connections the kernel may queue for us: they cost no descriptor of ours
+
+
+def accept_batch(limits: ConnectionLimits) -> int:
+    """How many connections asyncio accepts in one go (it takes the server's backlog for that).
+
+    A connection over the cap is refused only once its protocol runs, after the whole batch has been
+    accepted, and one batch can be accepted before the previous one is closed: so the descriptors in
+    use can pass the cap by up to two batches. A quarter of the cap keeps that within the file budget
+    (``budgeted``: the cap is at most half of it), where uvicorn's 2048 would not. The kernel's own
+    queue is set back to ``LISTEN_BACKLOG`` once the server listens (serving.py), so a burst of clients
+    waits there instead of having its connection attempts dropped.
+    """
+    return max(8, min(LISTEN_BACKLOG, limits.max_connections // 4))
+
+
 class GuardedConfig(uvicorn.Config):
     """uvicorn's config, carrying the limits to each connection's protocol."""
 
     def __init__(self, app: Any, limits: ConnectionLimits, **options: Any) -> None:
-        super().__init__(app, http=GuardedH11Protocol, timeout_keep_alive=limits.idle_timeout_s, **options)
+        super().__init__(
+            app,
+            http=GuardedH11Protocol,
+            timeout_keep_alive=limits.idle_timeout_s,
+            backlog=accept_batch(limits),
+            **options,
+        )
         self.connection_limits = limits
 
 

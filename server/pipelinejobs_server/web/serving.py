@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
-from .connections import ConnectionLimits, GuardedConfig
+from .connections import LISTEN_BACKLOG, ConnectionLimits, GuardedConfig
 
 STARTUP_TIMEOUT_S = 30.0
 # Past its grace, what uvicorn's stop takes: its 0.1 s pause before waiting for requests, then the
@@ -115,5 +115,8 @@ async def start_app(
             server.should_exit = True
             raise RuntimeError(f"the {name} app did not start in time")
         await asyncio.sleep(0.01)
+    # asyncio listened with the small accept batch as the kernel's queue too; a listening socket
+    # takes a new backlog from another listen() (connections.accept_batch).
+    sock.listen(LISTEN_BACKLOG)
     host, port = sock.getsockname()[:2]
     return RunningApp(url_for(host, port), port, server, task)
