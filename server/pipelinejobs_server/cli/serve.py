@@ -10,7 +10,7 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp
@@ -39,6 +39,8 @@ class HttpPlan:
     """What to print once it listens, given its URL."""
     limits: ConnectionLimits
     """Deadlines and the cap on its connections (kept within this process's file budget)."""
+    check: Callable[[str], Awaitable[None]]
+    """Run once it serves, given the server's host:port; a SettingsError stops everything."""
 
 
 async def serve_until_signalled(
@@ -53,9 +55,15 @@ async def serve_until_signalled(
     if http is not None:
         # Same process, same loop; the apps still reach the server only through gRPC.
         try:
-            app = http.build(host_port(settings.host, running.port))
-            served = await start_app(app, http.sock, "http", budgeted(http.limits))
+            target = host_port(settings.host, running.port)
+            served = await start_app(http.build(target), http.sock, "http", budgeted(http.limits))
         except BaseException:
+            await running.stop(0)
+            raise
+        try:
+            await http.check(target)
+        except BaseException:
+            await served.stop(0)
             await running.stop(0)
             raise
         for line in http.banner(served.url):

@@ -57,6 +57,7 @@ def settings_from(options: argparse.Namespace, environ: Mapping[str, str]) -> Sh
         host=options.host,
         port=options.port,
         api_key=_api_key(options),
+        tls=common.client_tls(options, environ),
     )
     settings.validate()
     return settings

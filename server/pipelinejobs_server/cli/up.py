@@ -25,6 +25,7 @@ from pipelinejobs_server.web.mounting import mounted
 from pipelinejobs_server.web.serving import bind, url_for
 
 from . import options as common
+from .loopback import check_reachable, own_client_tls
 from .serve import HttpPlan, serve_until_signalled
 
 DEFAULT_DATA_DIR = ".pipelinejobs"
@@ -64,10 +65,9 @@ def _keys(settings: Settings, data_dir: Path) -> tuple[Settings, list[str]]:
 
 def callback_key_secret(environ: Mapping[str, str], data_dir: Path) -> tuple[str, str]:
     """The shim's secret, configured or generated once and kept (so keys survive restarts), and a note."""
-    if environ.get(shim.CALLBACK_KEY_SECRET_ENV, "").strip():
-        return environ[
-            shim.CALLBACK_KEY_SECRET_ENV
-        ].strip(), f"callback key secret: from {shim.CALLBACK_KEY_SECRET_ENV}"
+    configured = environ.get(shim.CALLBACK_KEY_SECRET_ENV, "").strip()
+    if configured:
+        return configured, f"callback key secret: from {shim.CALLBACK_KEY_SECRET_ENV}"
     path = data_dir / CALLBACK_KEY_SECRET_FILE
     return load_or_create(path), f"callback key secret: {path}"
 
@@ -76,15 +76,17 @@ def http_plan(
     options: argparse.Namespace, settings: Settings, environ: Mapping[str, str], secret: str
 ) -> tuple[HttpPlan, Settings]:
     """Bind the HTTP socket; unless a public URL was given, callback URLs point at this shim."""
+    tls = own_client_tls(settings, environ)  # before anything is bound or started
     shim_settings = shim.ShimSettings.from_environ({**environ, shim.CALLBACK_KEY_SECRET_ENV: secret})
     port = options.http_port if options.http_port is not None else shim_settings.port
     host = environ.get("PIPELINEJOBS_HTTP_HOST") or settings.host
     sock = bind(host, port)
     if options.public_url is None and not environ.get("PIPELINEJOBS_PUBLIC_URL"):
         settings = replace(settings, public_url=url_for(host, sock.getsockname()[1]))
-    # No API key for the shim: under `up` it needs none (job tokens authorize every event).
-    shim_settings = replace(shim_settings, host=host, port=port, api_key="")
-    dashboard_settings = ui.DashboardSettings.from_environ(environ)
+    # No API key for the shim: under `up` it needs none (job tokens authorize every event). TLS as the
+    # server speaks it, whatever PIPELINEJOBS_TLS_* say for other clients (loopback.py).
+    shim_settings = replace(shim_settings, host=host, port=port, api_key="", tls=tls)
+    dashboard_settings = replace(ui.DashboardSettings.from_environ(environ), tls=tls)
 
     def build(target: str) -> ASGIApp:
         return mounted(
@@ -101,7 +103,11 @@ def http_plan(
             f"callback URLs use {settings.public_url}",
         ]
 
-    return HttpPlan(sock, build, banner, shim_settings.connections), settings
+    async def check(target: str) -> None:
+        if tls is not None:
+            await check_reachable(target, tls)
+
+    return HttpPlan(sock, build, banner, shim_settings.connections, check), settings
 
 
 def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pipelinejobs_client import AsyncJobsClient, RetryPolicy
 from pipelinejobs_client import errors as client_errors
+from pipelinejobs_client.channels import channel_credentials, channel_options
 from pipelinejobs_client.names import state_name
 from pipelinejobs_server.web.failures import Misconfigured
 from pipelinejobs_server.web.logs import MASK
@@ -103,12 +104,20 @@ class Relay:
         self.client = AsyncJobsClient(
             settings.server,
             api_key=settings.api_key or None,
+            tls=settings.tls or False,
             timeout=settings.call_timeout_s,
             retry=RETRY,
         )
         self._guard = KeyGuard(self.client, bool(settings.api_key))
-        # The standard health service is not part of the jobs client; it shares nothing but the target.
-        self._health_channel = grpc.aio.insecure_channel(settings.server)
+        # The standard health service is not part of the jobs client; a channel of its own, to the same
+        # target with the same TLS.
+        credentials = channel_credentials(settings.tls or False)
+        options = channel_options(settings.tls or False)
+        self._health_channel = (
+            grpc.aio.secure_channel(settings.server, credentials, options=options)
+            if credentials is not None
+            else grpc.aio.insecure_channel(settings.server, options=options)
+        )
         self._health = health_pb2_grpc.HealthStub(self._health_channel)
         self._health_timeout_s = settings.health_timeout_s
 

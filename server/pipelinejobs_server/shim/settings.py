@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pipelinejobs_client import ClientTls
 from pipelinejobs_server.settings import SettingsError, read_int, read_seconds
 from pipelinejobs_server.web.connections import ConnectionLimits
 
@@ -21,10 +22,20 @@ CALLBACK_KEY_SECRET_ENV = "PIPELINEJOBS_CALLBACK_KEY_SECRET"  # noqa: S105 - the
 MIN_SECRET_LENGTH = 32
 
 
+def _client_tls(environ: Mapping[str, str]) -> ClientTls | None:
+    try:
+        return ClientTls.from_environ(environ)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+
+
 @dataclass(frozen=True)
 class ShimSettings:
     server: str = "127.0.0.1:50051"
     """The gRPC server, host:port."""
+    tls: ClientTls | None = None
+    """TLS to the gRPC server (a CA, a client certificate and key, the name to check); None: plaintext.
+    From ``PIPELINEJOBS_TLS_*`` (pipelinejobs_client/tls.py), as for every client."""
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str = ""
@@ -45,6 +56,7 @@ class ShimSettings:
         defaults = cls()
         settings = cls(
             server=env.get("PIPELINEJOBS_SERVER", "") or defaults.server,
+            tls=_client_tls(env),
             host=env.get("PIPELINEJOBS_HTTP_HOST", "") or defaults.host,
             port=read_int(env, "PIPELINEJOBS_HTTP_PORT", defaults.port, 0, 65535),
             # Not PIPELINEJOBS_API_KEY: that is the client tools' key, often an admin one, which the
@@ -62,6 +74,11 @@ class ShimSettings:
         return settings
 
     def validate(self) -> None:
+        if self.tls is not None:
+            try:
+                self.tls.check()
+            except ValueError as error:
+                raise SettingsError(str(error)) from None
         host, _, port = self.server.rpartition(":")
         if not host or not port.isdigit():
             raise SettingsError(f"the gRPC server must be host:port, got {self.server!r}")

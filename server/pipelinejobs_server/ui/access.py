@@ -82,7 +82,11 @@ class Readers:
         client = self._pool.pop(fingerprint, None)
         if client is None:
             client = AsyncJobsClient(
-                self._settings.server, api_key=key, timeout=self._settings.call_timeout_s, retry=RETRY
+                self._settings.server,
+                api_key=key,
+                tls=self._settings.tls or False,
+                timeout=self._settings.call_timeout_s,
+                retry=RETRY,
             )
         self._pool[fingerprint] = client
         while len(self._pool) > POOL_SIZE:

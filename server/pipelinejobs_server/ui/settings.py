@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pipelinejobs_client import ClientTls
 from pipelinejobs_server.settings import SettingsError, read_int, read_seconds
 from pipelinejobs_server.web.connections import ConnectionLimits
 
@@ -17,10 +18,20 @@ TRUE = ("1", "true", "yes")
 DEFAULT_PORT = 8081  # beside the shim's 8080 when the two run apart; under `up` they share the shim's port
 
 
+def _client_tls(environ: Mapping[str, str]) -> ClientTls | None:
+    try:
+        return ClientTls.from_environ(environ)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+
+
 @dataclass(frozen=True)
 class DashboardSettings:
     server: str = "127.0.0.1:50051"
     """The gRPC server, host:port."""
+    tls: ClientTls | None = None
+    """TLS to the gRPC server (a CA, a client certificate and key, the name to check); None: plaintext.
+    From ``PIPELINEJOBS_TLS_*`` (pipelinejobs_client/tls.py), as for every client."""
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     """Where ``pipelinejobs dashboard`` listens (under ``up``, the dashboard shares the shim's port)."""
@@ -41,6 +52,7 @@ class DashboardSettings:
         defaults = cls()
         settings = cls(
             server=env.get("PIPELINEJOBS_SERVER", "") or defaults.server,
+            tls=_client_tls(env),
             host=env.get("PIPELINEJOBS_UI_HOST", "") or defaults.host,
             port=read_int(env, "PIPELINEJOBS_UI_PORT", defaults.port, 0, 65535),
             api_key=env.get("PIPELINEJOBS_UI_API_KEY", "").strip(),
@@ -52,6 +64,11 @@ class DashboardSettings:
         return settings
 
     def validate(self) -> None:
+        if self.tls is not None:
+            try:
+                self.tls.check()
+            except ValueError as error:
+                raise SettingsError(str(error)) from None
         host, _, port = self.server.rpartition(":")
         if not host or not port.isdigit():
             raise SettingsError(f"the gRPC server must be host:port, got {self.server!r}")

@@ -97,8 +97,13 @@ async def login(dashboard: Dashboard, request: Request) -> Response:
     if not key or len(key) > MAX_KEY_LENGTH:
         return _form(dashboard, request, target, error="Enter your API key.", status=400)
     # A client of its own: a mistyped key must not take a place in the pool.
+    settings = dashboard.settings
     async with AsyncJobsClient(
-        dashboard.settings.server, api_key=key, timeout=dashboard.settings.call_timeout_s, retry=access.RETRY
+        settings.server,
+        api_key=key,
+        tls=settings.tls or False,
+        timeout=settings.call_timeout_s,
+        retry=access.RETRY,
     ) as client:
         try:
             await access.check_read_key(client)
