@@ -7,6 +7,7 @@
 - ``pipelinejobs_client.errors``: the exceptions (``PipelineJobsError`` and its subclasses).
 - ``pipelinejobs_client.names``: enum values and their short names (``RUNNING``, ``run``, ``grpc``);
   ``pipelinejobs_client.views``: messages as the plain JSON values the CLI prints.
+- ``ClientTls``: TLS from files (a CA, a client certificate and key, the name to check), for ``tls=``.
 - ``pipelinejobs_client.api.v1``: the generated protobuf messages and gRPC stubs.
 """
 
@@ -35,6 +36,7 @@ from .errors import (
 )
 from .pipelinejob import PipelineJob
 from .retry import RetryPolicy
+from .tls import ClientTls
 from .tokens import token_id
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "AsyncJobsClient",
     "CancelNotAllowed",
     "ClientConfig",
+    "ClientTls",
     "ConfigurationError",
     "DataTooLarge",
     "IdempotencyConflict",

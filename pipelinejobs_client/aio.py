@@ -32,7 +32,7 @@ from pipelinejobs_client.api.v1 import (
 
 from . import requests
 from ._async_primitives import Result, StreamCall, UnaryCall, close_channel, open_channel, sleep
-from .channels import DEFAULT_TIMEOUT_S, call_metadata, channel_credentials
+from .channels import DEFAULT_TIMEOUT_S, Tls, call_metadata, channel_credentials, channel_options
 from .errors import JobNotFound, PipelineJobsError, from_rpc_error
 from .names import EventLike
 from .retry import RetryPolicy, method_of, safe_to_repeat
@@ -68,7 +68,8 @@ class AsyncJobsClient:
     """A connection to a PipelineJobs server.
 
     ``target`` is ``host:port``. ``api_key`` is sent as ``authorization: Bearer <key>``. ``tls`` is False
-    (plaintext, for loopback and trusted networks), True (system roots) or ``grpc.ChannelCredentials``.
+    (plaintext, for loopback and trusted networks), True (system roots), a ``ClientTls`` (a CA file, a
+    client certificate and key, the name to check; tls.py) or ``grpc.ChannelCredentials``.
     ``timeout`` is each call's deadline in seconds, and ``retry`` the policy for the calls that are safe
     to repeat. Use the client as a context manager, or call ``close()``.
 
@@ -81,7 +82,7 @@ class AsyncJobsClient:
         target: str,
         *,
         api_key: str | None = None,
-        tls: bool | grpc.ChannelCredentials = False,
+        tls: Tls = False,
         timeout: float = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -89,7 +90,7 @@ class AsyncJobsClient:
         self.timeout = timeout
         self._metadata = call_metadata(api_key)
         self._retry = retry or RetryPolicy()
-        self._channel = open_channel(target, channel_credentials(tls))
+        self._channel = open_channel(target, channel_credentials(tls), channel_options(tls))
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(self._channel)
 
