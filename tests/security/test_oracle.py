@@ -18,7 +18,7 @@ from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_server.shim import ShimSettings
 from tests.servers import ServerThread, ShimThread
 from tests.shim.helpers import http_client, new_job
-from tests.support import CLIENT_KEY, Stubs, error_info, stubs
+from tests.support import CALLBACK_KEY_SECRET, CLIENT_KEY, Stubs, error_info, stubs
 
 WRONG = "a-wrong-token-0123456789abcdef"
 Metadata = tuple[tuple[str, str], ...]
@@ -91,7 +91,9 @@ def shim_url(request: pytest.FixtureRequest, shim: ShimThread, shim_server: Serv
     if request.param == "no key":
         yield shim.url
         return
-    keyed = ShimThread(ShimSettings(server=shim_server.address, api_key=CLIENT_KEY)).start()
+    keyed = ShimThread(
+        ShimSettings(server=shim_server.address, api_key=CLIENT_KEY, callback_key_secret=CALLBACK_KEY_SECRET)
+    ).start()
     try:
         yield keyed.url
     finally:
