@@ -150,15 +150,26 @@ def rejected_to_document(record: RejectedEvent) -> Document:
     }
 
 
+# A job's summary row of the rejected events its bounded log dropped (storage/rejected.py): the count is a
+# number in the document, so that writers can add to it; the row reads as a rejected event that says so.
+DROPPED_REASON = "DROPPED"
+DROPPED_FIELD = "dropped"
+
+
 def rejected_from_document(document: Document) -> RejectedEvent:
+    dropped = document.get(DROPPED_FIELD)
+    message, data = document.get("message", ""), _json(document.get("data_json", "{}"))
+    if isinstance(dropped, int):
+        message = f"{dropped} older rejected events of this job were dropped: the log keeps the newest"
+        data = {DROPPED_FIELD: dropped}
     return RejectedEvent(
         uuid=document["_id"],
         job_uuid=document.get("job_uuid", ""),
         event=document.get("event", ""),
         state=document.get("state", ""),
         reason=document.get("reason", ""),
-        message=document.get("message", ""),
-        data=_json(document.get("data_json", "{}")),
+        message=message,
+        data=data,
         source=document.get("source", ""),
         timestamp=_utc(document["timestamp"]),
         extra=dict(document.get("extra", {})),
