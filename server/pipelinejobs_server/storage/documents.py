@@ -13,7 +13,12 @@ from typing import Any
 
 from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.history import Entry
-from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEntry, RejectedEvent
+from pipelinejobs_server.domain.records import (
+    JobRecord,
+    PipelineRecord,
+    RecordedEntry,
+    RejectedEvent,
+)
 from pipelinejobs_server.domain.tokens import StoredToken
 
 from .database import Document
@@ -152,7 +157,6 @@ def rejected_to_document(record: RejectedEvent) -> Document:
 
 # A job's summary row of the rejected events its bounded log dropped (storage/rejected.py): the count is a
 # number in the document, so that writers can add to it; the row reads as a rejected event that says so.
-DROPPED_REASON = "DROPPED"
 DROPPED_FIELD = "dropped"
 
 

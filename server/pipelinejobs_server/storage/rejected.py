@@ -16,10 +16,10 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from pipelinejobs_server.domain.records import RejectedEvent
+from pipelinejobs_server.domain.records import DROPPED_REASON, RejectedEvent
 
 from .database import REJECTED, Database, translate_errors
-from .documents import DROPPED_FIELD, DROPPED_REASON, rejected_from_document, rejected_to_document
+from .documents import DROPPED_FIELD, rejected_from_document, rejected_to_document
 
 DEFAULT_KEEP = 100
 EXPIRY_INDEX = "rejected_expiry"
@@ -50,27 +50,22 @@ class RejectedStore:
         count loses that count (an undercount, never more).
         """
         job = record.job_uuid
-        summary = summary_id(job)
         if await self._rejected.count_documents({"job_uuid": job}) <= self._keep:
             return
-        rows = {"job_uuid": job, "_id": {"$ne": summary}}
-        newest_first = [("timestamp", DESCENDING), ("_id", DESCENDING)]
-        cut = await self._rejected.find_one(rows, {"timestamp": 1}, sort=newest_first, skip=self._keep - 2)
-        if cut is None:
+        summary = summary_id(job)
+        # Every row's (timestamp, _id), newest first: at most about keep rows. The selection is done here
+        # rather than in the query: on SecantusDB a filter beyond the index range (an $or of the two
+        # halves of "older than the cut", a $ne on _id) made each query 2-20 ms instead of 0.4 ms.
+        cursor = self._rejected.find({"job_uuid": job}, {"timestamp": 1}).sort(
+            [("timestamp", DESCENDING), ("_id", DESCENDING)]
+        )
+        rows = [row async for row in cursor if row["_id"] != summary]
+        older = rows[self._keep - 1 :]
+        if not older:
             return
-        older = {
-            **rows,
-            "$or": [
-                {"timestamp": {"$lt": cut["timestamp"]}},
-                {"timestamp": cut["timestamp"], "_id": {"$lt": cut["_id"]}},
-            ],
-        }
-        last = await self._rejected.find_one(older, {"timestamp": 1}, sort=newest_first)
-        if last is None:
-            return
-        deleted = await self._rejected.delete_many(older)
+        deleted = await self._rejected.delete_many({"_id": {"$in": [row["_id"] for row in older]}})
         if deleted.deleted_count:
-            await self._count_dropped(record, summary, deleted.deleted_count, last["timestamp"])
+            await self._count_dropped(record, summary, deleted.deleted_count, older[0]["timestamp"])
 
     async def _count_dropped(self, record: RejectedEvent, summary: str, dropped: int, last: datetime) -> None:
         # The summary row sorts where the dropped rows were: at the newest of them, before every row kept.
