@@ -3,8 +3,10 @@ kept across restarts, added to a store an older version made, and set up again a
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,14 @@ import pytest
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
 
-from pipelinejobs_server.storage import embedded_user
+from pipelinejobs_server.storage import embedded, embedded_user
 from pipelinejobs_server.storage.embedded import (
     SETUP_MARKER,
     EmbeddedDatabase,
     EmbeddedDatabaseError,
     embedded_uri,
+    find_executable,
+    free_port,
 )
 
 
@@ -60,7 +64,8 @@ def test_a_changed_password_file_is_a_clear_error_not_a_long_wait(tmp_path: Path
     database = EmbeddedDatabase(tmp_path / "data")
     database.start()
     database.stop()
-    database.password_path.write_text("not-the-password\n")
+    # A well-formed key of the right length, only not the one the store knows.
+    database.password_path.write_text(secrets.token_urlsafe(32) + "\n")
     with pytest.raises(EmbeddedDatabaseError, match="refused the password"):
         database.start(timeout_s=30)
     assert database.process is None
@@ -143,3 +148,37 @@ def test_a_new_store_someone_else_used_during_the_set_up_is_removed(
     monkeypatch.setattr(embedded_user, "create", create)
     with database, connect(database.uri) as client:
         assert client.list_database_names() == ["local"]
+
+
+@pytest.mark.slow
+def test_the_password_goes_only_to_the_process_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another local user's server that took the probed port before ours could bind it answers the set-up's
+    ping: the launcher sees that the process answering is not its own and sends it no createUser."""
+    squatter_port = free_port()
+    squatter = subprocess.Popen(
+        [
+            find_executable(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(squatter_port),
+            "--storage-path",
+            ":memory:",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with connect(embedded_uri("127.0.0.1", squatter_port)) as client:
+            client.admin.command("ping")  # waits until it answers
+            monkeypatch.setattr(embedded, "free_port", lambda host="127.0.0.1": squatter_port)
+            database = EmbeddedDatabase(tmp_path / "data")
+            with pytest.raises(EmbeddedDatabaseError, match="answered by another process"):
+                database.start()
+            assert database.process is None
+            assert list(client.admin["system.users"].find()) == [], "the squatter got no user, no password"
+    finally:
+        squatter.terminate()
+        squatter.wait(timeout=30)

@@ -182,6 +182,13 @@ class EmbeddedDatabase:
         )
         try:
             with client:
+                # createUser carries the password in clear: make sure it goes to the process we started,
+                # not to one that took the port between our probe and its bind.
+                answering = client.admin.command("serverStatus").get("pid")
+                if self.process is None or answering != self.process.pid:
+                    raise EmbeddedDatabaseError(
+                        f"port {port} is answered by another process (pid {answering}), not by {EXECUTABLE}"
+                    )
                 embedded_user.create(client, self.password)
         except PyMongoError as error:
             raise EmbeddedDatabaseError(f"the database's user could not be set up: {error}") from error
