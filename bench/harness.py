@@ -83,6 +83,12 @@ class Environment:
         return self._database.uri
 
     @property
+    def shown_uri(self) -> str:
+        """The database URI without its password, for printing."""
+        assert self._database is not None, "the environment is not started"
+        return self._database.shown_uri
+
+    @property
     def database_pid(self) -> int | None:
         process = None if self._database is None else self._database.process
         return None if process is None else process.pid

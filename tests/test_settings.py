@@ -245,3 +245,34 @@ def test_tls_metrics_and_log_format_settings(tmp_path: Path) -> None:
 def test_bad_tls_metrics_and_log_settings_are_refused(environ: dict[str, str], mentioned: str) -> None:
     with pytest.raises(SettingsError, match=mentioned):
         Settings.from_environ(environ)
+
+
+def test_the_rejected_log_settings() -> None:
+    defaults = Settings.from_environ({})
+    assert (defaults.limits.max_rejected_per_job, defaults.limits.max_rejected_data_bytes) == (100, 4096)
+    assert defaults.rejected_retention is None
+    settings = Settings.from_environ(
+        {
+            "PIPELINEJOBS_MAX_REJECTED_PER_JOB": "2",
+            "PIPELINEJOBS_MAX_REJECTED_DATA_BYTES": "256",
+            "PIPELINEJOBS_REJECTED_RETENTION_DAYS": "30",
+        }
+    )
+    assert (settings.limits.max_rejected_per_job, settings.limits.max_rejected_data_bytes) == (2, 256)
+    assert settings.rejected_retention == timedelta(days=30)
+    assert Settings.from_environ({"PIPELINEJOBS_REJECTED_RETENTION_DAYS": "0"}).rejected_retention is None
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "says"),
+    [
+        ("PIPELINEJOBS_MAX_REJECTED_PER_JOB", "1", "at least 2"),
+        ("PIPELINEJOBS_MAX_REJECTED_DATA_BYTES", "255", "at least 256"),
+        ("PIPELINEJOBS_REJECTED_RETENTION_DAYS", "-1", "at least 0"),
+        ("PIPELINEJOBS_REJECTED_RETENTION_DAYS", "36501", "at most 36500"),
+        ("PIPELINEJOBS_REJECTED_RETENTION_DAYS", "a month", "integer"),
+    ],
+)
+def test_bad_rejected_log_settings_are_refused(name: str, raw: str, says: str) -> None:
+    with pytest.raises(SettingsError, match=f"{name}.*{says}"):
+        Settings.from_environ({name: raw})

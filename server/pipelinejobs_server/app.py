@@ -50,7 +50,8 @@ def build_services(
     settings: Settings, database: Database, notifier: HistoryNotifier, clock: Clock
 ) -> Services:
     """Stores over ``database``, and the services over them."""
-    jobs, pipelines, rejected = JobStore(database), PipelineStore(database), RejectedStore(database)
+    jobs, pipelines = JobStore(database), PipelineStore(database)
+    rejected = RejectedStore(database, keep=settings.limits.max_rejected_per_job)
     settler = RecordSettler(jobs)
     return Services(
         credentials=Credentials(settings.admin_keys, settings.client_keys),
@@ -107,6 +108,7 @@ class RunningServer:
 async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> RunningServer:
     database = Database(settings.mongodb_uri, settings.database, timeout_ms=settings.db_timeout_ms)
     await database.ensure_indexes()
+    await RejectedStore(database).ensure_retention(settings.rejected_retention)
     notifier = HistoryNotifier(database.collections.job_events)
     services = build_services(settings, database, notifier, clock)
     metrics = ServerMetrics()

@@ -60,6 +60,11 @@ def _keys(raw: str) -> tuple[str, ...]:
 STRUCT_EXPANSION = 6
 ITEM_ROOM_BYTES = 512 * 1024
 
+# The log's summary row of dropped rejections takes one place of the bound; the stand-in for a truncated
+# payload needs about 110 bytes of its own (domain/truncation.py).
+MIN_REJECTED_PER_JOB = 2
+MIN_REJECTED_DATA_BYTES = 256
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -72,6 +77,10 @@ class Limits:
     max_tokens_per_job: int = 64
     default_page_size: int = 100
     max_page_size: int = 1000
+    # The rejected-events log of one job keeps its newest rows and counts the ones it drops; of a
+    # rejection's data it keeps this many bytes (ADR 011). Any token holder can add rejections.
+    max_rejected_per_job: int = 100
+    max_rejected_data_bytes: int = 4 * 1024
 
     @property
     def largest_data_bytes(self) -> int:
@@ -112,6 +121,9 @@ class Settings:
     # None: no metrics endpoint; 0 picks a free port.
     metrics_port: int | None = None
     log_format: str = "text"
+    # None: rejected events are kept until their job is cancelled; else the database deletes them this
+    # long after they were refused (a TTL index).
+    rejected_retention: timedelta | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -123,7 +135,17 @@ class Settings:
             ),
             max_job_data_bytes=read_int(env, "PIPELINEJOBS_MAX_JOB_DATA_BYTES", Limits.max_job_data_bytes, 1),
             max_data_depth=read_int(env, "PIPELINEJOBS_MAX_DATA_DEPTH", Limits.max_data_depth, 1),
+            max_rejected_per_job=read_int(
+                env, "PIPELINEJOBS_MAX_REJECTED_PER_JOB", Limits.max_rejected_per_job, MIN_REJECTED_PER_JOB
+            ),
+            max_rejected_data_bytes=read_int(
+                env,
+                "PIPELINEJOBS_MAX_REJECTED_DATA_BYTES",
+                Limits.max_rejected_data_bytes,
+                MIN_REJECTED_DATA_BYTES,
+            ),
         )
+        retention_days = read_int(env, "PIPELINEJOBS_REJECTED_RETENTION_DAYS", 0, maximum=36500)
         settings = cls(
             mongodb_uri=env.get("MONGODB_URI", ""),
             database=env.get("PIPELINEJOBS_DATABASE", defaults.database) or defaults.database,
@@ -152,6 +174,7 @@ class Settings:
                 else None
             ),
             log_format=env.get("PIPELINEJOBS_LOG_FORMAT", "text") or "text",
+            rejected_retention=timedelta(days=retention_days) if retention_days else None,
         )
         settings.validate()
         return settings

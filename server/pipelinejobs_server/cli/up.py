@@ -131,12 +131,12 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return 1
     try:
         settings = replace(settings, mongodb_uri=uri)
-        banner = [
-            f"database: {uri} (data in {data_dir / 'db'})",
-            *key_notes,
-            secret_note,
-            "press Ctrl-C to stop",
-        ]
+        # The URI without its password: the banner ends up in terminals and logs.
+        database_note = (
+            f"database: {database.shown_uri} (password in {database.password_path}; "
+            f"data in {database.storage_path})"
+        )
+        banner = [database_note, *key_notes, secret_note, "press Ctrl-C to stop"]
         run_bounded(serve_until_signalled(settings, banner, plan))
     finally:
         plan.sock.close()  # uvicorn closes it when it served; this covers a failed start

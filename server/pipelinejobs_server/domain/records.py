@@ -110,6 +110,11 @@ class RecordedEntry:
         return cls(entry, entry.digest())
 
 
+# The reason of a job's summary row in the rejected-events log: how many older rejections the bounded log
+# dropped (storage/rejected.py). Reserved: no caller may send it as a rejection's reason.
+DROPPED_REASON = "DROPPED"
+
+
 @dataclass(frozen=True)
 class RejectedEvent:
     uuid: str

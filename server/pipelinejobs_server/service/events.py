@@ -32,6 +32,7 @@ from pipelinejobs_server.domain.errors import (
 )
 from pipelinejobs_server.domain.records import JobRecord, RecordedEntry, RejectedEvent
 from pipelinejobs_server.domain.tokens import StoredToken, check_token
+from pipelinejobs_server.domain.truncation import truncated
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.storage.jobs import AppendOutcome, JobStore
 from pipelinejobs_server.storage.rejected import RejectedStore
@@ -173,7 +174,8 @@ class Events:
             state=job.state,
             reason=reason,
             message=message,
-            data=event.data,
+            # Refused, so not applied: the log keeps the payload only up to a size (ADR 011).
+            data=truncated(event.data, self._limits.max_rejected_data_bytes),
             source=event.source,
             timestamp=self._clock.now(),
         )

@@ -10,6 +10,7 @@ from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.canonical import canonical_json, depth
 from pipelinejobs_server.domain.errors import DataTooLarge, InvalidArgument, UnknownEvent
 from pipelinejobs_server.domain.identity import checked_uuid
+from pipelinejobs_server.domain.records import DROPPED_REASON
 
 # Used with fullmatch: "$" alone would also accept a trailing newline.
 _SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -72,6 +73,11 @@ def idempotency_key(value: str) -> str:
 def reason_code(value: str) -> str:
     if not _REASON.fullmatch(value):
         raise InvalidArgument("reason must be 1-64 upper-case letters, digits or '_'", field="reason")
+    if value == DROPPED_REASON:
+        # Else a token holder could plant a row that reads as the log's own count of dropped rejections.
+        raise InvalidArgument(
+            f"reason {DROPPED_REASON} is reserved for the rejected-events log", field="reason"
+        )
     return value
 
 

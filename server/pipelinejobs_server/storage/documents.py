@@ -13,7 +13,12 @@ from typing import Any
 
 from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.history import Entry
-from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEntry, RejectedEvent
+from pipelinejobs_server.domain.records import (
+    JobRecord,
+    PipelineRecord,
+    RecordedEntry,
+    RejectedEvent,
+)
 from pipelinejobs_server.domain.tokens import StoredToken
 
 from .database import Document
@@ -152,15 +157,25 @@ def rejected_to_document(record: RejectedEvent) -> Document:
     }
 
 
+# A job's summary row of the rejected events its bounded log dropped (storage/rejected.py): the count is a
+# number in the document, so that writers can add to it; the row reads as a rejected event that says so.
+DROPPED_FIELD = "dropped"
+
+
 def rejected_from_document(document: Document) -> RejectedEvent:
+    dropped = document.get(DROPPED_FIELD)
+    message, data = document.get("message", ""), _json(document.get("data_json", "{}"))
+    if isinstance(dropped, int):
+        message = f"{dropped} older rejected events of this job were dropped: the log keeps the newest"
+        data = {DROPPED_FIELD: dropped}
     return RejectedEvent(
         uuid=document["_id"],
         job_uuid=document.get("job_uuid", ""),
         event=document.get("event", ""),
         state=document.get("state", ""),
         reason=document.get("reason", ""),
-        message=document.get("message", ""),
-        data=_json(document.get("data_json", "{}")),
+        message=message,
+        data=data,
         source=document.get("source", ""),
         timestamp=_utc(document["timestamp"]),
         extra=dict(document.get("extra", {})),
