@@ -43,7 +43,10 @@ def database() -> str:
 
 @pytest.fixture(scope="module")
 def server(embedded: EmbeddedDatabase, database: str) -> Iterator[ServerThread]:
-    thread = ServerThread(test_settings(embedded.uri, database)).start()
+    # Rejections keep their whole data here (by default the log truncates it to 4 KiB, F10), so that
+    # rejected events are as big as events and their listing must be cut by size too.
+    limits = Limits(max_rejected_data_bytes=Limits.max_event_data_bytes)
+    thread = ServerThread(test_settings(embedded.uri, database, limits=limits)).start()
     yield thread
     thread.stop()
 
