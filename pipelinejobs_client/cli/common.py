@@ -114,14 +114,16 @@ def server(options: argparse.Namespace, environ: Mapping[str, str]) -> str:
     return str(options.server or environ.get(SERVER_ENV) or DEFAULT_SERVER)
 
 
-def connect(options: argparse.Namespace, environ: Mapping[str, str]) -> JobsClient:
+def connect(
+    options: argparse.Namespace, environ: Mapping[str, str], *, retry: RetryPolicy = CLI_RETRY
+) -> JobsClient:
     """The public client, configured from the options and the environment."""
     return JobsClient(
         server(options, environ),
         api_key=api_key(options, environ),
         tls=bool(options.tls),
         timeout=float(options.timeout),
-        retry=CLI_RETRY,
+        retry=retry,
     )
 
 
