@@ -9,14 +9,15 @@ then run ``make client``; ``make check`` fails while client.py is stale.
 
 Every unary call goes through ``_call``: credentials, a deadline, retries of what retry.py declares safe
 to repeat, and gRPC errors turned into the typed exceptions of errors.py. The stream (``watch_job``)
-goes through ``_stream``, with the same credentials and error mapping, and the paged listings through
-``_pages``.
+goes through ``_stream``, with the same credentials and error mapping, and resumes after the last entry
+received when the server ends it or the connection drops; the paged listings go through ``_pages``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from time import monotonic
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
@@ -35,13 +36,25 @@ from pipelinejobs_client.api.v1 import (
 from . import requests
 from ._sync_primitives import Result, StreamCall, UnaryCall, close_channel, open_channel, sleep
 from .channels import DEFAULT_TIMEOUT_S, Tls, call_metadata, channel_credentials, channel_options
-from .errors import JobNotFound, PipelineJobsError, from_rpc_error
+from .errors import (
+    DeadlineExceeded,
+    JobNotFound,
+    PipelineJobsError,
+    ServiceUnavailable,
+    WatchResume,
+    from_rpc_error,
+)
 from .names import EventLike
 from .retry import RetryPolicy, method_of, safe_to_repeat
 
 Request = TypeVar("Request", bound=Message)
 Response = TypeVar("Response")
 Item = TypeVar("Item")
+
+# A watch the server ended (WATCH_RESUME) after being open this long was served, not refused: resuming
+# it does not count against the retry policy's attempts, however often it happens. A stopping server
+# ends the watches that reach it within milliseconds; those count.
+SERVED_S = 0.25
 
 
 class _Page(Protocol):
@@ -133,7 +146,8 @@ class JobsClient:
     ) -> Iterator[Response]:
         """One server-streaming RPC with credentials and typed errors; ``deadline`` bounds the whole stream.
 
-        Never repeated (retry.py): the replies already yielded would come again.
+        Never repeated as it is (retry.py): the replies already yielded would come again. ``watch_job``
+        resumes instead, with a request that starts after the last reply.
         """
         try:
             for reply in rpc(request, timeout=deadline, metadata=self._metadata):
@@ -268,15 +282,39 @@ class JobsClient:
         after_seq: int = 0,
         until_states: Iterable[str | int] = (),
         timeout: float | None = None,
+        resume: bool = True,
     ) -> Iterator[job_pb2.HistoryEvent]:
         """The history after ``after_seq``, then each new entry; ends once the job is in ``until_states``.
 
-        Reconnect with the last ``seq`` received to continue without loss or repeats. ``timeout`` bounds
-        the whole stream (None: no deadline), which then raises ``DeadlineExceeded``.
+        The server ends a watch now and then (its maximum duration, or when it stops) with
+        ``WatchResume``, and connections drop. With ``resume`` the watch goes on after the last ``seq``
+        received, without loss or repeats: at once after a served watch, else with the retry policy's
+        backoff, and ``ServiceUnavailable`` comes after its attempts in a row that got nothing. Without
+        it, those errors are raised; reconnect with the last ``seq`` received. ``timeout`` bounds the
+        whole watch, resumes included (None: no deadline), which then raises ``DeadlineExceeded``.
         """
         request = requests.watch_job(uuid, after_seq=after_seq, until_states=until_states)
-        for reply in self._stream(self._jobs.WatchJob, request, deadline=timeout):
-            yield reply.event
+        deadline = None if timeout is None else monotonic() + timeout
+        failures = 0
+        while True:
+            left = None if deadline is None else deadline - monotonic()
+            if left is not None and left <= 0:
+                raise DeadlineExceeded("the watch's deadline passed", code=grpc.StatusCode.DEADLINE_EXCEEDED)
+            opened, received = monotonic(), False
+            try:
+                for reply in self._stream(self._jobs.WatchJob, request, deadline=left):
+                    request.after_seq, received = reply.event.seq, True
+                    yield reply.event
+                return
+            except ServiceUnavailable as error:
+                if not resume:
+                    raise
+                served = isinstance(error, WatchResume) and monotonic() - opened >= SERVED_S
+                failures = 0 if received or served else failures + 1
+                if failures >= self._retry.attempts:
+                    raise
+            pause = self._retry.backoff(max(failures - 1, 0))
+            sleep(pause if deadline is None else max(min(pause, deadline - monotonic()), 0))
 
     def send_event(
         self,

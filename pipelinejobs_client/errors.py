@@ -171,6 +171,32 @@ class ServiceUnavailable(PipelineJobsError):
     REASON = "UNAVAILABLE"
 
 
+class WatchResume(ServiceUnavailable):
+    """The server ended a watch before the job reached a state it waits for (the watch's maximum
+    duration, or the server stopping): watch again after ``after_seq``. ``watch_job`` does so itself
+    unless told not to (``resume=False``)."""
+
+    REASON = "WATCH_RESUME"
+
+    @property
+    def after_seq(self) -> int:
+        raw = self.metadata.get("after_seq", "")
+        return int(raw) if raw.isdigit() else 0
+
+
+class TooManyWatches(PipelineJobsError):
+    """The API key, or the server, has as many watches open as it allows (``limit``): end one first.
+
+    The reason says which cap: ``TOO_MANY_WATCHES_FOR_KEY`` or ``TOO_MANY_WATCHES_ON_SERVER``."""
+
+    REASON = "TOO_MANY_WATCHES"
+
+    @property
+    def limit(self) -> int:
+        raw = self.metadata.get("limit", "")
+        return int(raw) if raw.isdigit() else 0
+
+
 class DeadlineExceeded(PipelineJobsError):
     """The call's deadline passed before the server answered (known by its code: no server sends it)."""
 

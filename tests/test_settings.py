@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelinejobs_server.domain.naming import DEFAULT_ARCHIVE_TEMPLATE
-from pipelinejobs_server.settings import Limits, Settings, SettingsError
+from pipelinejobs_server.settings import Limits, Settings, SettingsError, Streams
 
 TEMPLATE = "/data/{pipeline_uuid}/{job_uuid}"
 
@@ -276,3 +276,38 @@ def test_the_rejected_log_settings() -> None:
 def test_bad_rejected_log_settings_are_refused(name: str, raw: str, says: str) -> None:
     with pytest.raises(SettingsError, match=f"{name}.*{says}"):
         Settings.from_environ({name: raw})
+
+
+def test_stream_settings_default_and_are_read() -> None:
+    assert Settings.from_environ({}).streams == Streams(
+        max_watches_per_key=100, max_watches=1000, max_watch_s=1800.0, max_concurrent_rpcs=2000
+    )
+    environ = {
+        "PIPELINEJOBS_MAX_WATCHES_PER_KEY": "5",
+        "PIPELINEJOBS_MAX_WATCHES": "50",
+        "PIPELINEJOBS_MAX_WATCH_SECONDS": "90.5",
+        "PIPELINEJOBS_MAX_CONCURRENT_RPCS": "51",
+    }
+    assert Settings.from_environ(environ).streams == Streams(5, 50, 90.5, 51)
+    assert Settings.from_environ(dict.fromkeys(environ, "")).streams == Streams()
+
+
+@pytest.mark.parametrize(
+    ("environ", "mentioned"),
+    [
+        ({"PIPELINEJOBS_MAX_WATCHES_PER_KEY": "0"}, "at least 1"),
+        ({"PIPELINEJOBS_MAX_WATCHES": "many"}, "PIPELINEJOBS_MAX_WATCHES must be an integer"),
+        ({"PIPELINEJOBS_MAX_WATCH_SECONDS": "0"}, "PIPELINEJOBS_MAX_WATCH_SECONDS"),
+        ({"PIPELINEJOBS_MAX_WATCH_SECONDS": "86401"}, "PIPELINEJOBS_MAX_WATCH_SECONDS"),
+        ({"PIPELINEJOBS_MAX_CONCURRENT_RPCS": "0"}, "at least 1"),
+        # Watches alone must never take every call slot from unary calls and health checks.
+        ({"PIPELINEJOBS_MAX_CONCURRENT_RPCS": "1000"}, "must be above PIPELINEJOBS_MAX_WATCHES"),
+        (
+            {"PIPELINEJOBS_MAX_WATCHES": "3000", "PIPELINEJOBS_MAX_CONCURRENT_RPCS": "2000"},
+            "must be above PIPELINEJOBS_MAX_WATCHES",
+        ),
+    ],
+)
+def test_bad_stream_settings_are_refused(environ: dict[str, str], mentioned: str) -> None:
+    with pytest.raises(SettingsError, match=mentioned):
+        Settings.from_environ(environ)

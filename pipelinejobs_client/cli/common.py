@@ -148,7 +148,9 @@ def server(options: argparse.Namespace, environ: Mapping[str, str]) -> str:
     return str(options.server or environ.get(SERVER_ENV) or DEFAULT_SERVER)
 
 
-def connect(options: argparse.Namespace, environ: Mapping[str, str]) -> JobsClient:
+def connect(
+    options: argparse.Namespace, environ: Mapping[str, str], *, retry: RetryPolicy = CLI_RETRY
+) -> JobsClient:
     """The public client, configured from the options and the environment."""
     try:
         tls = client_tls(options, environ)
@@ -157,7 +159,7 @@ def connect(options: argparse.Namespace, environ: Mapping[str, str]) -> JobsClie
             api_key=api_key(options, environ),
             tls=tls or False,
             timeout=float(options.timeout),
-            retry=CLI_RETRY,
+            retry=retry,
         )
     except (ValueError, OSError) as error:  # a TLS file half-given, missing or unreadable
         raise UsageError(str(error)) from None

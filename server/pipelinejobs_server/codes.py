@@ -34,6 +34,7 @@ TABLE: Final[dict[type[errors.PipelineJobsError], Codes]] = {
     errors.IdempotencyConflict: Codes(grpc.StatusCode.ABORTED, 409),
     errors.ConcurrentModification: Codes(grpc.StatusCode.ABORTED, 409),
     errors.Unavailable: Codes(grpc.StatusCode.UNAVAILABLE, 503),
+    errors.TooManyWatches: Codes(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
 }
 
 

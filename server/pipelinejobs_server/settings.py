@@ -89,6 +89,20 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Streams:
+    """Bounds on long-lived calls (ADR 009). Watches of every feed (WatchJob, later WatchEvents) count
+    against the same two caps; past either, a new watch is refused with RESOURCE_EXHAUSTED."""
+
+    max_watches_per_key: int = 100  # one API key's open watches: a dashboard's tabs share its key
+    max_watches: int = 1000  # the whole process's
+    # A watch then ends with UNAVAILABLE / WATCH_RESUME and its last seq; the clients resume there.
+    max_watch_s: float = 1800.0
+    # Every call of every kind in flight at once (grpc.aio.server's maximum_concurrent_rpcs). Above
+    # max_watches, so that watches alone can never take every slot from unary calls and health checks.
+    max_concurrent_rpcs: int = 2000
+
+
+@dataclass(frozen=True)
 class Tls:
     """Server-side TLS. Without a certificate the server speaks plaintext (loopback, trusted networks)."""
 
@@ -118,6 +132,7 @@ class Settings:
     health_interval_s: float = 2.0
     limits: Limits = field(default_factory=Limits)
     tls: Tls = field(default_factory=Tls)
+    streams: Streams = field(default_factory=Streams)
     # None: no metrics endpoint; 0 picks a free port.
     metrics_port: int | None = None
     log_format: str = "text"
@@ -161,6 +176,18 @@ class Settings:
                 env.get("PIPELINEJOBS_PUBLIC_URL", defaults.public_url) or defaults.public_url
             ).rstrip("/"),
             limits=limits,
+            streams=Streams(
+                max_watches_per_key=read_int(
+                    env, "PIPELINEJOBS_MAX_WATCHES_PER_KEY", Streams.max_watches_per_key, 1
+                ),
+                max_watches=read_int(env, "PIPELINEJOBS_MAX_WATCHES", Streams.max_watches, 1),
+                max_watch_s=read_seconds(
+                    env, "PIPELINEJOBS_MAX_WATCH_SECONDS", Streams.max_watch_s, maximum=86400.0
+                ),
+                max_concurrent_rpcs=read_int(
+                    env, "PIPELINEJOBS_MAX_CONCURRENT_RPCS", Streams.max_concurrent_rpcs, 1
+                ),
+            ),
             tls=Tls(
                 cert_file=env.get("PIPELINEJOBS_TLS_CERT_FILE", ""),
                 key_file=env.get("PIPELINEJOBS_TLS_KEY_FILE", ""),
@@ -218,5 +245,11 @@ class Settings:
         for path in (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file):
             if path and not os.path.isfile(path):
                 raise SettingsError(f"TLS file not found: {path}")
+        if self.streams.max_concurrent_rpcs <= self.streams.max_watches:
+            raise SettingsError(
+                "PIPELINEJOBS_MAX_CONCURRENT_RPCS must be above PIPELINEJOBS_MAX_WATCHES "
+                f"({self.streams.max_concurrent_rpcs} <= {self.streams.max_watches}): "
+                "watches alone would take every call slot"
+            )
         if not self.public_url.startswith(("http://", "https://")):
             raise SettingsError(f"PIPELINEJOBS_PUBLIC_URL must be an http(s) URL, got {self.public_url!r}")

@@ -23,6 +23,7 @@ from prov.model import ProvDocument
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.api.v1 import job_service_pb2
+from pipelinejobs_server.settings import Streams
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from pipelinejobs_server.ui import DashboardSettings, history
 from pipelinejobs_server.ui.access import COOKIE
@@ -346,6 +347,28 @@ def test_the_event_stream_resumes_after_the_last_event_id_then_goes_live(
             assert live == {**live, "id": 4, "seq": 4, "event": "finish", "to_state": "FINISHED"}
             assert live["data"] == {"size": 3}
         assert session.get(f"/ui/jobs/{uuid.uuid4()}/events").status_code == 404
+
+
+def test_the_event_stream_ends_quietly_when_the_server_ends_the_watch(embedded: EmbeddedDatabase) -> None:
+    # WATCH_RESUME (the watch's maximum duration, a server stopping) is a normal end: no "failure"
+    # message; the browser reconnects with the last id, as after the dashboard's own WATCH_S.
+    server = start_grpc_server(embedded, streams=Streams(max_watch_s=1.0))
+    dashboard = DashboardThread(DashboardSettings(server=server.address)).start()
+    try:
+        with JobsClient(server.address, api_key=CLIENT_KEY) as jobs:
+            pipeline = jobs.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid
+            created = make_job(jobs, pipeline, "resume", "run")
+        with signed_in(dashboard) as session:
+            url = f"/ui/jobs/{created.job.uuid}/events"
+            # Heartbeats come every 15 s: a stream still open after 5 s of silence fails the read.
+            with session.stream("GET", url, timeout=5) as stream:
+                lines = list(stream.iter_lines())
+    finally:
+        dashboard.stop()
+        server.stop()
+    assert lines[0] == "retry: 2000"
+    assert [line for line in lines if line.startswith("id: ")] == ["id: 1", "id: 2"]
+    assert not [line for line in lines if line.startswith("event: ") and line != "event: entry"], lines
 
 
 def test_the_provenance_link_serves_the_prov_json_of_the_job(

@@ -111,3 +111,32 @@ class Unavailable(PipelineJobsError):
 
 class DatabaseUnavailable(Unavailable):
     reason = "DATABASE_UNAVAILABLE"
+
+
+class WatchResume(Unavailable):
+    """A watch the server ended (its maximum duration, or the server stopping): resume after ``after_seq``.
+
+    UNAVAILABLE, which every gRPC client's retry policy treats as "try again", never OK: an OK end of a
+    watch means the job reached a state the caller waits for."""
+
+    reason = "WATCH_RESUME"
+
+    def __init__(self, after_seq: int, why: str) -> None:
+        super().__init__(
+            f"the watch ended ({why}); resume with after_seq={after_seq}", after_seq=str(after_seq), why=why
+        )
+
+
+class TooManyWatches(PipelineJobsError):
+    reason = "TOO_MANY_WATCHES"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message, limit=str(limit))
+
+
+class TooManyWatchesForKey(TooManyWatches):
+    reason = "TOO_MANY_WATCHES_FOR_KEY"
+
+
+class TooManyWatchesOnServer(TooManyWatches):
+    reason = "TOO_MANY_WATCHES_ON_SERVER"
