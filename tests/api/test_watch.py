@@ -119,6 +119,7 @@ def test_server_shutdown_ends_watches_with_the_resume_status(mongodb_uri: str, d
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_watch_falls_back_to_polling_without_change_streams(tmp_path: Path) -> None:
     # A standalone server offers no change streams; watches must still see every event, in order.
     with EmbeddedDatabase(tmp_path, standalone=True) as database:

@@ -33,6 +33,7 @@ def announced_port(pattern: str, text: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIPELINEJOBS_")}
     env.pop("MONGODB_URI", None)

@@ -73,6 +73,7 @@ def loose(path: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_the_data_directory_and_its_files_are_the_owners_alone(tmp_path: Path) -> None:
     """F8: the review found the data directory and the database's directory 0755, its files 0644. The
     directory here exists before the first start with loose modes, as one made by hand, by an older

@@ -129,6 +129,7 @@ def test_503_when_the_server_does_not_answer(jobs: JobsClient, pipeline: str, cl
         shim.stop()
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_503_while_the_database_is_down_and_recovery_without_a_restart(tmp_path: Path) -> None:
     database = EmbeddedDatabase(tmp_path)
     database.start()

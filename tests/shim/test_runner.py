@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.names import state_name
@@ -92,6 +93,7 @@ def test_shim_refuses_to_run_with_an_admin_key(shim_server: ServerThread, tmp_pa
     assert ADMIN_KEY not in log.read_text()
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_up_serves_the_shim_and_its_callback_urls_point_at_it(tmp_path: Path) -> None:
     log = tmp_path / "up.log"
     with program(

@@ -29,6 +29,7 @@ def connect(uri: str) -> MongoClient[dict[str, Any]]:
     return MongoClient(uri, serverSelectionTimeoutMS=5000)
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_the_first_start_sets_up_a_user_that_later_starts_keep(tmp_path: Path) -> None:
     database = EmbeddedDatabase(tmp_path / "data")
     with database:
