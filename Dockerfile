@@ -19,6 +19,10 @@ ENV PIPELINEJOBS_GRPC_HOST=0.0.0.0 \
     PIPELINEJOBS_GRPC_PORT=50051 \
     PYTHONUNBUFFERED=1
 EXPOSE 50051
+# The check speaks TLS when the container's environment says how, as every client does: for a TLS
+# server set PIPELINEJOBS_TLS_CA_FILE (the CA that signed the server's certificate), and when clients
+# must present certificates PIPELINEJOBS_TLS_CLIENT_CERT_FILE and _KEY_FILE; PIPELINEJOBS_TLS_SERVER_NAME
+# if the certificate does not name 127.0.0.1 (e.g. the service's DNS name).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
     CMD ["pipelinejobs", "health", "--server", "127.0.0.1:50051"]
 # SIGTERM lets in-flight calls finish before the process exits.

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed: dict[str, str] = {}
     try:
         with Environment() as env:
-            progress(f"database at {env.uri}, data in {env.root}")
+            progress(f"database at {env.shown_uri}, data in {env.root}")
             for name in options.only.split(","):
                 section_started = time.perf_counter()
                 try:

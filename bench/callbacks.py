@@ -110,7 +110,7 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
     with ExitStack() as stack:
         server = env.start_server(DATABASE)
         stack.callback(server.stop)
-        shim = env.start_app(server)
+        shim = env.start_shim(server)
         stack.callback(shim.stop)
         apis = [stack.enter_context(connect(server.address, env.client_key)) for _ in range(plan.threads)]
         callers = [Caller(shim) for _ in range(plan.threads)]

@@ -83,6 +83,12 @@ class Environment:
         return self._database.uri
 
     @property
+    def shown_uri(self) -> str:
+        """The database URI without its password, for printing."""
+        assert self._database is not None, "the environment is not started"
+        return self._database.shown_uri
+
+    @property
     def database_pid(self) -> int | None:
         process = None if self._database is None else self._database.process
         return None if process is None else process.pid
@@ -168,11 +174,13 @@ class Environment:
         self.servers.append(server)
         return server
 
-    def start_app(self, server: ServerProcess, timeout_s: float = 60.0) -> ShimProcess:
+    def start_shim(self, server: ServerProcess, timeout_s: float = 60.0) -> ShimProcess:
         """The HTTP callback shim in front of ``server``, with no API key (job tokens authorize)."""
         arguments = ["-m", "pipelinejobs_server", "shim", "--server", server.address, "--port", "0"]
+        # A secret of this run's own: the shim makes each callback's idempotency key an HMAC with it.
+        env = {**self._environ(), "PIPELINEJOBS_CALLBACK_KEY_SECRET": secrets.token_hex(32)}
         process, port, log_path = self._spawn(
-            f"shim-{server.database}", arguments, self._environ(), _SHIM_LISTENING, timeout_s
+            f"shim-{server.database}", arguments, env, _SHIM_LISTENING, timeout_s
         )
         shim = ShimProcess(process, port, log_path)
         self.servers.append(shim)

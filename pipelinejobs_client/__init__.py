@@ -7,6 +7,7 @@
 - ``pipelinejobs_client.errors``: the exceptions (``PipelineJobsError`` and its subclasses).
 - ``pipelinejobs_client.names``: enum values and their short names (``RUNNING``, ``run``, ``grpc``);
   ``pipelinejobs_client.views``: messages as the plain JSON values the CLI prints.
+- ``ClientTls``: TLS from files (a CA, a client certificate and key, the name to check), for ``tls=``.
 - ``pipelinejobs_client.api.v1``: the generated protobuf messages and gRPC stubs.
 """
 
@@ -27,17 +28,23 @@ from .errors import (
     PipelineNotFound,
     ServiceUnavailable,
     TokenExpired,
+    TokenRequired,
+    TokenWithheld,
+    TooManyTokens,
     Unauthenticated,
     UnknownEvent,
 )
 from .pipelinejob import PipelineJob
 from .retry import RetryPolicy
+from .tls import ClientTls
+from .tokens import token_id
 
 __all__ = [
     "AdminRequired",
     "AsyncJobsClient",
     "CancelNotAllowed",
     "ClientConfig",
+    "ClientTls",
     "ConfigurationError",
     "DataTooLarge",
     "IdempotencyConflict",
@@ -53,7 +60,11 @@ __all__ = [
     "RetryPolicy",
     "ServiceUnavailable",
     "TokenExpired",
+    "TokenRequired",
+    "TokenWithheld",
+    "TooManyTokens",
     "Unauthenticated",
     "UnknownEvent",
     "load_config",
+    "token_id",
 ]

@@ -12,7 +12,7 @@ from typing import TypeAlias, TypeVar
 
 import grpc
 
-from .channels import CHANNEL_OPTIONS
+from .channels import CHANNEL_OPTIONS, ChannelOptions
 
 T = TypeVar("T")
 Request = TypeVar("Request")
@@ -25,11 +25,13 @@ StreamCall: TypeAlias = "grpc.aio.UnaryStreamMultiCallable[Request, Response]"
 Result: TypeAlias = Awaitable[T]
 
 
-def open_channel(target: str, credentials: grpc.ChannelCredentials | None) -> Channel:
+def open_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions = CHANNEL_OPTIONS
+) -> Channel:
     """A TLS channel with ``credentials``, or a plaintext one without."""
     if credentials is not None:
-        return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(target, credentials, options=options)
+    return grpc.aio.insecure_channel(target, options=options)
 
 
 async def close_channel(channel: Channel) -> None:

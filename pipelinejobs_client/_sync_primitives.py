@@ -11,7 +11,7 @@ from typing import Annotated, TypeAlias, TypeVar
 
 import grpc
 
-from .channels import CHANNEL_OPTIONS
+from .channels import CHANNEL_OPTIONS, ChannelOptions
 
 T = TypeVar("T")
 Request = TypeVar("Request")
@@ -24,11 +24,13 @@ StreamCall: TypeAlias = "grpc.UnaryStreamMultiCallable[Request, Response]"
 Result: TypeAlias = Annotated[T, "returned as it is"]
 
 
-def open_channel(target: str, credentials: grpc.ChannelCredentials | None) -> Channel:
+def open_channel(
+    target: str, credentials: grpc.ChannelCredentials | None, options: ChannelOptions = CHANNEL_OPTIONS
+) -> Channel:
     """A TLS channel with ``credentials``, or a plaintext one without."""
     if credentials is not None:
-        return grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
-    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        return grpc.secure_channel(target, credentials, options=options)
+    return grpc.insecure_channel(target, options=options)
 
 
 def close_channel(channel: Channel) -> None:

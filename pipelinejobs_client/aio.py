@@ -7,14 +7,15 @@ then run ``make client``; ``make check`` fails while client.py is stale.
 
 Every unary call goes through ``_call``: credentials, a deadline, retries of what retry.py declares safe
 to repeat, and gRPC errors turned into the typed exceptions of errors.py. The stream (``watch_job``)
-goes through ``_stream``, with the same credentials and error mapping, and the paged listings through
-``_pages``.
+goes through ``_stream``, with the same credentials and error mapping, and resumes after the last entry
+received when the server ends it or the connection drops; the paged listings go through ``_pages``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from time import monotonic
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
@@ -32,14 +33,26 @@ from pipelinejobs_client.api.v1 import (
 
 from . import requests
 from ._async_primitives import Result, StreamCall, UnaryCall, close_channel, open_channel, sleep
-from .channels import DEFAULT_TIMEOUT_S, call_metadata, channel_credentials
-from .errors import JobNotFound, PipelineJobsError, from_rpc_error
+from .channels import DEFAULT_TIMEOUT_S, Tls, call_metadata, channel_credentials, channel_options
+from .errors import (
+    DeadlineExceeded,
+    JobNotFound,
+    PipelineJobsError,
+    ServiceUnavailable,
+    WatchResume,
+    from_rpc_error,
+)
 from .names import EventLike
 from .retry import RetryPolicy, method_of, safe_to_repeat
 
 Request = TypeVar("Request", bound=Message)
 Response = TypeVar("Response")
 Item = TypeVar("Item")
+
+# A watch the server ended (WATCH_RESUME) after being open this long was served, not refused: resuming
+# it does not count against the retry policy's attempts, however often it happens. A stopping server
+# ends the watches that reach it within milliseconds; those count.
+SERVED_S = 0.25
 
 
 class _Page(Protocol):
@@ -68,7 +81,8 @@ class AsyncJobsClient:
     """A connection to a PipelineJobs server.
 
     ``target`` is ``host:port``. ``api_key`` is sent as ``authorization: Bearer <key>``. ``tls`` is False
-    (plaintext, for loopback and trusted networks), True (system roots) or ``grpc.ChannelCredentials``.
+    (plaintext, for loopback and trusted networks), True (system roots), a ``ClientTls`` (a CA file, a
+    client certificate and key, the name to check; tls.py) or ``grpc.ChannelCredentials``.
     ``timeout`` is each call's deadline in seconds, and ``retry`` the policy for the calls that are safe
     to repeat. Use the client as a context manager, or call ``close()``.
 
@@ -81,7 +95,7 @@ class AsyncJobsClient:
         target: str,
         *,
         api_key: str | None = None,
-        tls: bool | grpc.ChannelCredentials = False,
+        tls: Tls = False,
         timeout: float = DEFAULT_TIMEOUT_S,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -89,7 +103,7 @@ class AsyncJobsClient:
         self.timeout = timeout
         self._metadata = call_metadata(api_key)
         self._retry = retry or RetryPolicy()
-        self._channel = open_channel(target, channel_credentials(tls))
+        self._channel = open_channel(target, channel_credentials(tls), channel_options(tls))
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._pipelines = pipeline_service_pb2_grpc.PipelineServiceStub(self._channel)
 
@@ -132,7 +146,8 @@ class AsyncJobsClient:
     ) -> AsyncIterator[Response]:
         """One server-streaming RPC with credentials and typed errors; ``deadline`` bounds the whole stream.
 
-        Never repeated (retry.py): the replies already yielded would come again.
+        Never repeated as it is (retry.py): the replies already yielded would come again. ``watch_job``
+        resumes instead, with a request that starts after the last reply.
         """
         try:
             async for reply in rpc(request, timeout=deadline, metadata=self._metadata):
@@ -195,8 +210,10 @@ class AsyncJobsClient:
     ) -> job_service_pb2.CreateJobResponse:
         """Create a job, or get the existing one with the same identity and a fresh token.
 
-        Returns the job, its token (shown only here) and whether this call created it; raises
-        ``PipelineNotFound`` and ``DataTooLarge``.
+        Returns the job, its token (shown only here), the token's id and whether this call created it.
+        For a job another API key created, the reply has no token and ``token_withheld`` is True: only
+        the creating key and admin keys get tokens. Raises ``PipelineNotFound``, ``DataTooLarge`` and
+        ``TooManyTokens`` (the job holds the maximum of live tokens).
         """
         request = requests.create_job(
             pipeline_uuid,
@@ -264,16 +281,40 @@ class AsyncJobsClient:
         *,
         after_seq: int = 0,
         until_states: Iterable[str | int] = (),
-        timeout: float | None = None,  # noqa: ASYNC109 - the stream's gRPC deadline
+        timeout: float | None = None,  # noqa: ASYNC109 - the whole watch's gRPC deadline
+        resume: bool = True,
     ) -> AsyncIterator[job_pb2.HistoryEvent]:
         """The history after ``after_seq``, then each new entry; ends once the job is in ``until_states``.
 
-        Reconnect with the last ``seq`` received to continue without loss or repeats. ``timeout`` bounds
-        the whole stream (None: no deadline), which then raises ``DeadlineExceeded``.
+        The server ends a watch now and then (its maximum duration, or when it stops) with
+        ``WatchResume``, and connections drop. With ``resume`` the watch goes on after the last ``seq``
+        received, without loss or repeats: at once after a served watch, else with the retry policy's
+        backoff, and ``ServiceUnavailable`` comes after its attempts in a row that got nothing. Without
+        it, those errors are raised; reconnect with the last ``seq`` received. ``timeout`` bounds the
+        whole watch, resumes included (None: no deadline), which then raises ``DeadlineExceeded``.
         """
         request = requests.watch_job(uuid, after_seq=after_seq, until_states=until_states)
-        async for reply in self._stream(self._jobs.WatchJob, request, deadline=timeout):
-            yield reply.event
+        deadline = None if timeout is None else monotonic() + timeout
+        failures = 0
+        while True:
+            left = None if deadline is None else deadline - monotonic()
+            if left is not None and left <= 0:
+                raise DeadlineExceeded("the watch's deadline passed", code=grpc.StatusCode.DEADLINE_EXCEEDED)
+            opened, received = monotonic(), False
+            try:
+                async for reply in self._stream(self._jobs.WatchJob, request, deadline=left):
+                    request.after_seq, received = reply.event.seq, True
+                    yield reply.event
+                return
+            except ServiceUnavailable as error:
+                if not resume:
+                    raise
+                served = isinstance(error, WatchResume) and monotonic() - opened >= SERVED_S
+                failures = 0 if received or served else failures + 1
+                if failures >= self._retry.attempts:
+                    raise
+            pause = self._retry.backoff(max(failures - 1, 0))
+            await sleep(pause if deadline is None else max(min(pause, deadline - monotonic()), 0))
 
     async def send_event(
         self,
@@ -361,6 +402,14 @@ class AsyncJobsClient:
     async def verify_history(self, uuid: str) -> job_service_pb2.VerifyHistoryResponse:
         """Recompute the job's hash chain: whether it is valid, how many entries, the first bad ``seq``."""
         return await self._call(self._jobs.VerifyHistory, job_service_pb2.VerifyHistoryRequest(uuid=uuid))
+
+    async def revoke_tokens(self, uuid: str, *, token_id: str = "", all_tokens: bool = False) -> int:
+        """Revoke one token of a job by its id (``CreateJobResponse.token_id``, or ``token_id(token)``)
+        or, with ``all_tokens=True``, every token of the job; needs an admin key. Returns how many were
+        removed (0 when the id matches none: a repeat changes nothing)."""
+        request = job_service_pb2.RevokeTokensRequest(uuid=uuid, token_id=token_id, all_tokens=all_tokens)
+        reply = await self._call(self._jobs.RevokeTokens, request)
+        return reply.revoked
 
     async def get_state_machine(self) -> job_service_pb2.GetStateMachineResponse:
         """The state machine: its states, events, and every allowed transition."""

@@ -65,6 +65,16 @@ class DataTooLarge(PipelineJobsError):
     REASON = "DATA_TOO_LARGE"
 
 
+class TooManyTokens(PipelineJobsError):
+    """``CreateJob`` of a job that holds the maximum of live tokens (``.max_tokens``); none is pushed out."""
+
+    REASON = "TOO_MANY_TOKENS"
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.metadata.get("max_tokens", "0") or 0)
+
+
 class NotFound(PipelineJobsError):
     REASON = "NOT_FOUND"
 
@@ -115,6 +125,22 @@ class InvalidToken(Unauthenticated):
     REASON = "INVALID_TOKEN"
 
 
+class TokenWithheld(TokenRequired):
+    """Raised by the client, not sent by the service: an event needs the job's token, and this object has
+    none, because the service withheld it (``CreateJob`` of a job another API key created). Caught as
+    ``TokenRequired``, what the service would have answered."""
+
+    def __init__(self, job_uuid: str) -> None:
+        super().__init__(
+            f"no token for job {job_uuid}: it was created with another API key, and the service gives "
+            "fresh tokens only to that key (and admin keys). Use PipelineJob.attach() with a token its "
+            "creator shares, or the creating key",
+            code=grpc.StatusCode.UNAUTHENTICATED,
+            reason="TOKEN_REQUIRED",
+            metadata={"uuid": job_uuid},
+        )
+
+
 class TokenExpired(Unauthenticated):
     REASON = "TOKEN_EXPIRED"
 
@@ -143,6 +169,32 @@ class ServiceUnavailable(PipelineJobsError):
     """The service, or its database, cannot be reached; retrying later may succeed."""
 
     REASON = "UNAVAILABLE"
+
+
+class WatchResume(ServiceUnavailable):
+    """The server ended a watch before the job reached a state it waits for (the watch's maximum
+    duration, or the server stopping): watch again after ``after_seq``. ``watch_job`` does so itself
+    unless told not to (``resume=False``)."""
+
+    REASON = "WATCH_RESUME"
+
+    @property
+    def after_seq(self) -> int:
+        raw = self.metadata.get("after_seq", "")
+        return int(raw) if raw.isdigit() else 0
+
+
+class TooManyWatches(PipelineJobsError):
+    """The API key, or the server, has as many watches open as it allows (``limit``): end one first.
+
+    The reason says which cap: ``TOO_MANY_WATCHES_FOR_KEY`` or ``TOO_MANY_WATCHES_ON_SERVER``."""
+
+    REASON = "TOO_MANY_WATCHES"
+
+    @property
+    def limit(self) -> int:
+        raw = self.metadata.get("limit", "")
+        return int(raw) if raw.isdigit() else 0
 
 
 class DeadlineExceeded(PipelineJobsError):

@@ -4,6 +4,10 @@ Constructing a PipelineJob creates the job in the service (``CreateJob`` is idem
 ``uuid``, ``token``, ``path`` and ``callback`` can be read straight away, before ``setup()``, as the seed
 prints them. Every event method sends one event with the job's token (and an idempotency key, so the
 client's retries never apply it twice) and returns the job, so calls chain. docs/client.md tells the story.
+
+The service issues tokens for an existing job only to the API key that created it (and admin keys): a
+PipelineJob for a job another key created has no token, and its event methods raise ``TokenWithheld``
+before sending anything.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from . import reactors
 from .client import JobsClient
 from .config import ClientConfig, load_config
+from .errors import TokenWithheld
 from .history import SeedEntry, plain_object, seed_history
 from .names import state_name
 from .payload import Data, checked_data, to_dict
+from .tokens import token_id
 
 Links = str | Iterable[str]
 
@@ -76,6 +82,7 @@ class PipelineJob:
         self._owns_client = client is None
         self._client = client if client is not None else self._config.client()
         self._token = ""
+        self._withheld = False  # the service gave no token, and this object holds none
         self._callback: str | None = None
         self._job = job_pb2.Job()
 
@@ -126,6 +133,12 @@ class PipelineJob:
             task=self._caller.task,
         )
         self._job = reply.job
+        if reply.token_withheld or not reply.token:
+            # Another key created the job: keep the token this object already holds (from attach()),
+            # if any; the events say what is missing when they need it.
+            self._withheld = not self._token
+            return
+        self._withheld = False
         self._token = reply.token
         self._callback = self._config.callback_url(reply.callback_url)
 
@@ -144,8 +157,15 @@ class PipelineJob:
         return self
 
     def event(self, name: str, data: Data | None = None) -> Self:
-        """Send any event by its seed name (``"run"``, ``"update"`` …) with optional ``data``."""
-        reply = self._client.send_event(self.uuid, name, token=self._token, data=checked_data(data))
+        """Send any event by its seed name (``"run"``, ``"update"`` …) with optional ``data``.
+
+        Raises ``TokenWithheld`` (a ``TokenRequired``) without sending when the service withheld the
+        token (the job was created with another API key) and this object holds none.
+        """
+        payload = checked_data(data)
+        if self._withheld:
+            raise TokenWithheld(self.uuid)
+        reply = self._client.send_event(self.uuid, name, token=self._token, data=payload)
         self._job = reply.job
         return self
 
@@ -207,6 +227,8 @@ class PipelineJob:
 
     def cancel(self) -> None:
         """Delete the job and its history; only while it has never been RUNNING (``CancelNotAllowed``)."""
+        if self._withheld:
+            raise TokenWithheld(self.uuid)
         self._client.cancel_job(self.uuid, token=self._token)
 
     # -- properties -----------------------------------------------------------------------------------
@@ -218,8 +240,17 @@ class PipelineJob:
 
     @property
     def token(self) -> str:
-        """The job token this object sends events with. A secret: store it, do not log it."""
+        """The job token this object sends events with. A secret: store it, do not log it.
+
+        "" when the service withheld it: the job was created with another API key.
+        """
         return self._token
+
+    @property
+    def token_id(self) -> str:
+        """The token's non-secret id, what an operator revokes it by (``pipelinejobs jobs revoke-tokens``);
+        "" without a token."""
+        return token_id(self._token) if self._token else ""
 
     @property
     def path(self) -> str:
@@ -259,7 +290,10 @@ class PipelineJob:
     def agave_notification(self) -> dict[str, str | bool]:
         """The entry to add to an Agave job's ``notifications`` so its status changes reach this job."""
         if not self._callback:
-            raise ValueError("this job has no callback URL yet: call setup() to get one")
+            raise ValueError(
+                "this job has no callback URL: call setup() to get one (none comes when the job was "
+                "created with another API key: the URL carries a token, and only that key gets tokens)"
+            )
         return {"url": self._callback, "event": "*", "persistent": False}
 
     # -- resources ------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ RETRY_SAFE: Final[Mapping[str, str]] = {
     "/pipelinejobs.v1.JobService/RejectEvent": "at least once: a duplicate row beats a lost one",
     "/pipelinejobs.v1.JobService/ListRejectedEvents": _READ,
     "/pipelinejobs.v1.JobService/VerifyHistory": _READ,
+    "/pipelinejobs.v1.JobService/RevokeTokens": "revoking what is already revoked removes nothing more",
     "/pipelinejobs.v1.JobService/GetStateMachine": _READ,
     "/pipelinejobs.v1.JobService/ExportProvenance": _READ,
 }

@@ -79,12 +79,18 @@ def job(message: job_pb2.Job) -> dict[str, Any]:
 
 
 def created_job(reply: job_service_pb2.CreateJobResponse) -> dict[str, Any]:
-    """The one view that holds the job token: the service shows it only in this reply."""
+    """The one view that holds the job token: the service shows it only in this reply.
+
+    ``token_withheld``: the job was created with another API key, so no token came (``token`` "",
+    ``token_id``, ``token_expire_time`` and ``callback_url`` empty).
+    """
     expires = reply.token_expire_time
     return {
         "created": reply.created,
         "job": job(reply.job),
         "token": reply.token,
+        "token_id": reply.token_id,
+        "token_withheld": reply.token_withheld,
         "token_expire_time": iso(expires) if reply.HasField("token_expire_time") else None,
         "callback_url": reply.callback_url,
     }

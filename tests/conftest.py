@@ -19,7 +19,7 @@ from pipelinejobs_client import JobsClient
 from pipelinejobs_server.shim import ShimSettings
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import ServerThread, ShimThread, start_grpc_server, test_settings
-from tests.support import CLIENT_KEY, Stubs, stubs
+from tests.support import CALLBACK_KEY_SECRET, CLIENT_KEY, Stubs, stubs
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +121,9 @@ def shim_server(embedded: EmbeddedDatabase) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def shim(shim_server: ServerThread) -> Iterator[ShimThread]:
-    shim = ShimThread(ShimSettings(server=shim_server.address)).start()
+    shim = ShimThread(
+        ShimSettings(server=shim_server.address, callback_key_secret=CALLBACK_KEY_SECRET)
+    ).start()
     yield shim
     shim.stop()
 

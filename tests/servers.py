@@ -27,6 +27,7 @@ from pipelinejobs_server.domain.clock import SYSTEM_CLOCK, Clock
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.stopping import settle_tasks
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
+from pipelinejobs_server.web.connections import ConnectionLimits
 from pipelinejobs_server.web.mounting import mounted
 from pipelinejobs_server.web.serving import RunningApp, bind, start_app
 from tests.support import ADMIN_KEY, CLIENT_KEY
@@ -132,8 +133,11 @@ class _AppThread(_LoopThread[RunningApp]):
     def _app(self) -> ASGIApp:
         raise NotImplementedError
 
+    def _limits(self) -> ConnectionLimits:
+        raise NotImplementedError
+
     def _serve(self) -> None:
-        self._start(start_app(self._app(), self._sock or bind("127.0.0.1", 0)), 30)
+        self._start(start_app(self._app(), self._sock or bind("127.0.0.1", 0), "http", self._limits()), 30)
 
     @property
     def url(self) -> str:
@@ -150,6 +154,9 @@ class ShimThread(_AppThread):
 
     def _app(self) -> ASGIApp:
         return shim.create_app(self.settings)
+
+    def _limits(self) -> ConnectionLimits:
+        return self.settings.connections
 
     def start(self) -> ShimThread:
         self._serve()
@@ -175,6 +182,10 @@ class DashboardThread(_AppThread):
         if self._shim_settings is not None:
             apps[""] = shim.create_app(self._shim_settings)
         return mounted(apps)
+
+    def _limits(self) -> ConnectionLimits:
+        # Under `up` the shim's settings govern the port they share, as here.
+        return (self._shim_settings or self.settings).connections
 
     def start(self) -> DashboardThread:
         self._serve()

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 ADMIN_KEY = "test-admin-key-0123456789abcdef"
 CLIENT_KEY = "test-client-key-0123456789abcdef"
+CALLBACK_KEY_SECRET = "test-callback-key-secret-0123456789abcdef"
 
 
 @dataclass

@@ -1,12 +1,18 @@
-"""Quick-start API key files (keyfiles.py): created once with mode 0600, reused, regenerated if empty."""
+"""Quick-start API key files (keyfiles.py): created once with mode 0600, reused, regenerated if blank.
+
+What they refuse (loose modes, other owners, symlinks, short keys) is in tests/security/test_keyfiles.py."""
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from pathlib import Path
 
-from pipelinejobs_server.keyfiles import load_or_create
+import pytest
+
+from pipelinejobs_server.keyfiles import load_or_create, mode_of
+from pipelinejobs_server.settings import SettingsError
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -36,10 +42,38 @@ def test_second_call_returns_the_same_key(tmp_path: Path) -> None:
 
 
 def test_existing_key_is_read_not_replaced(tmp_path: Path) -> None:
+    # The operator's own key, as safe as a generated one: 0600, theirs, 22 characters or more.
     path = tmp_path / "admin.key"
-    path.write_text("  my-own-key  \n")
-    assert load_or_create(path) == "my-own-key"
-    assert path.read_text() == "  my-own-key  \n"
+    path.write_text("  my-own-key-0123456789abc  \n")
+    path.chmod(0o600)
+    assert load_or_create(path) == "my-own-key-0123456789abc"
+    assert path.read_text() == "  my-own-key-0123456789abc  \n"
+
+
+def test_a_generated_key_passes_its_own_checks(tmp_path: Path) -> None:
+    """What ``up`` generates is accepted on the next start: 0600, this user's, 43 characters."""
+    path = tmp_path / "client.key"
+    key = load_or_create(path)
+    assert load_or_create(path) == key
+    assert path.stat().st_uid == os.geteuid()
+    assert mode_of(path) == 0o600
+
+
+def test_a_blank_file_of_loose_mode_is_replaced_not_refused(tmp_path: Path) -> None:
+    """A blank file holds nothing to leak or trust (an interrupted start): a fresh 0600 key replaces it."""
+    path = tmp_path / "admin.key"
+    path.write_text("\n")
+    path.chmod(0o666)
+    key = load_or_create(path)
+    assert path.read_text() == key + "\n"
+    assert mode(path) == 0o600
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "admin.key"
+    os.mkfifo(path, 0o600)
+    with pytest.raises(SettingsError, match="not a regular file"):
+        load_or_create(path)
 
 
 def test_different_files_get_different_keys(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelinejobs_server.domain.naming import DEFAULT_ARCHIVE_TEMPLATE
-from pipelinejobs_server.settings import Limits, Settings, SettingsError
+from pipelinejobs_server.settings import Limits, Settings, SettingsError, Streams
 
 TEMPLATE = "/data/{pipeline_uuid}/{job_uuid}"
 
@@ -60,8 +60,8 @@ def test_every_variable_is_read() -> None:
         "PIPELINEJOBS_DB_TIMEOUT_MS": "5000",
         "PIPELINEJOBS_GRPC_HOST": "0.0.0.0",  # noqa: S104 - a value under test, nothing binds it
         "PIPELINEJOBS_GRPC_PORT": "6000",
-        "PIPELINEJOBS_ADMIN_KEY": "admin-one",
-        "PIPELINEJOBS_CLIENT_KEYS": "client-one",
+        "PIPELINEJOBS_ADMIN_KEY": "admin-one-0123456789abcdef",
+        "PIPELINEJOBS_CLIENT_KEYS": "client-one-0123456789abcdef",
         "PIPELINEJOBS_TOKEN_TTL_HOURS": "5",
         "PIPELINEJOBS_ARCHIVE_TEMPLATE": TEMPLATE,
         "PIPELINEJOBS_PUBLIC_URL": "https://jobs.example.org",
@@ -75,8 +75,8 @@ def test_every_variable_is_read() -> None:
     assert settings.db_timeout_ms == 5000
     assert settings.host == "0.0.0.0"  # noqa: S104
     assert settings.port == 6000
-    assert settings.admin_keys == ("admin-one",)
-    assert settings.client_keys == ("client-one",)
+    assert settings.admin_keys == ("admin-one-0123456789abcdef",)
+    assert settings.client_keys == ("client-one-0123456789abcdef",)
     assert settings.token_ttl == timedelta(hours=5)
     assert settings.archive_template == TEMPLATE
     assert settings.public_url == "https://jobs.example.org"
@@ -85,14 +85,18 @@ def test_every_variable_is_read() -> None:
     assert settings.limits.max_data_depth == 3
 
 
+# Keys of at least 22 characters (128 bits as base64url): shorter ones are refused (tests/security).
+FIRST, SECOND, THIRD = ("first" + "-" * 17, "second" + "-" * 16, "third" + "-" * 17)
+
+
 def test_admin_keys_are_comma_separated() -> None:
-    settings = Settings.from_environ({"PIPELINEJOBS_ADMIN_KEY": " first , second,,third ,"})
-    assert settings.admin_keys == ("first", "second", "third")
+    settings = Settings.from_environ({"PIPELINEJOBS_ADMIN_KEY": f" {FIRST} , {SECOND},,{THIRD} ,"})
+    assert settings.admin_keys == (FIRST, SECOND, THIRD)
 
 
 def test_client_keys_are_comma_separated() -> None:
-    settings = Settings.from_environ({"PIPELINEJOBS_CLIENT_KEYS": "a1,b2 , c3"})
-    assert settings.client_keys == ("a1", "b2", "c3")
+    settings = Settings.from_environ({"PIPELINEJOBS_CLIENT_KEYS": f"{FIRST},{SECOND} , {THIRD}"})
+    assert settings.client_keys == (FIRST, SECOND, THIRD)
 
 
 def test_blank_key_lists_hold_no_keys() -> None:
@@ -133,6 +137,17 @@ def test_port_zero_is_allowed() -> None:
 def test_non_integers_are_refused(name: str, raw: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_environ({name: raw})
+
+
+@pytest.mark.parametrize("name", ["PIPELINEJOBS_MAX_JOB_DATA_BYTES", "PIPELINEJOBS_MAX_EVENT_DATA_BYTES"])
+def test_data_limits_are_kept_small_enough_for_one_item_to_fit_in_a_reply(name: str) -> None:
+    # A list reply holds at least one item (api/replies.py): a job with more data than a reply can
+    # carry would stop every listing it is on, for everyone.
+    largest = Limits().largest_data_bytes
+    assert largest > Limits().max_job_data_bytes  # the defaults leave room
+    assert Settings.from_environ({name: str(largest)}).limits is not None
+    with pytest.raises(SettingsError, match=f"{name} must be at most {largest}"):
+        Settings.from_environ({name: str(largest + 1)})
 
 
 @pytest.mark.parametrize(
@@ -228,5 +243,71 @@ def test_tls_metrics_and_log_format_settings(tmp_path: Path) -> None:
     ],
 )
 def test_bad_tls_metrics_and_log_settings_are_refused(environ: dict[str, str], mentioned: str) -> None:
+    with pytest.raises(SettingsError, match=mentioned):
+        Settings.from_environ(environ)
+
+
+def test_the_rejected_log_settings() -> None:
+    defaults = Settings.from_environ({})
+    assert (defaults.limits.max_rejected_per_job, defaults.limits.max_rejected_data_bytes) == (100, 4096)
+    assert defaults.rejected_retention is None
+    settings = Settings.from_environ(
+        {
+            "PIPELINEJOBS_MAX_REJECTED_PER_JOB": "2",
+            "PIPELINEJOBS_MAX_REJECTED_DATA_BYTES": "256",
+            "PIPELINEJOBS_REJECTED_RETENTION_DAYS": "30",
+        }
+    )
+    assert (settings.limits.max_rejected_per_job, settings.limits.max_rejected_data_bytes) == (2, 256)
+    assert settings.rejected_retention == timedelta(days=30)
+    assert Settings.from_environ({"PIPELINEJOBS_REJECTED_RETENTION_DAYS": "0"}).rejected_retention is None
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "says"),
+    [
+        ("PIPELINEJOBS_MAX_REJECTED_PER_JOB", "1", "at least 2"),
+        ("PIPELINEJOBS_MAX_REJECTED_DATA_BYTES", "255", "at least 256"),
+        ("PIPELINEJOBS_REJECTED_RETENTION_DAYS", "-1", "at least 0"),
+        ("PIPELINEJOBS_REJECTED_RETENTION_DAYS", "36501", "at most 36500"),
+        ("PIPELINEJOBS_REJECTED_RETENTION_DAYS", "a month", "integer"),
+    ],
+)
+def test_bad_rejected_log_settings_are_refused(name: str, raw: str, says: str) -> None:
+    with pytest.raises(SettingsError, match=f"{name}.*{says}"):
+        Settings.from_environ({name: raw})
+
+
+def test_stream_settings_default_and_are_read() -> None:
+    assert Settings.from_environ({}).streams == Streams(
+        max_watches_per_key=100, max_watches=1000, max_watch_s=1800.0, max_concurrent_rpcs=2000
+    )
+    environ = {
+        "PIPELINEJOBS_MAX_WATCHES_PER_KEY": "5",
+        "PIPELINEJOBS_MAX_WATCHES": "50",
+        "PIPELINEJOBS_MAX_WATCH_SECONDS": "90.5",
+        "PIPELINEJOBS_MAX_CONCURRENT_RPCS": "51",
+    }
+    assert Settings.from_environ(environ).streams == Streams(5, 50, 90.5, 51)
+    assert Settings.from_environ(dict.fromkeys(environ, "")).streams == Streams()
+
+
+@pytest.mark.parametrize(
+    ("environ", "mentioned"),
+    [
+        ({"PIPELINEJOBS_MAX_WATCHES_PER_KEY": "0"}, "at least 1"),
+        ({"PIPELINEJOBS_MAX_WATCHES": "many"}, "PIPELINEJOBS_MAX_WATCHES must be an integer"),
+        ({"PIPELINEJOBS_MAX_WATCH_SECONDS": "0"}, "PIPELINEJOBS_MAX_WATCH_SECONDS"),
+        ({"PIPELINEJOBS_MAX_WATCH_SECONDS": "86401"}, "PIPELINEJOBS_MAX_WATCH_SECONDS"),
+        ({"PIPELINEJOBS_MAX_CONCURRENT_RPCS": "0"}, "at least 1"),
+        # Watches alone must never take every call slot from unary calls and health checks.
+        ({"PIPELINEJOBS_MAX_CONCURRENT_RPCS": "1000"}, "must be above PIPELINEJOBS_MAX_WATCHES"),
+        (
+            {"PIPELINEJOBS_MAX_WATCHES": "3000", "PIPELINEJOBS_MAX_CONCURRENT_RPCS": "2000"},
+            "must be above PIPELINEJOBS_MAX_WATCHES",
+        ),
+    ],
+)
+def test_bad_stream_settings_are_refused(environ: dict[str, str], mentioned: str) -> None:
     with pytest.raises(SettingsError, match=mentioned):
         Settings.from_environ(environ)

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pipelinejobs_client import JobsClient, RetryPolicy
+from pipelinejobs_client import ClientTls, JobsClient, RetryPolicy
 from pipelinejobs_client.api.v1 import job_pb2
 from pipelinejobs_client.errors import UnknownEvent
 from pipelinejobs_client.names import event_name, event_value
+from pipelinejobs_client.tls import CA_ENV, CERT_ENV, KEY_ENV, SERVER_NAME_ENV, TLS_ENV
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 SERVER_ENV = "PIPELINEJOBS_SERVER"
@@ -75,13 +76,46 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--api-key-file", metavar="PATH", help="read the API key from a file, e.g. .pipelinejobs/client.key"
     )
-    group.add_argument("--tls", action="store_true", help="connect with TLS (system root certificates)")
+    group.add_argument(
+        "--tls",
+        action="store_true",
+        help=f"connect with TLS, the system's root certificates (env {TLS_ENV}=1)",
+    )
+    add_client_tls_arguments(group)
     group.add_argument(
         "--timeout",
         type=positive_float,
         default=10.0,
         metavar="SECONDS",
         help="deadline of each call (default 10)",
+    )
+
+
+def add_client_tls_arguments(group: argparse._ActionsContainer) -> None:
+    """A TLS client's files (each implies TLS): the CLI's commands, ``health``, ``shim`` and ``dashboard``."""
+    group.add_argument(
+        "--tls-ca", metavar="PEM", help=f"trust the server's certificate if this CA signed it (env {CA_ENV})"
+    )
+    group.add_argument(
+        "--tls-client-cert", metavar="PEM", help=f"client certificate chain to present (env {CERT_ENV})"
+    )
+    group.add_argument("--tls-client-key", metavar="PEM", help=f"its private key (env {KEY_ENV})")
+    group.add_argument(
+        "--tls-server-name",
+        metavar="NAME",
+        help=f"the name the server's certificate must carry, if not the host (env {SERVER_NAME_ENV})",
+    )
+
+
+def client_tls(options: argparse.Namespace, environ: Mapping[str, str]) -> ClientTls | None:
+    """TLS from the flags over the environment; None for plaintext. Raises ValueError if half-configured."""
+    return ClientTls.from_environ(
+        environ,
+        tls=bool(getattr(options, "tls", False)),
+        ca_file=options.tls_ca,
+        cert_file=options.tls_client_cert,
+        key_file=options.tls_client_key,
+        server_name=options.tls_server_name,
     )
 
 
@@ -114,15 +148,21 @@ def server(options: argparse.Namespace, environ: Mapping[str, str]) -> str:
     return str(options.server or environ.get(SERVER_ENV) or DEFAULT_SERVER)
 
 
-def connect(options: argparse.Namespace, environ: Mapping[str, str]) -> JobsClient:
+def connect(
+    options: argparse.Namespace, environ: Mapping[str, str], *, retry: RetryPolicy = CLI_RETRY
+) -> JobsClient:
     """The public client, configured from the options and the environment."""
-    return JobsClient(
-        server(options, environ),
-        api_key=api_key(options, environ),
-        tls=bool(options.tls),
-        timeout=float(options.timeout),
-        retry=CLI_RETRY,
-    )
+    try:
+        tls = client_tls(options, environ)
+        return JobsClient(
+            server(options, environ),
+            api_key=api_key(options, environ),
+            tls=tls or False,
+            timeout=float(options.timeout),
+            retry=retry,
+        )
+    except (ValueError, OSError) as error:  # a TLS file half-given, missing or unreadable
+        raise UsageError(str(error)) from None
 
 
 def job_token(options: argparse.Namespace, environ: Mapping[str, str]) -> str:

@@ -1,7 +1,9 @@
 """``pipelinejobs health``: ask a server's standard gRPC health service (grpc.health.v1); exit 0 if SERVING.
 
 A probe for scripts, load balancers and container health checks (the Dockerfile's HEALTHCHECK uses it).
-It needs no API key: the health service is open, as gRPC's own health checking protocol intends.
+It needs no API key: the health service is open, as gRPC's own health checking protocol intends. TLS
+comes from the same flags and variables as every client's (tls.py), so a container's check works with
+the container's environment.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pipelinejobs_client.channels import channel_options
+from pipelinejobs_client.tls import ClientTls
 
 from . import common
 
@@ -21,7 +25,7 @@ TIMEOUT_S = 5.0
 
 
 def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
-    """``pipelinejobs health [--server HOST:PORT] [--tls-ca PEM]``."""
+    """``pipelinejobs health [--server HOST:PORT] [--tls-ca PEM] [--tls-client-cert PEM ...]``."""
     parser = commands.add_parser(
         "health", help="ask a server's standard gRPC health service; exit 0 if SERVING"
     )
@@ -30,21 +34,27 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
         metavar="HOST:PORT",
         help=f"the server (env {common.SERVER_ENV}; default {common.DEFAULT_SERVER})",
     )
-    parser.add_argument("--tls-ca", default=None, metavar="PEM", help="check a TLS server, trusting this CA")
+    parser.add_argument("--tls", action="store_true", help="check a TLS server (system root certificates)")
+    common.add_client_tls_arguments(parser)
     parser.set_defaults(handler=check)
 
 
-def _channel(target: str, tls_ca: str | None) -> grpc.Channel:
-    if tls_ca:
-        credentials = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
-        return grpc.secure_channel(target, credentials)
-    return grpc.insecure_channel(target)
+def _channel(target: str, tls: ClientTls | None) -> grpc.Channel:
+    options = channel_options(tls or False)
+    if tls is not None:
+        return grpc.secure_channel(target, tls.credentials(), options=options)
+    return grpc.insecure_channel(target, options=options)
 
 
 def check(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Print ``HOST:PORT: STATUS``; exit 0 when SERVING, 1 for anything else (unreachable included)."""
     target = common.server(options, environ)
-    with _channel(target, options.tls_ca) as channel:
+    try:
+        tls = common.client_tls(options, environ)
+        channel = _channel(target, tls)
+    except (ValueError, OSError) as error:
+        raise common.UsageError(str(error)) from None
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S

@@ -1,4 +1,4 @@
-"""``pipelinejobs jobs create|show|event|cancel``: one job's life, from creation to its events.
+"""``pipelinejobs jobs create|show|event|cancel|revoke-tokens``: one job's life, from creation to its events.
 
 ``jobs list`` is in listing.py; the history, verification and rejected-event commands in history.py.
 ``jobs create`` is the only command that prints a job token: the service shows it in that one reply
@@ -8,17 +8,23 @@ and keeps only its hash.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 from typing import Any
 
-from pipelinejobs_client import views
+from pipelinejobs_client import token_id, views
 
 from . import common, history, listing, output, provenance, watch
 
+WITHHELD = (
+    "the job exists and was created with another API key; only that key (and admin keys) get tokens for "
+    "it: ask its creator for one, or use that key"
+)
+
 
 def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
-    """``pipelinejobs jobs ACTION``: create, show, list, event, cancel, history, verify, rejected, watch,
-    provenance."""
+    """``pipelinejobs jobs ACTION``: create, show, list, event, cancel, revoke-tokens, history, verify,
+    rejected, watch, provenance."""
     parser = commands.add_parser("jobs", help="create jobs, send them events, read their state and history")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -63,7 +69,20 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
     add_token_argument(cancel)
     cancel.set_defaults(handler=cancel_job)
 
-    for action in (create, show, event, cancel):
+    revoke = actions.add_parser(
+        "revoke-tokens",
+        help="revoke one token of a job, or all of them, so a leaked one stops working (admin)",
+    )
+    revoke.add_argument("uuid", metavar="UUID")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every token of the job")
+    which.add_argument("--id", metavar="TOKEN_ID", help="the token with this id (jobs create's token_id)")
+    which.add_argument(
+        "--token", metavar="TOKEN", help="the token itself: only its id is sent, computed here"
+    )
+    revoke.set_defaults(handler=revoke_tokens)
+
+    for action in (create, show, event, cancel, revoke):
         common.add_json_flag(action)
         common.add_connection_arguments(action)
     history.add_actions(actions)
@@ -114,15 +133,25 @@ def create_job(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
             session=options.session,
         )
     created = views.created_job(reply)
+    if created["token_withheld"]:
+        # On stderr as well, so that a script reading --json's "token" hears why it is empty.
+        print(f"note: {WITHHELD}", file=sys.stderr)
     if options.json:
         output.emit_json(created)
         return 0
+    if created["created"]:
+        outcome = "created"
+    elif created["token_withheld"]:
+        outcome = "the job existed; no token: it was created with another API key"
+    else:
+        outcome = "the job existed: a fresh token for it"
     output.details(
         {
-            "outcome": "created" if created["created"] else "the job existed: a fresh token for it",
+            "outcome": outcome,
             **_job_details(created["job"]),
-            "callback_url": created["callback_url"],
-            "token": created["token"],
+            "callback_url": created["callback_url"] or None,
+            "token": created["token"] or None,
+            "token_id": created["token_id"] or None,
             "token_expires": created["token_expire_time"],
         }
     )
@@ -176,4 +205,16 @@ def cancel_job(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
         output.emit_json({"uuid": options.uuid, "cancelled": True})
     else:
         print(f"cancelled {options.uuid}: the job and its history are deleted")
+    return 0
+
+
+def revoke_tokens(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Revoke a job's tokens (admin key): one by id, or all; the job and its history stay."""
+    chosen = token_id(options.token) if options.token else options.id or ""
+    with common.connect(options, environ) as client:
+        revoked = client.revoke_tokens(options.uuid, token_id=chosen, all_tokens=options.all)
+    if options.json:
+        output.emit_json({"uuid": options.uuid, "revoked": revoked})
+    else:
+        print(f"revoked {revoked} token{'' if revoked == 1 else 's'} of {options.uuid}")
     return 0

@@ -1,7 +1,9 @@
 """``pipelinejobs jobs watch UUID``: print a job's history, then each new entry as it is applied.
 
-The stream is resumed from the last seq printed when the connection drops (a server restart, say), so
-nothing is missed and nothing printed twice. It ends when the job reaches an ``--until`` state, or on
+The client resumes the stream after the last seq printed when the server ends it (``WATCH_RESUME``: the
+watch's maximum duration, a server stopping) or the connection drops, so nothing is missed and nothing
+printed twice; ``WATCH_RETRY`` bounds how long it keeps trying to reach a server that is gone. It ends
+with 0 when the job is in an ``--until`` state — checked, never assumed from the end of a stream — or on
 Ctrl-C.
 """
 
@@ -12,12 +14,15 @@ import json
 import time
 from collections.abc import Mapping
 
-from pipelinejobs_client import views
-from pipelinejobs_client.errors import DeadlineExceeded, ServiceUnavailable
+from pipelinejobs_client import JobsClient, RetryPolicy, views
+from pipelinejobs_client.errors import ServiceUnavailable
+from pipelinejobs_client.names import state_name
 
 from . import common
 
-RECONNECT_S = 1.0
+# A restart of the server takes seconds; a watch rides through one. Eight attempts in a row that reach
+# no server, with backoff up to 5 s between them, give up after ~10 to 20 s.
+WATCH_RETRY = RetryPolicy(attempts=8, initial_backoff_s=0.5, max_backoff_s=5.0)
 
 
 def add_action(actions: argparse._SubParsersAction[common.Parser]) -> None:
@@ -37,23 +42,39 @@ def add_action(actions: argparse._SubParsersAction[common.Parser]) -> None:
     watch.set_defaults(handler=watch_job)
 
 
+def _print(entry: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(entry, sort_keys=True), flush=True)
+        return
+    data = json.dumps(entry["data"], sort_keys=True) if entry["data"] else ""
+    print(
+        f"{entry['seq']:>6}  {entry['timestamp']}  {entry['event']:<10} "
+        f"{entry['from_state'] or '-':>10} -> {entry['to_state']:<10} {data}",
+        flush=True,
+    )
+
+
+def _reached(client: JobsClient, uuid: str, last_state: str, until: list[str]) -> bool:
+    """Whether the job is in an ``--until`` state: the last entry printed says so, or the job does (a
+    watch of a job already there, after the last entry, prints nothing)."""
+    return bool(until) and (last_state in until or state_name(client.get_job(uuid).state) in until)
+
+
 def watch_job(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    seq = options.after_seq
-    with common.connect(options, environ) as client:
+    seq, last_state, early_ends = options.after_seq, "", 0
+    with common.connect(options, environ, retry=WATCH_RETRY) as client:
         while True:
-            try:
-                for event in client.watch_job(options.uuid, after_seq=seq, until_states=options.until):
-                    entry = views.history_event(event)
-                    if options.json:
-                        print(json.dumps(entry, sort_keys=True), flush=True)
-                    else:
-                        data = json.dumps(entry["data"], sort_keys=True) if entry["data"] else ""
-                        print(
-                            f"{entry['seq']:>6}  {entry['timestamp']}  {entry['event']:<10} "
-                            f"{entry['from_state'] or '-':>10} -> {entry['to_state']:<10} {data}",
-                            flush=True,
-                        )
-                    seq = event.seq
+            printed = seq
+            for event in client.watch_job(options.uuid, after_seq=seq, until_states=options.until):
+                entry = views.history_event(event)
+                _print(entry, options.json)
+                seq, last_state = event.seq, str(entry["to_state"])
+            if _reached(client, options.uuid, last_state, options.until):
                 return 0
-            except (ServiceUnavailable, DeadlineExceeded):
-                time.sleep(RECONNECT_S)  # resume after the last seq printed: no gap, no repeat
+            # The stream ended with OK short of the goal: a server of an earlier version did that when
+            # it stopped. Watch again, as after WATCH_RESUME, but not for ever.
+            early_ends = 0 if seq > printed else early_ends + 1
+            if early_ends >= WATCH_RETRY.attempts:
+                goal = " or ".join(options.until) if options.until else "a state to wait for"
+                raise ServiceUnavailable(f"the watch kept ending before the job reached {goal}")
+            time.sleep(WATCH_RETRY.backoff(max(early_ends - 1, 0)))

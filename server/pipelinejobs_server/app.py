@@ -27,6 +27,7 @@ from .service.listing import JobListing
 from .service.pipelines import Pipelines
 from .service.provenance import Provenance
 from .service.settling import RecordSettler
+from .service.watch_limits import WatchLimits
 from .service.watching import JobWatcher
 from .settings import Settings
 from .stopping import Budget
@@ -50,15 +51,22 @@ def build_services(
     settings: Settings, database: Database, notifier: HistoryNotifier, clock: Clock
 ) -> Services:
     """Stores over ``database``, and the services over them."""
-    jobs, pipelines, rejected = JobStore(database), PipelineStore(database), RejectedStore(database)
+    jobs, pipelines = JobStore(database), PipelineStore(database)
+    rejected = RejectedStore(database, keep=settings.limits.max_rejected_per_job)
     settler = RecordSettler(jobs)
+    # One set of caps for every live feed of the process: a feed added later takes its slots here too.
+    watch_limits = WatchLimits(
+        per_key=settings.streams.max_watches_per_key, total=settings.streams.max_watches
+    )
     return Services(
         credentials=Credentials(settings.admin_keys, settings.client_keys),
         pipelines=Pipelines(settings.limits, pipelines, clock),
         jobs=Jobs(settings, jobs, settler, pipelines, rejected, clock),
         events=Events(settings, jobs, settler, rejected, clock),
         listing=JobListing(jobs, settings.limits),
-        watcher=JobWatcher(jobs, settler, notifier),
+        watcher=JobWatcher(
+            jobs, settler, notifier, watch_limits, max_duration_s=settings.streams.max_watch_s
+        ),
         provenance=Provenance(jobs, settler, pipelines, settings.limits),
     )
 
@@ -77,8 +85,9 @@ class RunningServer:
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database.
 
-        Watch streams have no natural end, so they are ended first (cleanly, status OK): a client
-        reconnects elsewhere with its last seq and misses nothing.
+        Watch streams have no natural end, so they are ended first, with UNAVAILABLE / WATCH_RESUME and
+        their last seq: a client resumes elsewhere after it and misses nothing (never OK, which would
+        tell a client waiting for a state that the job reached it).
 
         Returns within ``grace_s + STOP_MARGIN_S`` (plus scheduling), also when the database stopped
         answering: then its background tasks are still inside driver calls that last up to the socket
@@ -107,6 +116,7 @@ class RunningServer:
 async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> RunningServer:
     database = Database(settings.mongodb_uri, settings.database, timeout_ms=settings.db_timeout_ms)
     await database.ensure_indexes()
+    await RejectedStore(database).ensure_retention(settings.rejected_retention)
     notifier = HistoryNotifier(database.collections.job_events)
     services = build_services(settings, database, notifier, clock)
     metrics = ServerMetrics()

@@ -25,6 +25,7 @@ TABLE: Final[dict[type[errors.PipelineJobsError], Codes]] = {
     errors.PipelineJobsError: Codes(grpc.StatusCode.INTERNAL, 500),
     errors.InvalidArgument: Codes(grpc.StatusCode.INVALID_ARGUMENT, 400),
     errors.DataTooLarge: Codes(grpc.StatusCode.RESOURCE_EXHAUSTED, 413),
+    errors.TooManyTokens: Codes(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
     errors.NotFound: Codes(grpc.StatusCode.NOT_FOUND, 404),
     errors.InvalidTransition: Codes(grpc.StatusCode.FAILED_PRECONDITION, 409),
     errors.CancelNotAllowed: Codes(grpc.StatusCode.FAILED_PRECONDITION, 409),
@@ -33,6 +34,7 @@ TABLE: Final[dict[type[errors.PipelineJobsError], Codes]] = {
     errors.IdempotencyConflict: Codes(grpc.StatusCode.ABORTED, 409),
     errors.ConcurrentModification: Codes(grpc.StatusCode.ABORTED, 409),
     errors.Unavailable: Codes(grpc.StatusCode.UNAVAILABLE, 503),
+    errors.TooManyWatches: Codes(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
 }
 
 

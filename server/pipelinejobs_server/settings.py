@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .domain.naming import DEFAULT_ARCHIVE_TEMPLATE, validate_template
+from .domain.tokens import MIN_KEY_LENGTH
 
 
 class SettingsError(ValueError):
@@ -53,17 +54,52 @@ def _keys(raw: str) -> tuple[str, ...]:
     return tuple(key.strip() for key in raw.split(",") if key.strip())
 
 
+# A list reply always holds at least one item (api/replies.py), so one job, pipeline or entry must fit in
+# a message: protobuf's Struct takes up to 5.5 times the bytes of the canonical JSON it carries (a list of
+# small numbers: "0," is 11 bytes of protobuf), and a job's links and other fields up to ~300 KiB more.
+STRUCT_EXPANSION = 6
+ITEM_ROOM_BYTES = 512 * 1024
+
+# The log's summary row of dropped rejections takes one place of the bound; the stand-in for a truncated
+# payload needs about 110 bytes of its own (domain/truncation.py).
+MIN_REJECTED_PER_JOB = 2
+MIN_REJECTED_DATA_BYTES = 256
+
+
 @dataclass(frozen=True)
 class Limits:
     max_event_data_bytes: int = 64 * 1024
     max_job_data_bytes: int = 256 * 1024
     max_data_depth: int = 32
     max_message_bytes: int = 4 * 1024 * 1024
-    # Each CreateJob of an existing job adds a token; expired ones are dropped, and past this many live
-    # ones the oldest goes (README, "Tokens"). Keeps a hot job's record small.
+    # Each CreateJob of an existing job by its creator adds a token; expired ones are dropped, and past
+    # this many live ones CreateJob is refused: a live token is never pushed out (README, "Tokens").
     max_tokens_per_job: int = 64
     default_page_size: int = 100
     max_page_size: int = 1000
+    # The rejected-events log of one job keeps its newest rows and counts the ones it drops; of a
+    # rejection's data it keeps this many bytes (ADR 011). Any token holder can add rejections.
+    max_rejected_per_job: int = 100
+    max_rejected_data_bytes: int = 4 * 1024
+
+    @property
+    def largest_data_bytes(self) -> int:
+        """The most data (canonical JSON) one item may carry and still fit in one reply."""
+        return (self.max_message_bytes - ITEM_ROOM_BYTES) // STRUCT_EXPANSION
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Bounds on long-lived calls (ADR 009). Watches of every feed (WatchJob, later WatchEvents) count
+    against the same two caps; past either, a new watch is refused with RESOURCE_EXHAUSTED."""
+
+    max_watches_per_key: int = 100  # one API key's open watches: a dashboard's tabs share its key
+    max_watches: int = 1000  # the whole process's
+    # A watch then ends with UNAVAILABLE / WATCH_RESUME and its last seq; the clients resume there.
+    max_watch_s: float = 1800.0
+    # Every call of every kind in flight at once (grpc.aio.server's maximum_concurrent_rpcs). Above
+    # max_watches, so that watches alone can never take every slot from unary calls and health checks.
+    max_concurrent_rpcs: int = 2000
 
 
 @dataclass(frozen=True)
@@ -96,9 +132,13 @@ class Settings:
     health_interval_s: float = 2.0
     limits: Limits = field(default_factory=Limits)
     tls: Tls = field(default_factory=Tls)
+    streams: Streams = field(default_factory=Streams)
     # None: no metrics endpoint; 0 picks a free port.
     metrics_port: int | None = None
     log_format: str = "text"
+    # None: rejected events are kept until their job is cancelled; else the database deletes them this
+    # long after they were refused (a TTL index).
+    rejected_retention: timedelta | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,7 +150,17 @@ class Settings:
             ),
             max_job_data_bytes=read_int(env, "PIPELINEJOBS_MAX_JOB_DATA_BYTES", Limits.max_job_data_bytes, 1),
             max_data_depth=read_int(env, "PIPELINEJOBS_MAX_DATA_DEPTH", Limits.max_data_depth, 1),
+            max_rejected_per_job=read_int(
+                env, "PIPELINEJOBS_MAX_REJECTED_PER_JOB", Limits.max_rejected_per_job, MIN_REJECTED_PER_JOB
+            ),
+            max_rejected_data_bytes=read_int(
+                env,
+                "PIPELINEJOBS_MAX_REJECTED_DATA_BYTES",
+                Limits.max_rejected_data_bytes,
+                MIN_REJECTED_DATA_BYTES,
+            ),
         )
+        retention_days = read_int(env, "PIPELINEJOBS_REJECTED_RETENTION_DAYS", 0, maximum=36500)
         settings = cls(
             mongodb_uri=env.get("MONGODB_URI", ""),
             database=env.get("PIPELINEJOBS_DATABASE", defaults.database) or defaults.database,
@@ -126,6 +176,18 @@ class Settings:
                 env.get("PIPELINEJOBS_PUBLIC_URL", defaults.public_url) or defaults.public_url
             ).rstrip("/"),
             limits=limits,
+            streams=Streams(
+                max_watches_per_key=read_int(
+                    env, "PIPELINEJOBS_MAX_WATCHES_PER_KEY", Streams.max_watches_per_key, 1
+                ),
+                max_watches=read_int(env, "PIPELINEJOBS_MAX_WATCHES", Streams.max_watches, 1),
+                max_watch_s=read_seconds(
+                    env, "PIPELINEJOBS_MAX_WATCH_SECONDS", Streams.max_watch_s, maximum=86400.0
+                ),
+                max_concurrent_rpcs=read_int(
+                    env, "PIPELINEJOBS_MAX_CONCURRENT_RPCS", Streams.max_concurrent_rpcs, 1
+                ),
+            ),
             tls=Tls(
                 cert_file=env.get("PIPELINEJOBS_TLS_CERT_FILE", ""),
                 key_file=env.get("PIPELINEJOBS_TLS_KEY_FILE", ""),
@@ -139,15 +201,37 @@ class Settings:
                 else None
             ),
             log_format=env.get("PIPELINEJOBS_LOG_FORMAT", "text") or "text",
+            rejected_retention=timedelta(days=retention_days) if retention_days else None,
         )
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        for variable, keys in (
+            ("PIPELINEJOBS_ADMIN_KEY", self.admin_keys),
+            ("PIPELINEJOBS_CLIENT_KEYS", self.client_keys),
+        ):
+            for position, key in enumerate(keys, start=1):
+                if len(key) < MIN_KEY_LENGTH:
+                    # The position, never the key: a short key is still a secret.
+                    raise SettingsError(
+                        f"{variable}: key {position} has {len(key)} characters; API keys need at least "
+                        f"{MIN_KEY_LENGTH} (128 bits as base64url), e.g. "
+                        "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                    )
         try:
             validate_template(self.archive_template)
         except ValueError as error:
             raise SettingsError(str(error)) from None
+        for name, value in (
+            ("PIPELINEJOBS_MAX_JOB_DATA_BYTES", self.limits.max_job_data_bytes),
+            ("PIPELINEJOBS_MAX_EVENT_DATA_BYTES", self.limits.max_event_data_bytes),
+        ):
+            if value > self.limits.largest_data_bytes:
+                raise SettingsError(
+                    f"{name} must be at most {self.limits.largest_data_bytes}, got {value}: one job or "
+                    f"event must fit in a reply of {self.limits.max_message_bytes} bytes"
+                )
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"PIPELINEJOBS_LOG_FORMAT must be text or json, got {self.log_format!r}")
         if bool(self.tls.cert_file) != bool(self.tls.key_file):
@@ -161,5 +245,11 @@ class Settings:
         for path in (self.tls.cert_file, self.tls.key_file, self.tls.client_ca_file):
             if path and not os.path.isfile(path):
                 raise SettingsError(f"TLS file not found: {path}")
+        if self.streams.max_concurrent_rpcs <= self.streams.max_watches:
+            raise SettingsError(
+                "PIPELINEJOBS_MAX_CONCURRENT_RPCS must be above PIPELINEJOBS_MAX_WATCHES "
+                f"({self.streams.max_concurrent_rpcs} <= {self.streams.max_watches}): "
+                "watches alone would take every call slot"
+            )
         if not self.public_url.startswith(("http://", "https://")):
             raise SettingsError(f"PIPELINEJOBS_PUBLIC_URL must be an http(s) URL, got {self.public_url!r}")

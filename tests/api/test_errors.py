@@ -20,6 +20,10 @@ SPECIAL: dict[type[errors.PipelineJobsError], errors.PipelineJobsError] = {
     errors.JobNotFound: errors.JobNotFound("0b0f6a1e-3c1d-5b7e-9a55-5a1f0d7f2c11"),
     errors.PipelineNotFound: errors.PipelineNotFound("11111111-2222-5333-8444-555555555555"),
     errors.InvalidTransition: errors.InvalidTransition("no", state="RUNNING", event="ready"),
+    errors.WatchResume: errors.WatchResume(7, "the server is stopping"),
+    errors.TooManyWatches: errors.TooManyWatches("too many", limit=3),
+    errors.TooManyWatchesForKey: errors.TooManyWatchesForKey("too many", limit=3),
+    errors.TooManyWatchesOnServer: errors.TooManyWatchesOnServer("too many", limit=3),
 }
 
 
@@ -41,6 +45,7 @@ EXPECTED: list[tuple[type[errors.PipelineJobsError], grpc.StatusCode, int]] = [
     (errors.InvalidArgument, S.INVALID_ARGUMENT, 400),
     (errors.UnknownEvent, S.INVALID_ARGUMENT, 400),
     (errors.DataTooLarge, S.RESOURCE_EXHAUSTED, 413),
+    (errors.TooManyTokens, S.RESOURCE_EXHAUSTED, 429),
     (errors.NotFound, S.NOT_FOUND, 404),
     (errors.JobNotFound, S.NOT_FOUND, 404),
     (errors.PipelineNotFound, S.NOT_FOUND, 404),
@@ -58,6 +63,10 @@ EXPECTED: list[tuple[type[errors.PipelineJobsError], grpc.StatusCode, int]] = [
     (errors.ConcurrentModification, S.ABORTED, 409),
     (errors.Unavailable, S.UNAVAILABLE, 503),
     (errors.DatabaseUnavailable, S.UNAVAILABLE, 503),
+    (errors.WatchResume, S.UNAVAILABLE, 503),
+    (errors.TooManyWatches, S.RESOURCE_EXHAUSTED, 429),
+    (errors.TooManyWatchesForKey, S.RESOURCE_EXHAUSTED, 429),
+    (errors.TooManyWatchesOnServer, S.RESOURCE_EXHAUSTED, 429),
 ]
 
 

@@ -1,15 +1,12 @@
 """Optional TLS on the gRPC port: server certificates, and client certificates verified or required.
 
-Certificates are made for the test with the openssl command (a private CA, a server certificate for
-127.0.0.1 and a client certificate).
+Certificates are made for the test with the openssl command (tests/pki.py: a private CA, a server
+certificate for 127.0.0.1 and a client certificate).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -18,39 +15,16 @@ import pytest
 from pipelinejobs_client import JobsClient, ServiceUnavailable
 from pipelinejobs_client.retry import RetryPolicy
 from pipelinejobs_server.settings import Tls
-from tests.servers import ServerThread, test_settings
+from tests.pki import make_pki, mutual_tls_settings, tls_server
+from tests.servers import ServerThread
 from tests.support import CLIENT_KEY
 
 ONE_TRY = RetryPolicy(attempts=1)
 
 
-def openssl(*arguments: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *arguments], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("openssl") is None:
-        pytest.fail("the openssl command is needed to make test certificates")
-    folder = tmp_path_factory.mktemp("pki")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-            "-days", "2", "-subj", "/CN=PipelineJobs test CA", cwd=folder)  # fmt: skip
-    for name, extension in (
-        ("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-        ("client", "extendedKeyUsage=clientAuth"),
-    ):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                "-subj", f"/CN={name}", cwd=folder)  # fmt: skip
-        (folder / f"{name}.ext").write_text(extension + "\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=folder)  # fmt: skip
-    return folder
-
-
-def tls_server(mongodb_uri: str, database: str, tls: Tls) -> Iterator[ServerThread]:
-    server = ServerThread(replace(test_settings(mongodb_uri, database), tls=tls)).start()
-    yield server
-    server.stop()
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
@@ -60,8 +34,7 @@ def server_tls(pki: Path, mongodb_uri: str, database_name: str) -> Iterator[Serv
 
 @pytest.fixture
 def mutual_tls(pki: Path, mongodb_uri: str, database_name: str) -> Iterator[ServerThread]:
-    tls = Tls(str(pki / "server.pem"), str(pki / "server.key"), str(pki / "ca.pem"), require_client_cert=True)
-    yield from tls_server(mongodb_uri, database_name, tls)
+    yield from tls_server(mongodb_uri, database_name, mutual_tls_settings(pki))
 
 
 def trusting(pki: Path, *, with_client_cert: bool = False) -> grpc.ChannelCredentials:

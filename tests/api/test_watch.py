@@ -1,4 +1,5 @@
-"""WatchJob: backlog then live entries, across replicas, with no gaps or repeats, and a clean end."""
+"""WatchJob: backlog then live entries, across replicas, with no gaps or repeats, and the resume status
+when the server stops."""
 
 from __future__ import annotations
 
@@ -97,22 +98,28 @@ def test_watch_refuses_unknown_jobs_and_bad_arguments(api: Stubs) -> None:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_server_shutdown_ends_watches_cleanly(mongodb_uri: str, database_name: str) -> None:
+def test_server_shutdown_ends_watches_with_the_resume_status(mongodb_uri: str, database_name: str) -> None:
+    # Not OK: that would tell a client waiting for a state that the job reached it (issue 16, item 1).
     server = ServerThread(test_settings(mongodb_uri, database_name)).start()
     stopper = threading.Timer(1.0, server.stop)  # SIGTERM's path: RunningServer.stop with a grace period
     with stubs(server.address) as api:
         created = create_job(api, register_pipeline(api), {"test": "shutdown"})
         stopper.start()
         started = time.monotonic()
+        seen: list[int] = []
         try:
-            seen = [event.seq for event in watch(api, created.job.uuid, timeout=60)]
+            with pytest.raises(grpc.RpcError) as caught:
+                seen.extend(event.seq for event in watch(api, created.job.uuid, until=("FINISHED",)))
         finally:
             stopper.join()
-    # The stream ended with status OK (no exception), well before the call's deadline.
     assert seen == [1]
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    info = error_info(caught.value)
+    assert (info.reason, dict(info.metadata)["after_seq"]) == ("WATCH_RESUME", "1")
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_watch_falls_back_to_polling_without_change_streams(tmp_path: Path) -> None:
     # A standalone server offers no change streams; watches must still see every event, in order.
     with EmbeddedDatabase(tmp_path, standalone=True) as database:

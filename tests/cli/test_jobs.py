@@ -7,10 +7,26 @@ real one), their ``--json`` output is parsed, and their exit codes and one-line 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+import pytest
+
+from pipelinejobs_client import token_id
 from pipelinejobs_client.cli import EXIT_SERVICE
 from tests.cli.helpers import ISO_MS_UTC, LINKS, Cli, create
-from tests.support import ADMIN_KEY
+from tests.servers import ServerThread, test_settings
+from tests.support import ADMIN_KEY, CLIENT_KEY
+
+OTHER_CLIENT_KEY = "test-other-client-key-0123456789"
+
+
+@pytest.fixture
+def server(mongodb_uri: str, database_name: str) -> Iterator[ServerThread]:
+    """The test's server, with a second client key: a job is created with one and asked for with the other."""
+    settings = test_settings(mongodb_uri, database_name, client_keys=(CLIENT_KEY, OTHER_CLIENT_KEY))
+    thread = ServerThread(settings).start()
+    yield thread
+    thread.stop()
 
 
 def test_jobs_create_prints_the_token_once_and_show_has_the_identity(cli: Cli, pipeline: str) -> None:
@@ -167,3 +183,48 @@ def test_an_admin_key_sends_reset_and_ready_without_a_token(cli: Cli, pipeline: 
     assert cli("jobs", "event", uuid, "reset", "--json", key=ADMIN_KEY).json()["job"]["state"] == "RESET"
     ready = cli("jobs", "event", uuid, "ready", "--json", key=ADMIN_KEY).json()
     assert (ready["job"]["state"], ready["event"]["source"]) == ("CREATED", "admin")
+
+
+def test_jobs_create_of_a_job_another_key_created_says_there_is_no_token(cli: Cli, pipeline: str) -> None:
+    created = create(cli, pipeline)
+    assert created["token_withheld"] is False
+    assert created["token_id"] == token_id(created["token"])
+
+    command = ("jobs", "create", "--pipeline", pipeline, *LINKS)
+    withheld = cli(*command, "--json", key=OTHER_CLIENT_KEY)
+    answer = withheld.json()
+    assert answer["job"]["uuid"] == created["job"]["uuid"]
+    assert answer["token_withheld"] is True
+    assert (answer["token"], answer["token_id"], answer["callback_url"]) == ("", "", "")
+    assert answer["token_expire_time"] is None
+    assert withheld.err.startswith("note: the job exists and was created with another API key")
+
+    text = cli(*command, key=OTHER_CLIENT_KEY)
+    fields = dict(line.split(None, 1) for line in text.out.splitlines())
+    assert fields["outcome"] == "the job existed; no token: it was created with another API key"
+    assert (fields["token"], fields["callback_url"]) == ("-", "-")
+
+
+def test_jobs_revoke_tokens_by_id_by_token_or_all_needs_an_admin_key(cli: Cli, pipeline: str) -> None:
+    first = create(cli, pipeline)
+    uuid = first["job"]["uuid"]
+    second, third = create(cli, pipeline), create(cli, pipeline)
+
+    refused = cli("jobs", "revoke-tokens", uuid, "--all")
+    assert refused.code == 1
+    assert refused.error_line().startswith("error: ADMIN_REQUIRED:")
+    usage = cli("jobs", "revoke-tokens", uuid, key=ADMIN_KEY)
+    assert usage.code == 2, "one of --all, --id and --token is required"
+
+    by_id = cli("jobs", "revoke-tokens", uuid, "--id", second["token_id"], "--json", key=ADMIN_KEY).json()
+    assert by_id == {"uuid": uuid, "revoked": 1}
+    # The token itself names it too; only its id leaves the machine.
+    by_token = cli("jobs", "revoke-tokens", uuid, "--token", third["token"], key=ADMIN_KEY)
+    assert by_token.out == f"revoked 1 token of {uuid}\n"
+    gone = cli("jobs", "event", uuid, "run", "--token", third["token"])
+    assert gone.error_line().startswith("error: INVALID_TOKEN:")
+    assert cli("jobs", "event", uuid, "run", "--token", first["token"]).code == 0
+
+    everything = cli("jobs", "revoke-tokens", uuid, "--all", key=ADMIN_KEY)
+    assert everything.out == f"revoked 1 token of {uuid}\n"
+    assert cli("jobs", "event", uuid, "update", "--token", first["token"]).code == EXIT_SERVICE

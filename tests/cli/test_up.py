@@ -1,5 +1,6 @@
 """The quick start: ``pipelinejobs up`` brings up the embedded database and the server, answers the
-standard health check, keeps its generated keys private, and stops everything on Ctrl-C."""
+standard health check, keeps its generated keys and the database password private (the doctor reads
+the password from its file), and stops everything on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def announced_port(pattern: str, text: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIPELINEJOBS_")}
     env.pop("MONGODB_URI", None)
@@ -58,7 +60,10 @@ def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         grpc_port = announced_port(r"^gRPC server listening on 127\.0\.0\.1:(\d+) ", text)
         http_port = announced_port(r"^callback shim listening on http://127\.0\.0\.1:(\d+)$", text)
         assert f"listening on 127.0.0.1:{grpc_port}" in text
-        database_port = int(re.search(r"database: mongodb://127\.0\.0\.1:(\d+)/", text).group(1))  # type: ignore[union-attr]
+        database_port = announced_port(r"^database: mongodb://pipelinejobs@127\.0\.0\.1:(\d+)/", text)
+        password_file = tmp_path / "data" / "database.password"
+        assert f"(password in {password_file}; data in {tmp_path / 'data' / 'db'})" in text
+        assert password_file.read_text().strip() not in text, "the database password is never printed"
         admin_key = tmp_path / "data" / "admin.key"
         assert f"admin key: {admin_key}" in text
         assert stat.S_IMODE(admin_key.stat().st_mode) == 0o600
@@ -74,6 +79,17 @@ def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         )
         assert health.returncode == 0, health.stderr
         assert "SERVING" in health.stdout
+        # The doctor with the URI the banner shows and the password from the file it names.
+        uri = re.search(r"^database: (\S+) ", text, re.M).group(1)  # type: ignore[union-attr]
+        doctor = subprocess.run(
+            [*PIPELINEJOBS, "doctor", "--mongodb-uri", uri, "--mongodb-password-file", str(password_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert doctor.returncode == 0, doctor.stderr
+        assert doctor.stdout.startswith("healthy: database 'pipelinejobs', 0 jobs")
         assert f"callback shim listening on http://127.0.0.1:{http_port}" in text
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=10) as reply:
             assert reply.status == 200

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from pipelinejobs_client import AsyncJobsClient, JobNotFound, JobsClient
 from pipelinejobs_client.api.v1 import job_pb2
-from pipelinejobs_client.errors import DeadlineExceeded
+from pipelinejobs_client.errors import DeadlineExceeded, TooManyWatches, WatchResume
 from pipelinejobs_client.names import event_name
-from tests.servers import ServerThread
+from pipelinejobs_server.settings import Streams
+from tests.servers import ServerThread, test_settings
 from tests.support import ADMIN_KEY, CLIENT_KEY
 
 UNKNOWN_JOB = "0badc0de-0000-5000-8000-00000000abcd"
@@ -95,3 +97,48 @@ def test_a_watch_past_its_deadline_raises_deadline_exceeded_on_both_clients(
     with pytest.raises(DeadlineExceeded):
         asyncio.run(main())
     assert seen == ["create", "create"]
+
+
+def test_without_resume_both_clients_raise_the_servers_end_of_a_watch(
+    mongodb_uri: str, database_name: str
+) -> None:
+    server = ServerThread(test_settings(mongodb_uri, database_name, streams=Streams(max_watch_s=0.5))).start()
+    seen: list[str] = []
+    try:
+        with JobsClient(server.address, api_key=CLIENT_KEY) as client:
+            pipeline = client.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid
+            job = client.create_job(pipeline, lab="L").job.uuid
+            with pytest.raises(WatchResume) as ended:
+                _names(client.watch_job(job, resume=False, timeout=10), seen)
+        assert (ended.value.reason, ended.value.after_seq, seen) == ("WATCH_RESUME", 1, ["create"])
+
+        async def main() -> None:
+            async with AsyncJobsClient(server.address, api_key=CLIENT_KEY) as aio:
+                await _names_async(aio.watch_job(job, after_seq=1, resume=False, timeout=10), seen)
+
+        with pytest.raises(WatchResume) as ended:
+            asyncio.run(main())
+        assert (ended.value.after_seq, seen) == (1, ["create"])
+    finally:
+        server.stop()
+
+
+def test_a_watch_past_the_keys_cap_raises_too_many_watches_at_once(
+    mongodb_uri: str, database_name: str
+) -> None:
+    server = ServerThread(
+        test_settings(mongodb_uri, database_name, streams=Streams(max_watches_per_key=1))
+    ).start()
+    try:
+        with JobsClient(server.address, api_key=CLIENT_KEY) as client:
+            pipeline = client.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid
+            job = client.create_job(pipeline, lab="L").job.uuid
+            held = client.watch_job(job, timeout=30)
+            assert next(held).seq == 1
+            started = time.monotonic()
+            with pytest.raises(TooManyWatches) as refused:
+                next(client.watch_job(job, timeout=30))
+            assert time.monotonic() - started < 1, "refused at once, not retried"
+            assert (refused.value.reason, refused.value.limit) == ("TOO_MANY_WATCHES_FOR_KEY", 1)
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
@@ -20,9 +21,12 @@ from pipelinejobs_client import (
     JobNotFound,
     JobsClient,
     PipelineJob,
+    TokenRequired,
+    TokenWithheld,
     load_config,
+    token_id,
 )
-from tests.servers import ServerThread
+from tests.servers import ServerThread, test_settings
 from tests.support import ADMIN_KEY, CLIENT_KEY
 
 LINKS = ("UW_BIOFAB", "Yeast-Gates", "sample.uw_biofab.133737/A2")
@@ -238,3 +242,44 @@ def test_repr_does_not_show_the_token(config: ClientConfig) -> None:
     job = PipelineJob(None, *LINKS, config=config)
     assert job.uuid in repr(job)
     assert job.token not in repr(job)
+
+
+OTHER_CLIENT_KEY = "test-other-client-key-0123456789"
+
+
+@pytest.fixture
+def two_keys(mongodb_uri: str, database_name: str) -> Iterator[tuple[ClientConfig, ClientConfig]]:
+    """Configs for two reactors with client keys of their own, on a server that knows both."""
+    settings = test_settings(mongodb_uri, database_name, client_keys=(CLIENT_KEY, OTHER_CLIENT_KEY))
+    server = ServerThread(settings).start()
+    try:
+        with JobsClient(server.address, api_key=CLIENT_KEY) as client:
+            pipeline = client.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid
+        yield (
+            ClientConfig(server=server.address, api_key=CLIENT_KEY, pipeline_uuid=pipeline),
+            ClientConfig(server=server.address, api_key=OTHER_CLIENT_KEY, pipeline_uuid=pipeline),
+        )
+    finally:
+        server.stop()
+
+
+def test_a_job_another_key_created_comes_without_a_token(two_keys: tuple[ClientConfig, ClientConfig]) -> None:
+    mine, theirs = two_keys
+    with PipelineJob(None, *LINKS, config=mine) as job, PipelineJob(None, *LINKS, config=theirs) as other:
+        assert (other.uuid, other.path) == (job.uuid, job.path)
+        assert (other.token, other.token_id, other.callback) == ("", "", None)
+        # Every event says why before anything is sent, and is caught as the service's TokenRequired.
+        for attempt in (other.run, other.setup().update, other.cancel):
+            with pytest.raises(TokenWithheld, match="created with another API key") as raised:
+                attempt()
+            assert isinstance(raised.value, TokenRequired)
+        with pytest.raises(ValueError, match="another API key"):
+            other.agave_notification()
+        assert job.status == "CREATED"
+        assert names(job) == ["CREATE"]
+        # With the token its creator shares, the other reactor can report; setup() keeps that token.
+        shared = PipelineJob.attach(None, job.uuid, job.token, config=theirs)
+        assert shared.setup().token == job.token
+        assert shared.token_id == token_id(job.token)
+        shared.run()
+        assert job.status == "RUNNING"

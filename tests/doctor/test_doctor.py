@@ -25,6 +25,7 @@ from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.doctor import Problem, Severity, check_job, diagnose
 from pipelinejobs_server.domain.history import Entry, utc_now_ms
 from pipelinejobs_server.storage.documents import event_from_document, event_to_document
+from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import ServerThread
 from tests.support import ADMIN, CLIENT, Stubs, create_job, register_pipeline, send, stubs
 
@@ -341,3 +342,29 @@ def test_the_command_refuses_to_guess(
     down = run_doctor(uri=f"mongodb://127.0.0.1:{closed_port}/?directConnection=true", database=database_name)
     assert down.returncode == 3
     assert down.stderr.startswith("error: database unavailable")
+
+
+def test_the_password_comes_from_a_file_for_a_uri_that_leaves_it_out(
+    embedded: EmbeddedDatabase, database_name: str, jobs: list[str], tmp_path: Path
+) -> None:
+    """``up`` prints the database URI without its password and says which file holds it."""
+    uri = embedded.shown_uri
+    with_file = run_doctor(
+        "--mongodb-password-file", str(embedded.password_path), uri=uri, database=database_name
+    )
+    assert with_file.returncode == 0, with_file.stderr
+    assert with_file.stdout.startswith(f"healthy: database '{database_name}', 4 jobs")
+
+    without = run_doctor(uri=uri, database=database_name)
+    assert without.returncode == 2
+    assert without.stderr.startswith("error: the MongoDB URI cannot be used: A password is required")
+    assert "--mongodb-password-file" in without.stderr
+    missing = run_doctor("--mongodb-password-file", str(tmp_path / "none"), uri=uri, database=database_name)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: cannot read the database password:")
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-it\n")
+    refused = run_doctor("--mongodb-password-file", str(wrong), uri=uri, database=database_name)
+    assert refused.returncode == 3
+    assert refused.stderr.startswith("error: database unavailable: OperationFailure: authentication failed")
+    assert embedded.password not in with_file.stdout + without.stderr + missing.stderr + refused.stderr

@@ -110,3 +110,21 @@ def test_matches_any() -> None:
     assert matches_any(new_token(), digests) is None
     assert matches_any(token, []) is None
     assert matches_any("", digests) is None
+
+
+def test_a_tokens_id_is_the_start_of_its_stored_digest() -> None:
+    token = new_token()
+    stored = StoredToken(hash_secret(token), NOW)
+    assert stored.id == tokens.token_id(stored.digest) == stored.digest[:16]
+    assert tokens.is_token_id(stored.id)
+    assert token not in stored.id
+
+
+def test_token_ids_are_16_lower_case_hex_digits() -> None:
+    assert tokens.is_token_id("0123456789abcdef")
+    for bad in ("", "0123456789abcde", "0123456789abcdef0", "0123456789ABCDEF", "0123456789abcdeg"):
+        assert not tokens.is_token_id(bad), bad
+
+
+def test_the_least_key_length_carries_128_bits() -> None:
+    assert tokens.MIN_KEY_LENGTH * 6 >= 128  # base64url: 6 bits per character

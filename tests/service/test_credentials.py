@@ -124,7 +124,24 @@ def test_credentials_keep_no_plain_keys() -> None:
     assert CLIENT_KEY not in repr(vars(creds))
 
 
+def test_key_ids_are_stable_across_replicas_and_name_no_secret() -> None:
+    # Jobs record the creating key's id: another process with the same keys must compute the same one.
+    first = credentials().authenticate(CLIENT_KEY)
+    again = Credentials(admin_keys=[], client_keys=["some-other-key-0123456789", CLIENT_KEY]).authenticate(
+        CLIENT_KEY
+    )
+    assert first is not None
+    assert again is not None
+    assert first.key_id == again.key_id
+    assert len(first.key_id) == 16
+    assert int(first.key_id, 16) >= 0
+    assert first.label == f"key:{first.key_id[:8]}"
+    admin = credentials().authenticate(ADMIN_KEY)
+    assert admin is not None
+    assert admin.key_id != first.key_id
+
+
 def test_principal_is_immutable() -> None:
-    principal = Principal(Role.CLIENT, "key:0000")
+    principal = Principal(Role.CLIENT, "0123456789abcdef")
     with pytest.raises(AttributeError):
         principal.role = Role.ADMIN  # type: ignore[misc]

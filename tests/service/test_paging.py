@@ -162,10 +162,27 @@ def test_moment_token_of_another_listing_is_refused() -> None:
         {"t": "yesterday", "id": JOB_UUID},
         {"t": 1714564800, "id": JOB_UUID},
         {"t": None, "id": JOB_UUID},
+        {"t": "2024-05-01T12:00:00", "id": JOB_UUID},  # no zone
+        {"t": "1969-12-31T23:59:59+00:00", "id": JOB_UUID},  # before any time this service writes
+        {"t": "0001-01-01T00:00:00+23:59", "id": JOB_UUID},  # before year 1 in UTC
+        {"t": "9999-12-31T23:59:59-00:01", "id": JOB_UUID},  # after year 9999 in UTC
+        {"t": "2024-05-01T12:00:00+00:00", "id": 7},  # an id that is not text
     ],
 )
 def test_malformed_moment_is_refused(position: dict[str, Any]) -> None:
     token = paging.encode("pipelines", position)
     with pytest.raises(InvalidArgument) as caught:
         paging.decode_moment("pipelines", token)
+    assert caught.value.metadata == {"field": "page_token"}
+
+
+@pytest.mark.parametrize("seq", [0, 1, 2**63 - 1])
+def test_seq_round_trip(seq: int) -> None:
+    assert paging.decode_seq("events", paging.encode_seq("events", seq)) == seq
+
+
+@pytest.mark.parametrize("seq", [-1, 2**63, 2**70, True, 1.5, "3", None])
+def test_seq_out_of_range_is_refused(seq: object) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        paging.decode_seq("events", paging.encode("events", {"seq": seq}))
     assert caught.value.metadata == {"field": "page_token"}

@@ -47,11 +47,12 @@ def test_a_wrong_or_missing_token_is_401(http: httpx.Client, jobs: JobsClient, p
     assert rejected(jobs, created.job.uuid) == [], "an unauthenticated caller cannot fill the rejected log"
 
 
-def test_an_unknown_job_is_404(http: httpx.Client) -> None:
+def test_an_unknown_job_is_401_as_for_a_wrong_token(http: httpx.Client) -> None:
+    # Not 404: that would tell anyone which guessed job uuids exist (tests/security/test_oracle.py).
     params = {"uuid": UNKNOWN_JOB, "token": "whatever-token", "status": "RUNNING"}
-    error = error_of(http.post(AGAVE_URL, params=params), 404, "JOB_NOT_FOUND")
+    error = error_of(http.post(AGAVE_URL, params=params), 401, "INVALID_TOKEN")
     assert error["metadata"] == {"uuid": UNKNOWN_JOB}
-    error_of(http.post(AGAVE_URL, params={**params, "status": "NOT_A_STATUS"}), 404, "JOB_NOT_FOUND")
+    error_of(http.post(AGAVE_URL, params={**params, "status": "NOT_A_STATUS"}), 401, "INVALID_TOKEN")
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from pipelinejobs_server.web.serving import bind, url_for
 from tests.servers import ServerThread, ShimThread, start_grpc_server
 from tests.shim.helpers import event_names, http_client, new_job, running_job, state
-from tests.support import CLIENT_KEY
+from tests.support import CALLBACK_KEY_SECRET, CLIENT_KEY
 
 NONCE = "SD2E_XqsfKLFd3nrN"
 # The seed's notification URL, verbatim; tests replace only the host and the job's own values.
@@ -166,7 +166,10 @@ def linked(embedded: EmbeddedDatabase) -> Iterator[tuple[ServerThread, ShimThrea
     sock = bind("127.0.0.1", 0)
     public_url = url_for("127.0.0.1", sock.getsockname()[1])
     server = start_grpc_server(embedded, public_url=public_url)
-    shim = ShimThread(ShimSettings(server=server.address, callback_nonce=NONCE), sock).start()
+    shim = ShimThread(
+        ShimSettings(server=server.address, callback_key_secret=CALLBACK_KEY_SECRET, callback_nonce=NONCE),
+        sock,
+    ).start()
     yield server, shim
     shim.stop()
     server.stop()

@@ -16,7 +16,7 @@ from pipelinejobs_server.shim.statuses import AGAVE, TAPIS
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import ServerThread, ShimThread, test_settings
 from tests.shim.helpers import agave_params, http_client, new_job, running_job
-from tests.support import CLIENT_KEY, eventually
+from tests.support import CALLBACK_KEY_SECRET, CLIENT_KEY, eventually
 
 
 def test_healthz_is_ready_when_the_server_serves(http: httpx.Client) -> None:
@@ -73,7 +73,11 @@ def test_no_token_or_nonce_reaches_any_log_line(
     shim: ShimThread, jobs: JobsClient, pipeline: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     nonce = "SD2E_nonce_for_the_log_test"
-    guarded = ShimThread(ShimSettings(server=shim.settings.server, callback_nonce=nonce)).start()
+    guarded = ShimThread(
+        ShimSettings(
+            server=shim.settings.server, callback_key_secret=CALLBACK_KEY_SECRET, callback_nonce=nonce
+        )
+    ).start()
     created = new_job(jobs, pipeline)
     try:
         with caplog.at_level(logging.DEBUG), http_client(guarded.url) as http:
@@ -108,7 +112,9 @@ def test_no_token_or_nonce_reaches_any_log_line(
 
 def test_503_when_the_server_does_not_answer(jobs: JobsClient, pipeline: str, closed_port: int) -> None:
     dead = f"127.0.0.1:{closed_port}"  # bound but never listening: refused at once
-    shim = ShimThread(ShimSettings(server=dead, call_timeout_s=2)).start()
+    shim = ShimThread(
+        ShimSettings(server=dead, callback_key_secret=CALLBACK_KEY_SECRET, call_timeout_s=2)
+    ).start()
     try:
         with http_client(shim.url) as http:
             health = http.get("/healthz")
@@ -123,6 +129,7 @@ def test_503_when_the_server_does_not_answer(jobs: JobsClient, pipeline: str, cl
         shim.stop()
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_503_while_the_database_is_down_and_recovery_without_a_restart(tmp_path: Path) -> None:
     database = EmbeddedDatabase(tmp_path)
     database.start()
@@ -130,7 +137,9 @@ def test_503_while_the_database_is_down_and_recovery_without_a_restart(tmp_path:
     # A short call deadline: the server answers DATABASE_UNAVAILABLE only after ~10 s (its pymongo
     # timeoutMS; reported), and either way the executor must get its 503 quickly. For the same reason
     # this test does not wait for health to turn NOT_SERVING (another ~10 s).
-    shim = ShimThread(ShimSettings(server=server.address, call_timeout_s=2)).start()
+    shim = ShimThread(
+        ShimSettings(server=server.address, callback_key_secret=CALLBACK_KEY_SECRET, call_timeout_s=2)
+    ).start()
     restarted: EmbeddedDatabase | None = None
     try:
         with JobsClient(server.address, api_key=CLIENT_KEY) as jobs, http_client(shim.url) as http:

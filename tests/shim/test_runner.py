@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,15 +15,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.names import state_name
 from tests.servers import ServerThread, wait_for_line
 from tests.shim.helpers import http_client, new_job
-from tests.support import ADMIN_KEY, CLIENT_KEY
+from tests.support import ADMIN_KEY, CALLBACK_KEY_SECRET, CLIENT_KEY
 
 PIPELINEJOBS = [sys.executable, "-m", "pipelinejobs_server"]
 LISTENING = r"callback shim listening on (http://127\.0\.0\.1:\d+)"
+SHIM_ENV = {"PIPELINEJOBS_CALLBACK_KEY_SECRET": CALLBACK_KEY_SECRET}
 
 
 def clean_env() -> dict[str, str]:
@@ -32,10 +35,15 @@ def clean_env() -> dict[str, str]:
 
 
 @contextmanager
-def program(arguments: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def program(
+    arguments: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [*PIPELINEJOBS, *arguments], stdout=output, stderr=subprocess.STDOUT, env=clean_env()
+            [*PIPELINEJOBS, *arguments],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**clean_env(), **(env or {})},
         )
     try:
         yield process
@@ -60,7 +68,7 @@ def test_shim_relays_to_a_server_and_stops_on_ctrl_c(
 ) -> None:
     log = tmp_path / "shim.log"
     arguments = ["shim", "--server", shim_server.address, "--port", "0", "--api-key", CLIENT_KEY]
-    with program(arguments, log) as process:
+    with program(arguments, log, SHIM_ENV) as process:
         url = wait_for_line(log, LISTENING, process).group(1)
         wait_for_line(log, "press Ctrl-C to stop", process)
         created = new_job(jobs, pipeline)
@@ -78,13 +86,14 @@ def test_shim_relays_to_a_server_and_stops_on_ctrl_c(
 def test_shim_refuses_to_run_with_an_admin_key(shim_server: ServerThread, tmp_path: Path) -> None:
     log = tmp_path / "shim.log"
     with program(
-        ["shim", "--server", shim_server.address, "--port", "0", "--api-key", ADMIN_KEY], log
+        ["shim", "--server", shim_server.address, "--port", "0", "--api-key", ADMIN_KEY], log, SHIM_ENV
     ) as process:
         assert process.wait(timeout=30) == 2
     assert "admin API key" in log.read_text()
     assert ADMIN_KEY not in log.read_text()
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_up_serves_the_shim_and_its_callback_urls_point_at_it(tmp_path: Path) -> None:
     log = tmp_path / "up.log"
     with program(
@@ -95,6 +104,10 @@ def test_up_serves_the_shim_and_its_callback_urls_point_at_it(tmp_path: Path) ->
         url = re.search(LISTENING, text).group(1)  # type: ignore[union-attr]
         grpc_port = re.search(r"gRPC server listening on 127\.0\.0\.1:(\d+)", text).group(1)  # type: ignore[union-attr]
         assert f"callback URLs use {url}" in text
+        secret = tmp_path / "data" / "callback-key.secret"
+        assert f"callback key secret: {secret}" in text
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+        assert secret.read_text().strip() not in text, "the secret itself is never printed"
         key = (tmp_path / "data" / "client.key").read_text().strip()
         with JobsClient(f"127.0.0.1:{grpc_port}", api_key=key) as jobs, http_client() as http:
             pipeline = jobs.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid

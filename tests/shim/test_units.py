@@ -16,7 +16,7 @@ from pipelinejobs_server.codes import TABLE, codes_for, http_status
 from pipelinejobs_server.domain import errors, fsm
 from pipelinejobs_server.settings import SettingsError
 from pipelinejobs_server.shim import failures, statuses
-from pipelinejobs_server.shim.body import callback_data, callback_key
+from pipelinejobs_server.shim.body import callback_data, callback_key, without
 from pipelinejobs_server.shim.messages import EVENT_SCHEMA, EVENTS
 from pipelinejobs_server.shim.settings import ShimSettings
 from pipelinejobs_server.web import failures as web_failures
@@ -150,21 +150,36 @@ def test_shim_refusals_use_the_table_too() -> None:
     assert web_failures.failure(errors.TokenRequired("no token")).status == 401
 
 
-def test_callback_keys_depend_on_content_only() -> None:
-    key = callback_key("agave", "u-1", "RUNNING", b'{"a": 1}')
-    assert key == callback_key("agave", "u-1", "RUNNING", b'{"a": 1}')
+def test_callback_keys_depend_on_content_and_the_secret_only() -> None:
+    secret = b"s" * 32
+    key = callback_key(secret, "agave", "u-1", "RUNNING", b'{"a": 1}')
+    assert key == callback_key(secret, "agave", "u-1", "RUNNING", b'{"a": 1}')
     assert key.startswith("agave:RUNNING:")
     assert len(key) <= 200
     assert key.isprintable()
     assert " " not in key
+    assert len(callback_key(secret, "agave", "u-1", "R" * 128, b"")) <= 200  # the longest status
     others = {
-        callback_key("tapis", "u-1", "RUNNING", b'{"a": 1}'),
-        callback_key("agave", "u-2", "RUNNING", b'{"a": 1}'),
-        callback_key("agave", "u-1", "FINISHED", b'{"a": 1}'),
-        callback_key("agave", "u-1", "RUNNING", b'{"a":1}'),
+        callback_key(secret, "tapis", "u-1", "RUNNING", b'{"a": 1}'),
+        callback_key(secret, "agave", "u-2", "RUNNING", b'{"a": 1}'),
+        callback_key(secret, "agave", "u-1", "FINISHED", b'{"a": 1}'),
+        callback_key(secret, "agave", "u-1", "RUNNING", b'{"a":1}'),
+        callback_key(b"t" * 32, "agave", "u-1", "RUNNING", b'{"a": 1}'),
     }
     assert key not in others
-    assert len(others) == 4
+    assert len(others) == 5
+
+
+def test_only_the_token_is_taken_out_of_relayed_data() -> None:
+    token = "T" * 32
+    data = {"url": f"https://x/?token={token}&uuid=u", token: [token, {"n": 1, "f": 2.5, "b": None}]}
+    assert without(data, token, "M") == {
+        "url": "https://x/?token=M&uuid=u",
+        "M": ["M", {"n": 1, "f": 2.5, "b": None}],
+    }
+    other = {"token": "someone-else's", "nested": [{"x": "REDACTED?"}, 1, None, True]}
+    assert without(other, token, "M") == other
+    assert without({"a": "abc"}, "b", "M") == {"a": "abc"}, "too short to be a token: nothing is masked"
 
 
 @pytest.mark.parametrize(
@@ -225,6 +240,7 @@ def test_settings_come_from_an_injectable_mapping() -> None:
             "PIPELINEJOBS_HTTP_PORT": "0",
             "PIPELINEJOBS_CALLBACK_NONCE": " n ",
             "PIPELINEJOBS_MAX_CALLBACK_BYTES": "2048",
+            "PIPELINEJOBS_CALLBACK_KEY_SECRET": " " + "k" * 32 + " ",
         }
     )
     assert (settings.server, settings.port, settings.callback_nonce, settings.max_body_bytes) == (
@@ -233,11 +249,14 @@ def test_settings_come_from_an_injectable_mapping() -> None:
         "n",
         2048,
     )
-    assert ShimSettings.from_environ({}) == ShimSettings()
+    assert settings.callback_key_secret == "k" * 32
+    assert "k" * 32 not in repr(settings)
+    secret = {"PIPELINEJOBS_CALLBACK_KEY_SECRET": "k" * 32}
+    assert ShimSettings.from_environ(secret) == ShimSettings(callback_key_secret="k" * 32)
     for bad in (
         {"PIPELINEJOBS_HTTP_PORT": "soon"},
         {"PIPELINEJOBS_SERVER": "nohost"},
         {"PIPELINEJOBS_MAX_CALLBACK_BYTES": "0"},
     ):
         with pytest.raises(SettingsError):
-            ShimSettings.from_environ(bad)
+            ShimSettings.from_environ({**secret, **bad})

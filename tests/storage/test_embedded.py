@@ -46,6 +46,7 @@ def test_no_find_one_and_update_in_the_server() -> None:
     assert offenders == []
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_launcher_starts_answers_ping_persists_and_stops(tmp_path: Path) -> None:
     database = EmbeddedDatabase(tmp_path)
     uri = database.start()
@@ -76,6 +77,7 @@ def test_missing_executable_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch, 
         EmbeddedDatabase(tmp_path).start()
 
 
+@pytest.mark.slow  # a database process of its own (or all of `up`): not in `make unit`
 def test_data_directory_is_created(tmp_path: Path) -> None:
     target = tmp_path / "nested" / "data"
     with EmbeddedDatabase(target) as database:

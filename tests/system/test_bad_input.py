@@ -160,6 +160,8 @@ def base_request(method: descriptor.MethodDescriptor, target: Target) -> message
         "name": "bad-input-base",
         "links": job_pb2.JobLinks(lab=["bad-input-lab"]),
         "components": [pipeline_pb2.PipelineComponent(id="bad-input", version="1")],
+        # RevokeTokens: a well-formed id that matches no token, so the valid request revokes nothing.
+        "token_id": "0" * 16,
     }
     if cancel:
         values["uuid"] = target.fresh

@@ -16,7 +16,11 @@ import yaml
 
 from tests.support import ROOT
 
-KEYS = {"PIPELINEJOBS_ADMIN_KEY": "admin-example", "PIPELINEJOBS_CLIENT_KEYS": "client-example"}
+KEYS = {
+    "PIPELINEJOBS_ADMIN_KEY": "admin-example",
+    "PIPELINEJOBS_CLIENT_KEYS": "client-example",
+    "PIPELINEJOBS_CALLBACK_KEY_SECRET": "callback-key-secret-example",
+}
 
 
 def compose() -> dict[str, Any]:
@@ -37,6 +41,7 @@ def test_topology_is_a_replica_set_two_servers_and_the_shim() -> None:
         assert environment["PIPELINEJOBS_ADMIN_KEY"].startswith("${"), "no secret is written into the file"
     shim = services["shim"]
     assert shim["command"][0] == "shim"
+    assert shim["environment"]["PIPELINEJOBS_CALLBACK_KEY_SECRET"].startswith("${"), "required, not written"
     assert set(shim["depends_on"]) == set(servers)
     for service in services.values():
         for dependency in service.get("depends_on", {}):

@@ -123,8 +123,8 @@ def proxy(embedded: EmbeddedDatabase) -> Iterator[SlowProxy]:
 
 
 @pytest.fixture
-def server(proxy: SlowProxy, database_name: str) -> Iterator[ServerProcess]:
-    process = start_server_process(embedded_uri("127.0.0.1", proxy.port), database_name)
+def server(proxy: SlowProxy, embedded: EmbeddedDatabase, database_name: str) -> Iterator[ServerProcess]:
+    process = start_server_process(embedded_uri("127.0.0.1", proxy.port, embedded.password), database_name)
     yield process
     process.terminate()
 

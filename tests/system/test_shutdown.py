@@ -1,5 +1,6 @@
-"""SIGTERM: the server stops taking calls, finishes the ones in flight, ends watches cleanly, and no
-acknowledged event is lost. A client resumes on another replica from the last seq it saw."""
+"""SIGTERM: the server stops taking calls, finishes the ones in flight, ends watches with the resume
+status (WATCH_RESUME), and no acknowledged event is lost. A client resumes on another replica from the
+last seq it saw."""
 
 from __future__ import annotations
 

@@ -68,8 +68,9 @@ class StallingProxy:
     stay open, new ones too: a database that stopped answering. ``release()`` drops the connections
     that saw the stall and forwards again."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, password: str) -> None:
         self._target_port = target_port
+        self._password = password  # the database's: the proxy forwards the authentication as it is
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._flowing = asyncio.Event()
@@ -90,7 +91,7 @@ class StallingProxy:
 
     @property
     def uri(self) -> str:
-        return embedded_uri("127.0.0.1", self.port)
+        return embedded_uri("127.0.0.1", self.port, self._password)
 
     def stall(self) -> None:
         self._loop.call_soon_threadsafe(self._flowing.clear)
@@ -154,7 +155,7 @@ class StallingProxy:
 
 @pytest.fixture
 def proxy(embedded: EmbeddedDatabase) -> Iterator[StallingProxy]:
-    running = StallingProxy(embedded.port).start()
+    running = StallingProxy(embedded.port, embedded.password).start()
     yield running
     running.stop()
 

@@ -27,7 +27,7 @@ from pipelinejobs_server.shim import ShimSettings
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from pipelinejobs_server.ui import DashboardSettings
 from tests.servers import DashboardThread, ServerThread, start_grpc_server
-from tests.support import CLIENT_KEY
+from tests.support import CALLBACK_KEY_SECRET, CLIENT_KEY
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +48,8 @@ WAIT_MS = 10_000
 def stack(embedded: EmbeddedDatabase) -> Iterator[tuple[ServerThread, DashboardThread]]:
     server = start_grpc_server(embedded)
     shim = DashboardThread(
-        DashboardSettings(server=server.address), ShimSettings(server=server.address)
+        DashboardSettings(server=server.address),
+        ShimSettings(server=server.address, callback_key_secret=CALLBACK_KEY_SECRET),
     ).start()
     yield server, shim
     shim.stop()

@@ -23,8 +23,9 @@ from prov.model import ProvDocument
 
 from pipelinejobs_client import JobsClient
 from pipelinejobs_client.api.v1 import job_service_pb2
+from pipelinejobs_server.settings import Streams
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from pipelinejobs_server.ui import DashboardSettings, pages
+from pipelinejobs_server.ui import DashboardSettings, history
 from pipelinejobs_server.ui.access import COOKIE
 from pipelinejobs_server.ui.filters import STATES
 from tests.servers import DashboardThread, ServerThread, start_grpc_server
@@ -348,6 +349,28 @@ def test_the_event_stream_resumes_after_the_last_event_id_then_goes_live(
         assert session.get(f"/ui/jobs/{uuid.uuid4()}/events").status_code == 404
 
 
+def test_the_event_stream_ends_quietly_when_the_server_ends_the_watch(embedded: EmbeddedDatabase) -> None:
+    # WATCH_RESUME (the watch's maximum duration, a server stopping) is a normal end: no "failure"
+    # message; the browser reconnects with the last id, as after the dashboard's own WATCH_S.
+    server = start_grpc_server(embedded, streams=Streams(max_watch_s=1.0))
+    dashboard = DashboardThread(DashboardSettings(server=server.address)).start()
+    try:
+        with JobsClient(server.address, api_key=CLIENT_KEY) as jobs:
+            pipeline = jobs.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid
+            created = make_job(jobs, pipeline, "resume", "run")
+        with signed_in(dashboard) as session:
+            url = f"/ui/jobs/{created.job.uuid}/events"
+            # Heartbeats come every 15 s: a stream still open after 5 s of silence fails the read.
+            with session.stream("GET", url, timeout=5) as stream:
+                lines = list(stream.iter_lines())
+    finally:
+        dashboard.stop()
+        server.stop()
+    assert lines[0] == "retry: 2000"
+    assert [line for line in lines if line.startswith("id: ")] == ["id: 1", "id: 2"]
+    assert not [line for line in lines if line.startswith("event: ") and line != "event: entry"], lines
+
+
 def test_the_provenance_link_serves_the_prov_json_of_the_job(
     dashboard: DashboardThread, client: JobsClient, pipeline: str
 ) -> None:
@@ -363,13 +386,38 @@ def test_the_provenance_link_serves_the_prov_json_of_the_job(
     )
 
 
-def test_a_long_history_is_shown_by_its_last_entries(
+def test_a_long_history_is_shown_a_page_at_a_time_newest_first(
     dashboard: DashboardThread, client: JobsClient, pipeline: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pages, "FULL_HISTORY", 4)
-    monkeypatch.setattr(pages, "TAIL", 3)
+    monkeypatch.setattr(history, "PAGE", 3)
     created = make_job(client, pipeline, "long", "run", "update", "update", "update", "finish")
+    path = f"/ui/jobs/{created.job.uuid}"
+    with signed_in(dashboard) as session:
+        newest = session.get(path).text
+        older = session.get(path, params={"before": "4"}).text
+        refused = session.get(path, params={"before": "1"})
+    assert re.findall(r'<li class="entry" data-seq="(\d+)">', newest) == ["6", "5", "4"]
+    assert "Showing entries #4 to #6 of 6." in newest
+    assert 'href="?before=4" id="older-entries"' in newest
+    assert (
+        f'data-events="/ui/jobs/{created.job.uuid}/events"' in newest
+    )  # the newest entries follow the job live
+    assert re.findall(r'<li class="entry" data-seq="(\d+)">', older) == ["3", "2", "1"]
+    assert "older-entries" not in older
+    assert f'href="/ui/jobs/{created.job.uuid}" id="newest-entries"' in older
+    assert '/events"' not in older  # a page of older entries stays as it is
+    assert refused.status_code == 400
+
+
+def test_a_page_of_history_holds_about_a_megabyte_of_data_at_most(
+    dashboard: DashboardThread, client: JobsClient, pipeline: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "DATA_BYTES", 10_000)
+    created = make_job(client, pipeline, "heavy", "run")
+    for n in range(4):
+        client.send_event(created.job.uuid, "update", token=created.token, data={"pad": "x" * 4000, "n": n})
     with signed_in(dashboard) as session:
         html = session.get(f"/ui/jobs/{created.job.uuid}").text
-    assert re.findall(r'<li class="entry" data-seq="(\d+)">', html) == ["6", "5", "4"]
-    assert "Showing the last 3 of 6 entries." in html
+    # Two 4 KB entries fit in 10 KB; the third would not, so it starts the page of older ones.
+    assert re.findall(r'<li class="entry" data-seq="(\d+)">', html) == ["6", "5"]
+    assert 'href="?before=5" id="older-entries"' in html

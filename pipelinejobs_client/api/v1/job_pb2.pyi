@@ -157,7 +157,9 @@ Global___Permission: _TypeAlias = Permission  # noqa: Y015
 
 @_typing.final
 class JobLinks(_message.Message):
-    """The metadata a job belongs to. Lists are sorted and de-duplicated by the server."""
+    """The metadata a job belongs to. Lists are sorted and de-duplicated by the server.
+    At most 100 values of each kind, in CreateJob as in a ListJobs filter.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

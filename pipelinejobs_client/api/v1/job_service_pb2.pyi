@@ -99,17 +99,32 @@ class CreateJobResponse(_message.Message):
     TOKEN_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     CALLBACK_URL_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
+    TOKEN_WITHHELD_FIELD_NUMBER: _builtins.int
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
     token: _builtins.str
-    """The job token for this caller. Shown only here; the server keeps only its hash."""
+    """The job token for this caller. Shown only here; the server keeps only its hash. Empty when
+    token_withheld.
+    """
     callback_url: _builtins.str
-    """Callback URL for executor status notifications, with a ${STATUS} placeholder."""
+    """Callback URL for executor status notifications, with a ${STATUS} placeholder. It carries the
+    token, so it is empty when token_withheld.
+    """
     created: _builtins.bool
     """False when the job already existed."""
+    token_withheld: _builtins.bool
+    """True when the job existed and was created by another API key: the job is returned, but no
+    token (only the creating key and admin keys get one). False (the default, as from servers that
+    predate it) whenever token is set.
+    """
+    token_id: _builtins.str
+    """The token's non-secret id: the first 16 hex digits of its SHA-256, what RevokeTokens takes.
+    Anyone holding a token can compute it. Empty when token_withheld.
+    """
     @_builtins.property
     def job(self) -> _job_pb2.Job: ...
     @_builtins.property
     def token_expire_time(self) -> _timestamp_pb2.Timestamp:
-        """When the token expires unless events keep extending it."""
+        """When the token expires unless events keep extending it. Unset when token_withheld."""
 
     def __init__(
         self,
@@ -119,10 +134,12 @@ class CreateJobResponse(_message.Message):
         token_expire_time: _timestamp_pb2.Timestamp | None = ...,
         callback_url: _builtins.str = ...,
         created: _builtins.bool = ...,
+        token_withheld: _builtins.bool = ...,
+        token_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "token_expire_time", b"token_expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_url", b"callback_url", "created", b"created", "job", b"job", "token", b"token", "token_expire_time", b"token_expire_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_url", b"callback_url", "created", b"created", "job", b"job", "token", b"token", "token_expire_time", b"token_expire_time", "token_id", b"token_id", "token_withheld", b"token_withheld"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -214,7 +231,7 @@ class ListJobsRequest(_message.Message):
     """Opaque token from a previous response with the same filters."""
     @_builtins.property
     def states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobState.ValueType]:
-        """Only jobs in one of these states."""
+        """Only jobs in one of these states; at most as many values as there are states (duplicates are folded)."""
 
     @_builtins.property
     def links(self) -> _job_pb2.JobLinks:
@@ -255,7 +272,9 @@ class ListJobsResponse(_message.Message):
     JOBS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.Job]: ...
     def __init__(
@@ -416,7 +435,9 @@ class ListJobEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.HistoryEvent]: ...
     def __init__(
@@ -510,7 +531,9 @@ class WatchJobRequest(_message.Message):
     """Send entries with seq greater than this; 0 sends the whole history first."""
     @_builtins.property
     def until_states(self) -> _containers.RepeatedScalarFieldContainer[_job_pb2.JobState.ValueType]:
-        """End the stream after an entry that leaves the job in one of these states; empty: watch until cancelled."""
+        """End the stream after an entry that leaves the job in one of these states; empty: watch until cancelled.
+        At most as many values as there are states (duplicates are folded).
+        """
 
     def __init__(
         self,
@@ -582,7 +605,9 @@ class ListRejectedEventsResponse(_message.Message):
     EVENTS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_job_pb2.RejectedEvent]: ...
     def __init__(
@@ -649,6 +674,53 @@ class VerifyHistoryResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyHistoryResponse: _TypeAlias = VerifyHistoryResponse  # noqa: Y015
+
+@_typing.final
+class RevokeTokensRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UUID_FIELD_NUMBER: _builtins.int
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    ALL_TOKENS_FIELD_NUMBER: _builtins.int
+    uuid: _builtins.str
+    token_id: _builtins.str
+    """The id of the one token to revoke (CreateJobResponse.token_id: 16 lower-case hex digits)."""
+    all_tokens: _builtins.bool
+    """Revoke every token of the job instead. Exactly one of token_id and all_tokens must be given."""
+    def __init__(
+        self,
+        *,
+        uuid: _builtins.str = ...,
+        token_id: _builtins.str = ...,
+        all_tokens: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_tokens", b"all_tokens", "token_id", b"token_id", "uuid", b"uuid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeTokensRequest: _TypeAlias = RevokeTokensRequest  # noqa: Y015
+
+@_typing.final
+class RevokeTokensResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVOKED_FIELD_NUMBER: _builtins.int
+    revoked: _builtins.int
+    """How many tokens were removed (0 when the id matched none: revoking again changes nothing)."""
+    def __init__(
+        self,
+        *,
+        revoked: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revoked", b"revoked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeTokensResponse: _TypeAlias = RevokeTokensResponse  # noqa: Y015
 
 @_typing.final
 class GetStateMachineRequest(_message.Message):

@@ -93,6 +93,11 @@ class JobServiceStub:
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineRequest.SerializeToString,
                 response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineResponse.FromString,
                 _registered_method=True)
+        self.RevokeTokens = channel.unary_unary(
+                '/pipelinejobs.v1.JobService/RevokeTokens',
+                request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.RevokeTokensRequest.SerializeToString,
+                response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.RevokeTokensResponse.FromString,
+                _registered_method=True)
         self.ExportProvenance = channel.unary_unary(
                 '/pipelinejobs.v1.JobService/ExportProvenance',
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceRequest.SerializeToString,
@@ -108,7 +113,10 @@ class JobServiceServicer:
     """
 
     def CreateJob(self, request, context):
-        """Creates a job, or returns the existing one with the same identity and a fresh token.
+        """Creates a job, or returns the existing one with the same identity. A fresh token comes with it
+        for the API key that created the job and for admin keys; any other key gets the job without one
+        (token_withheld). Refused with RESOURCE_EXHAUSTED (TOO_MANY_TOKENS) when the job already holds
+        the maximum of live tokens: live tokens are never pushed out by new ones.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -187,6 +195,15 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeTokens(self, request, context):
+        """Revokes a job's tokens, all of them or one by its id, so that a leaked token stops working at
+        once. Admin keys only. Events already applied stay; the job's creator gets a fresh token from
+        CreateJob afterwards.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExportProvenance(self, request, context):
         """Exports a job's provenance as a W3C PROV-JSON document: the job as an activity, its pipeline as
         the plan it followed, the agent that launched it, its links, its archive path as the entity it
@@ -253,6 +270,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetStateMachine,
                     request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineRequest.FromString,
                     response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineResponse.SerializeToString,
+            ),
+            'RevokeTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeTokens,
+                    request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.RevokeTokensRequest.FromString,
+                    response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.RevokeTokensResponse.SerializeToString,
             ),
             'ExportProvenance': grpc.unary_unary_rpc_method_handler(
                     servicer.ExportProvenance,
@@ -561,6 +583,33 @@ class JobService:
             '/pipelinejobs.v1.JobService/GetStateMachine',
             pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineRequest.SerializeToString,
             pipelinejobs_dot_v1_dot_job__service__pb2.GetStateMachineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipelinejobs.v1.JobService/RevokeTokens',
+            pipelinejobs_dot_v1_dot_job__service__pb2.RevokeTokensRequest.SerializeToString,
+            pipelinejobs_dot_v1_dot_job__service__pb2.RevokeTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,7 +38,11 @@ class JobServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> JobServiceAsyncStub: ...
     CreateJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CreateJobRequest, _job_service_pb2.CreateJobResponse]
-    """Creates a job, or returns the existing one with the same identity and a fresh token."""
+    """Creates a job, or returns the existing one with the same identity. A fresh token comes with it
+    for the API key that created the job and for admin keys; any other key gets the job without one
+    (token_withheld). Refused with RESOURCE_EXHAUSTED (TOO_MANY_TOKENS) when the job already holds
+    the maximum of live tokens: live tokens are never pushed out by new ones.
+    """
     GetJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]
     """Reads one job."""
     ListJobs: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]
@@ -65,6 +69,11 @@ class JobServiceStub:
     """Recomputes a job's hash chain and reports the first entry that does not match."""
     GetStateMachine: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.GetStateMachineRequest, _job_service_pb2.GetStateMachineResponse]
     """Describes the state machine: states, events, and every allowed transition."""
+    RevokeTokens: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.RevokeTokensRequest, _job_service_pb2.RevokeTokensResponse]
+    """Revokes a job's tokens, all of them or one by its id, so that a leaked token stops working at
+    once. Admin keys only. Events already applied stay; the job's creator gets a fresh token from
+    CreateJob afterwards.
+    """
     ExportProvenance: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.ExportProvenanceRequest, _job_service_pb2.ExportProvenanceResponse]
     """Exports a job's provenance as a W3C PROV-JSON document: the job as an activity, its pipeline as
     the plan it followed, the agent that launched it, its links, its archive path as the entity it
@@ -81,7 +90,11 @@ class JobServiceAsyncStub(JobServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CreateJobRequest, _job_service_pb2.CreateJobResponse]  # type: ignore[assignment]
-    """Creates a job, or returns the existing one with the same identity and a fresh token."""
+    """Creates a job, or returns the existing one with the same identity. A fresh token comes with it
+    for the API key that created the job and for admin keys; any other key gets the job without one
+    (token_withheld). Refused with RESOURCE_EXHAUSTED (TOO_MANY_TOKENS) when the job already holds
+    the maximum of live tokens: live tokens are never pushed out by new ones.
+    """
     GetJob: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetJobRequest, _job_service_pb2.GetJobResponse]  # type: ignore[assignment]
     """Reads one job."""
     ListJobs: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]  # type: ignore[assignment]
@@ -108,6 +121,11 @@ class JobServiceAsyncStub(JobServiceStub):
     """Recomputes a job's hash chain and reports the first entry that does not match."""
     GetStateMachine: _aio.UnaryUnaryMultiCallable[_job_service_pb2.GetStateMachineRequest, _job_service_pb2.GetStateMachineResponse]  # type: ignore[assignment]
     """Describes the state machine: states, events, and every allowed transition."""
+    RevokeTokens: _aio.UnaryUnaryMultiCallable[_job_service_pb2.RevokeTokensRequest, _job_service_pb2.RevokeTokensResponse]  # type: ignore[assignment]
+    """Revokes a job's tokens, all of them or one by its id, so that a leaked token stops working at
+    once. Admin keys only. Events already applied stay; the job's creator gets a fresh token from
+    CreateJob afterwards.
+    """
     ExportProvenance: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ExportProvenanceRequest, _job_service_pb2.ExportProvenanceResponse]  # type: ignore[assignment]
     """Exports a job's provenance as a W3C PROV-JSON document: the job as an activity, its pipeline as
     the plan it followed, the agent that launched it, its links, its archive path as the entity it
@@ -127,7 +145,11 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.CreateJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.CreateJobResponse, _abc.Awaitable[_job_service_pb2.CreateJobResponse]]:
-        """Creates a job, or returns the existing one with the same identity and a fresh token."""
+        """Creates a job, or returns the existing one with the same identity. A fresh token comes with it
+        for the API key that created the job and for admin keys; any other key gets the job without one
+        (token_withheld). Refused with RESOURCE_EXHAUSTED (TOO_MANY_TOKENS) when the job already holds
+        the maximum of live tokens: live tokens are never pushed out by new ones.
+        """
 
     @_abc_1.abstractmethod
     def GetJob(
@@ -214,6 +236,17 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.GetStateMachineResponse, _abc.Awaitable[_job_service_pb2.GetStateMachineResponse]]:
         """Describes the state machine: states, events, and every allowed transition."""
+
+    @_abc_1.abstractmethod
+    def RevokeTokens(
+        self,
+        request: _job_service_pb2.RevokeTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.RevokeTokensResponse, _abc.Awaitable[_job_service_pb2.RevokeTokensResponse]]:
+        """Revokes a job's tokens, all of them or one by its id, so that a leaked token stops working at
+        once. Admin keys only. Events already applied stay; the job's creator gets a fresh token from
+        CreateJob afterwards.
+        """
 
     @_abc_1.abstractmethod
     def ExportProvenance(

@@ -31,7 +31,9 @@ class RegisterPipelineRequest(_message.Message):
     name: _builtins.str
     description: _builtins.str
     @_builtins.property
-    def components(self) -> _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.PipelineComponent]: ...
+    def components(self) -> _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.PipelineComponent]:
+        """1 to 256 components."""
+
     @_builtins.property
     def options(self) -> _struct_pb2.Struct: ...
     def __init__(
@@ -144,7 +146,9 @@ class ListPipelinesResponse(_message.Message):
     PIPELINES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
-    """Empty when there are no more pages."""
+    """Empty when there are no more pages. A page may hold fewer items than page_size, as a reply is kept
+    under the server's message size (4 MiB by default): only an empty token ends the listing.
+    """
     @_builtins.property
     def pipelines(self) -> _containers.RepeatedCompositeFieldContainer[_pipeline_pb2.Pipeline]: ...
     def __init__(

@@ -34,6 +34,7 @@ from .interceptors import principal
 from .interceptors.around import Context
 from .listing import job_filter, job_order
 from .metrics import ServerMetrics
+from .replies import fitted
 
 _PERMISSIONS = {
     fsm.Permission.SERVICE: job_pb2.PERMISSION_SERVICE,
@@ -61,7 +62,7 @@ def state_machine() -> pb.GetStateMachineResponse:
 
 
 class JobServicer(pb_grpc.JobServiceServicer):
-    def __init__(self, services: Services, metrics: ServerMetrics) -> None:
+    def __init__(self, services: Services, metrics: ServerMetrics, reply_limit: int) -> None:
         self._jobs = services.jobs
         self._events = services.events
         self._listing = services.listing
@@ -69,6 +70,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self._provenance = services.provenance
         self._metrics = metrics  # events by outcome; calls are counted by the interceptors
         self._machine = state_machine()
+        self._reply_limit = reply_limit  # the server's max_send_message_length: list replies fit in it
 
     async def CreateJob(self, request: pb.CreateJobRequest, context: Context) -> pb.CreateJobResponse:
         result = await self._jobs.create_job(
@@ -86,11 +88,15 @@ class JobServicer(pb_grpc.JobServiceServicer):
                 task=request.task,
             ),
         )
+        issued = result.token
+        if issued is None:
+            return pb.CreateJobResponse(job=job_to_proto(result.job), token_withheld=True)
         return pb.CreateJobResponse(
             job=job_to_proto(result.job),
-            token=result.token,
-            token_expire_time=timestamp(result.token_expires_at),
-            callback_url=result.callback_url,
+            token=issued.secret,
+            token_id=issued.id,
+            token_expire_time=timestamp(issued.expires_at),
+            callback_url=issued.callback_url,
             created=result.created,
         )
 
@@ -98,19 +104,22 @@ class JobServicer(pb_grpc.JobServiceServicer):
         return pb.GetJobResponse(job=job_to_proto(await self._jobs.get_job(principal(), request.uuid)))
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
-        jobs, token = await self._listing.page(
+        page = await self._listing.page(
             principal(),
             job_filter(request),
             job_order(request.order_by),
             request.page_token,
             request.page_size,
         )
-        return pb.ListJobsResponse(jobs=[job_to_proto(job) for job in jobs], next_page_token=token)
+        jobs, token = fitted(page, job_to_proto, self._reply_limit)
+        return pb.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: Context
     ) -> AsyncIterator[pb.WatchJobResponse]:
-        until = tuple(state_from_proto(value, "until_states") for value in request.until_states)
+        until = tuple(
+            dict.fromkeys(state_from_proto(value, "until_states") for value in request.until_states)
+        )
         async for recorded in self._watcher.watch(principal(), request.uuid, request.after_seq, until):
             yield pb.WatchJobResponse(event=history_to_proto(recorded))
 
@@ -146,10 +155,9 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def ListJobEvents(
         self, request: pb.ListJobEventsRequest, context: Context
     ) -> pb.ListJobEventsResponse:
-        entries, token = await self._jobs.list_entries(
-            principal(), request.uuid, request.page_token, request.page_size
-        )
-        return pb.ListJobEventsResponse(events=[history_to_proto(e) for e in entries], next_page_token=token)
+        page = await self._jobs.list_entries(principal(), request.uuid, request.page_token, request.page_size)
+        events, token = fitted(page, history_to_proto, self._reply_limit)
+        return pb.ListJobEventsResponse(events=events, next_page_token=token)
 
     async def RejectEvent(self, request: pb.RejectEventRequest, context: Context) -> pb.RejectEventResponse:
         record = await self._events.reject(
@@ -169,12 +177,11 @@ class JobServicer(pb_grpc.JobServiceServicer):
     async def ListRejectedEvents(
         self, request: pb.ListRejectedEventsRequest, context: Context
     ) -> pb.ListRejectedEventsResponse:
-        records, token = await self._jobs.list_rejected(
+        page = await self._jobs.list_rejected(
             principal(), request.job_uuid, request.page_token, request.page_size
         )
-        return pb.ListRejectedEventsResponse(
-            events=[rejected_to_proto(r) for r in records], next_page_token=token
-        )
+        events, token = fitted(page, rejected_to_proto, self._reply_limit)
+        return pb.ListRejectedEventsResponse(events=events, next_page_token=token)
 
     async def VerifyHistory(
         self, request: pb.VerifyHistoryRequest, context: Context
@@ -183,6 +190,14 @@ class JobServicer(pb_grpc.JobServiceServicer):
         return pb.VerifyHistoryResponse(
             valid=check.valid, checked=check.checked, first_bad_seq=check.first_bad_seq, reason=check.reason
         )
+
+    async def RevokeTokens(
+        self, request: pb.RevokeTokensRequest, context: Context
+    ) -> pb.RevokeTokensResponse:
+        revoked = await self._jobs.revoke_tokens(
+            principal(), request.uuid, request.token_id, request.all_tokens
+        )
+        return pb.RevokeTokensResponse(revoked=revoked)
 
     # The machine is public: any caller (or a tool in another language) may read it without a key.
     async def GetStateMachine(

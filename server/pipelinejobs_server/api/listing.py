@@ -52,7 +52,8 @@ def job_filter(request: pb.ListJobsRequest) -> JobFilter:
     }
     return JobFilter(
         pipeline_uuid=request.pipeline_uuid,
-        states=tuple(state_from_proto(value, "states") for value in request.states),
+        # Duplicates folded: a filter names each state once (caps.py allows one value per state).
+        states=tuple(dict.fromkeys(state_from_proto(value, "states") for value in request.states)),
         links={kind: values for kind, values in links.items() if values},
         created=_range(request.create_time, "create_time"),
         updated=_range(request.update_time, "update_time"),

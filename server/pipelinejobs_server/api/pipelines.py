@@ -9,11 +9,13 @@ from pipelinejobs_server.service.pipelines import Pipelines
 from .convert import pipeline_to_proto, struct_to_dict
 from .interceptors import principal
 from .interceptors.around import Context
+from .replies import fitted
 
 
 class PipelineServicer(pb_grpc.PipelineServiceServicer):
-    def __init__(self, pipelines: Pipelines) -> None:
+    def __init__(self, pipelines: Pipelines, reply_limit: int) -> None:
         self._pipelines = pipelines
+        self._reply_limit = reply_limit  # the server's max_send_message_length: list replies fit in it
 
     async def RegisterPipeline(
         self, request: pb.RegisterPipelineRequest, context: Context
@@ -34,7 +36,6 @@ class PipelineServicer(pb_grpc.PipelineServiceServicer):
     async def ListPipelines(
         self, request: pb.ListPipelinesRequest, context: Context
     ) -> pb.ListPipelinesResponse:
-        records, token = await self._pipelines.page(principal(), request.page_token, request.page_size)
-        return pb.ListPipelinesResponse(
-            pipelines=[pipeline_to_proto(record) for record in records], next_page_token=token
-        )
+        page = await self._pipelines.page(principal(), request.page_token, request.page_size)
+        pipelines, token = fitted(page, pipeline_to_proto, self._reply_limit)
+        return pb.ListPipelinesResponse(pipelines=pipelines, next_page_token=token)

@@ -70,6 +70,12 @@ def build_grpc_server(
     limit = settings.limits.max_message_bytes
     server = grpc.aio.server(
         interceptors=interceptors.chain(services.credentials, metrics),
+        # Calls past this are refused by gRPC itself (RESOURCE_EXHAUSTED) before any handler runs: the
+        # bound on the tasks and memory that calls in flight hold, whatever they are, on every
+        # connection. Not also grpc.max_concurrent_streams (HTTP/2's cap per connection): a client past
+        # it queues its calls without a word until their deadline (seen: DEADLINE_EXCEEDED instead of
+        # RESOURCE_EXHAUSTED), behind its own watches when it multiplexes them on one channel (ADR 009).
+        maximum_concurrent_rpcs=settings.streams.max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
@@ -84,9 +90,10 @@ def build_grpc_server(
             ("grpc.http2.max_pings_without_data", 0),
         ],
     )
-    job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(services, metrics), server)
+    # The same limit cuts list replies short (replies.py), so that no page is one gRPC refuses to send.
+    job_service_pb2_grpc.add_JobServiceServicer_to_server(JobServicer(services, metrics, limit), server)
     pipeline_service_pb2_grpc.add_PipelineServiceServicer_to_server(
-        PipelineServicer(services.pipelines), server
+        PipelineServicer(services.pipelines, limit), server
     )
     health = DatabaseHealth(ping, SERVICE_NAMES, settings.health_interval_s)
     _add_health_and_reflection(server, health)

@@ -24,7 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(options: argparse.Namespace, environ: Mapping[str, str]) -> DashboardSettings:
     settings = common.with_flags(
-        DashboardSettings.from_environ(environ), server=options.server, host=options.host, port=options.port
+        DashboardSettings.from_environ(environ),
+        server=options.server,
+        host=options.host,
+        port=options.port,
+        tls=common.client_tls(options, environ),
     )
     settings.validate()
     return settings
@@ -40,6 +44,7 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
         settings.port,
         "dashboard",
         lambda url: f"dashboard on {url}{PREFIX}/ (gRPC server {settings.server})",
+        limits=settings.connections,
     )
 
 

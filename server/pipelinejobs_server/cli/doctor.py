@@ -9,6 +9,7 @@ import argparse
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TextIO
 
 from pipelinejobs_client.cli.plugins import Command
@@ -27,6 +28,13 @@ DEFAULT_TIMEOUT_MS = 5000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mongodb-uri", default=None, help="MongoDB connection string (env MONGODB_URI)")
+    parser.add_argument(
+        "--mongodb-password-file",
+        default=None,
+        metavar="PATH",
+        help="the password of the URI's user, read from this file (env MONGODB_PASSWORD_FILE): for the "
+        "embedded database of `up`, its data directory's database.password",
+    )
     parser.add_argument(
         "--database", default=None, help="database name (env PIPELINEJOBS_DATABASE; default pipelinejobs)"
     )
@@ -60,8 +68,15 @@ def command(
     except SettingsError as error:
         print(f"error: {error} (milliseconds)", file=err)
         return EXIT_USAGE
+    password_file = options.mongodb_password_file or environ.get("MONGODB_PASSWORD_FILE", "")
+    try:
+        password = read_password(password_file) if password_file else None
+        scan = DatabaseScan(uri, database, timeout_ms=timeout_ms, password=password)
+    except ValueError as error:
+        print(f"error: {error}", file=err)
+        return EXIT_USAGE
     started = time.monotonic()
-    with DatabaseScan(uri, database, timeout_ms=timeout_ms) as source:
+    with scan as source:
         try:
             source.ping()
             if not source.has_jobs():
@@ -76,6 +91,16 @@ def command(
             return EXIT_UNAVAILABLE
     report.finish(database, doctor.summary, options.strict, time.monotonic() - started)
     return EXIT_OK if doctor.summary.healthy(options.strict) else EXIT_PROBLEMS
+
+
+def read_password(path: str) -> str:
+    try:
+        password = Path(path).read_text().strip()
+    except OSError as error:
+        raise ValueError(f"cannot read the database password: {error}") from None
+    if not password:
+        raise ValueError(f"the database password file {path} is empty")
+    return password
 
 
 COMMAND = Command(

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from starlette.applications import Starlette
 
 from pipelinejobs_server.stopping import run_bounded
+from pipelinejobs_server.web.connections import ConnectionLimits, budgeted
 from pipelinejobs_server.web.failures import Misconfigured
 from pipelinejobs_server.web.serving import bind, start_app
 
@@ -21,9 +22,14 @@ Check = Callable[[Starlette], Awaitable[None]]
 
 
 async def _serve(
-    app: Starlette, sock: socket.socket, name: str, banner: Callable[[str], str], check: Check | None
+    app: Starlette,
+    sock: socket.socket,
+    name: str,
+    banner: Callable[[str], str],
+    check: Check | None,
+    limits: ConnectionLimits,
 ) -> int:
-    running = await start_app(app, sock, name)
+    running = await start_app(app, sock, name, budgeted(limits))
     print(banner(running.url), flush=True)
     if check is not None:
         try:
@@ -48,15 +54,16 @@ def serve_app(
     name: str,
     banner: Callable[[str], str],
     check: Check | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> int:
     """Serve ``app`` on ``host:port`` until SIGINT/SIGTERM, printing ``banner(url)`` once it listens;
-    ``check`` runs then."""
+    ``check`` runs then. Its connections are bounded by ``limits``, within the process's file budget."""
     try:
         sock = bind(host, port)
     except OSError as error:
         print(f"error: cannot listen on {host}:{port}: {error}", file=sys.stderr)
         return 1
     try:
-        return run_bounded(_serve(app, sock, name, banner, check))
+        return run_bounded(_serve(app, sock, name, banner, check, limits or ConnectionLimits()))
     finally:
         sock.close()

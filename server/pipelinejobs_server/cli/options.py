@@ -11,6 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from pipelinejobs_client import ClientTls
+from pipelinejobs_client.cli.common import add_client_tls_arguments
+from pipelinejobs_client.cli.common import client_tls as flagged_tls
 from pipelinejobs_server import logs
 from pipelinejobs_server.settings import Settings, SettingsError
 
@@ -46,6 +49,15 @@ def add_http_app_arguments(parser: argparse.ArgumentParser, env: str, default_po
         default=None,
         help=f"HTTP port (env PIPELINEJOBS_{env}_PORT; default {default_port}; 0 picks a free one)",
     )
+    add_client_tls_arguments(parser.add_argument_group("TLS to the gRPC server (default: plaintext)"))
+
+
+def client_tls(options: argparse.Namespace, environ: Mapping[str, str]) -> ClientTls | None:
+    """An HTTP app's TLS to its gRPC server: the flags over the ``PIPELINEJOBS_TLS_*`` variables."""
+    try:
+        return flagged_tls(options, environ)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
 
 
 def with_flags(settings: SettingsT, **flags: Any) -> SettingsT:

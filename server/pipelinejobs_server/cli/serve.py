@@ -10,7 +10,7 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp
@@ -19,6 +19,7 @@ from pipelinejobs_client.cli.plugins import Command
 from pipelinejobs_server.app import start_server
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.stopping import run_bounded
+from pipelinejobs_server.web.connections import ConnectionLimits, budgeted
 from pipelinejobs_server.web.serving import RunningApp, host_port, start_app
 
 from . import options as common
@@ -36,6 +37,10 @@ class HttpPlan:
     """The app, given the gRPC server's host:port (the apps reach the server only over gRPC)."""
     banner: Callable[[str], Sequence[str]]
     """What to print once it listens, given its URL."""
+    limits: ConnectionLimits
+    """Deadlines and the cap on its connections (kept within this process's file budget)."""
+    check: Callable[[str], Awaitable[None]]
+    """Run once it serves, given the server's host:port; a SettingsError stops everything."""
 
 
 async def serve_until_signalled(
@@ -50,8 +55,15 @@ async def serve_until_signalled(
     if http is not None:
         # Same process, same loop; the apps still reach the server only through gRPC.
         try:
-            served = await start_app(http.build(host_port(settings.host, running.port)), http.sock, "http")
+            target = host_port(settings.host, running.port)
+            served = await start_app(http.build(target), http.sock, "http", budgeted(http.limits))
         except BaseException:
+            await running.stop(0)
+            raise
+        try:
+            await http.check(target)
+        except BaseException:
+            await served.stop(0)
             await running.stop(0)
             raise
         for line in http.banner(served.url):

@@ -1,8 +1,8 @@
 """``pipelinejobs up``: everything on one machine, in the foreground — the embedded database, the gRPC
 server, and on one HTTP port the callback shim with the dashboard under /ui. Ctrl-C stops them all.
 
-API keys are generated on first start (keyfiles.py) unless configured; callback URLs point at this
-shim unless a public URL is given.
+API keys and the shim's callback key secret are generated on first start (keyfiles.py) unless
+configured; callback URLs point at this shim unless a public URL is given.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.types import ASGIApp
 
 from pipelinejobs_client.cli.plugins import Command
 from pipelinejobs_server import shim, ui
-from pipelinejobs_server.keyfiles import load_or_create
+from pipelinejobs_server.keyfiles import load_or_create, mode_of
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.stopping import run_bounded
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase, EmbeddedDatabaseError
@@ -25,9 +25,11 @@ from pipelinejobs_server.web.mounting import mounted
 from pipelinejobs_server.web.serving import bind, url_for
 
 from . import options as common
+from .loopback import check_reachable, own_client_tls
 from .serve import HttpPlan, serve_until_signalled
 
 DEFAULT_DATA_DIR = ".pipelinejobs"
+CALLBACK_KEY_SECRET_FILE = "callback-key.secret"  # noqa: S105 - a file name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,27 +55,38 @@ def _keys(settings: Settings, data_dir: Path) -> tuple[Settings, list[str]]:
     if not settings.admin_keys:
         path = data_dir / "admin.key"
         settings = replace(settings, admin_keys=(load_or_create(path),))
-        notes[0] = f"admin key: {path} (mode 0600)"
+        notes[0] = f"admin key: {path} (mode {mode_of(path):04o})"
     if not settings.client_keys:
         path = data_dir / "client.key"
         settings = replace(settings, client_keys=(load_or_create(path),))
-        notes[1] = f"client key: {path} (mode 0600)"
+        notes[1] = f"client key: {path} (mode {mode_of(path):04o})"
     return settings, notes
 
 
+def callback_key_secret(environ: Mapping[str, str], data_dir: Path) -> tuple[str, str]:
+    """The shim's secret, configured or generated once and kept (so keys survive restarts), and a note."""
+    configured = environ.get(shim.CALLBACK_KEY_SECRET_ENV, "").strip()
+    if configured:
+        return configured, f"callback key secret: from {shim.CALLBACK_KEY_SECRET_ENV}"
+    path = data_dir / CALLBACK_KEY_SECRET_FILE
+    return load_or_create(path), f"callback key secret: {path}"
+
+
 def http_plan(
-    options: argparse.Namespace, settings: Settings, environ: Mapping[str, str]
+    options: argparse.Namespace, settings: Settings, environ: Mapping[str, str], secret: str
 ) -> tuple[HttpPlan, Settings]:
     """Bind the HTTP socket; unless a public URL was given, callback URLs point at this shim."""
-    shim_settings = shim.ShimSettings.from_environ(environ)
+    tls = own_client_tls(settings, environ)  # before anything is bound or started
+    shim_settings = shim.ShimSettings.from_environ({**environ, shim.CALLBACK_KEY_SECRET_ENV: secret})
     port = options.http_port if options.http_port is not None else shim_settings.port
     host = environ.get("PIPELINEJOBS_HTTP_HOST") or settings.host
     sock = bind(host, port)
     if options.public_url is None and not environ.get("PIPELINEJOBS_PUBLIC_URL"):
         settings = replace(settings, public_url=url_for(host, sock.getsockname()[1]))
-    # No API key for the shim: under `up` it needs none (job tokens authorize every event).
-    shim_settings = replace(shim_settings, host=host, port=port, api_key="")
-    dashboard_settings = ui.DashboardSettings.from_environ(environ)
+    # No API key for the shim: under `up` it needs none (job tokens authorize every event). TLS as the
+    # server speaks it, whatever PIPELINEJOBS_TLS_* say for other clients (loopback.py).
+    shim_settings = replace(shim_settings, host=host, port=port, api_key="", tls=tls)
+    dashboard_settings = replace(ui.DashboardSettings.from_environ(environ), tls=tls)
 
     def build(target: str) -> ASGIApp:
         return mounted(
@@ -90,14 +103,19 @@ def http_plan(
             f"callback URLs use {settings.public_url}",
         ]
 
-    return HttpPlan(sock, build, banner), settings
+    async def check(target: str) -> None:
+        if tls is not None:
+            await check_reachable(target, tls)
+
+    return HttpPlan(sock, build, banner, shim_settings.connections, check), settings
 
 
 def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
     data_dir = Path(options.data_dir or environ.get("PIPELINEJOBS_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
     settings, key_notes = _keys(common.settings_from(options, environ), data_dir)
+    secret, secret_note = callback_key_secret(environ, data_dir)
     try:
-        plan, settings = http_plan(options, settings, environ)
+        plan, settings = http_plan(options, settings, environ, secret)
     except OSError as error:
         print(
             f"error: the callback shim cannot listen: {error} (--http-port 0 picks a free port)",
@@ -113,7 +131,12 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return 1
     try:
         settings = replace(settings, mongodb_uri=uri)
-        banner = [f"database: {uri} (data in {data_dir / 'db'})", *key_notes, "press Ctrl-C to stop"]
+        # The URI without its password: the banner ends up in terminals and logs.
+        database_note = (
+            f"database: {database.shown_uri} (password in {database.password_path}; "
+            f"data in {database.storage_path})"
+        )
+        banner = [database_note, *key_notes, secret_note, "press Ctrl-C to stop"]
         run_bounded(serve_until_signalled(settings, banner, plan))
     finally:
         plan.sock.close()  # uvicorn closes it when it served; this covers a failed start

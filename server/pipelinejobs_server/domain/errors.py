@@ -25,6 +25,12 @@ class DataTooLarge(PipelineJobsError):
     reason = "DATA_TOO_LARGE"
 
 
+class TooManyTokens(PipelineJobsError):
+    """The job holds the maximum of live tokens; a new one would have to push a live one out."""
+
+    reason = "TOO_MANY_TOKENS"
+
+
 class NotFound(PipelineJobsError):
     reason = "NOT_FOUND"
 
@@ -73,6 +79,11 @@ class TokenRequired(Unauthenticated):
 class InvalidToken(Unauthenticated):
     reason = "INVALID_TOKEN"
 
+    @classmethod
+    def for_job(cls, job_uuid: str) -> InvalidToken:
+        """The one answer to a token that does not open ``job_uuid``, whether or not the job exists."""
+        return cls("the job token is not valid for this job", uuid=job_uuid)
+
 
 class TokenExpired(Unauthenticated):
     reason = "TOKEN_EXPIRED"
@@ -100,3 +111,32 @@ class Unavailable(PipelineJobsError):
 
 class DatabaseUnavailable(Unavailable):
     reason = "DATABASE_UNAVAILABLE"
+
+
+class WatchResume(Unavailable):
+    """A watch the server ended (its maximum duration, or the server stopping): resume after ``after_seq``.
+
+    UNAVAILABLE, which every gRPC client's retry policy treats as "try again", never OK: an OK end of a
+    watch means the job reached a state the caller waits for."""
+
+    reason = "WATCH_RESUME"
+
+    def __init__(self, after_seq: int, why: str) -> None:
+        super().__init__(
+            f"the watch ended ({why}); resume with after_seq={after_seq}", after_seq=str(after_seq), why=why
+        )
+
+
+class TooManyWatches(PipelineJobsError):
+    reason = "TOO_MANY_WATCHES"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message, limit=str(limit))
+
+
+class TooManyWatchesForKey(TooManyWatches):
+    reason = "TOO_MANY_WATCHES_FOR_KEY"
+
+
+class TooManyWatchesOnServer(TooManyWatches):
+    reason = "TOO_MANY_WATCHES_ON_SERVER"

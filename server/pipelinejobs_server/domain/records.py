@@ -47,6 +47,9 @@ class JobRecord:
     created_at: datetime
     updated_at: datetime
     tokens: tuple[StoredToken, ...] = ()
+    # The id of the API key that created the job (service.credentials.Principal.key_id); only that key
+    # (and admin keys) get fresh tokens for it. "" for jobs created before creators were recorded.
+    creator: str = ""
     # Decides CancelJob: a job that was ever RUNNING may not be deleted (kept in the record, not the client).
     ever_running: bool = False
     # Set by CancelJob before it deletes the job's history, so that no event can slip in meanwhile.
@@ -105,6 +108,11 @@ class RecordedEntry:
     def of(cls, entry: Entry) -> RecordedEntry:
         """A new entry with its own hash, as it will be stored."""
         return cls(entry, entry.digest())
+
+
+# The reason of a job's summary row in the rejected-events log: how many older rejections the bounded log
+# dropped (storage/rejected.py). Reserved: no caller may send it as a rejection's reason.
+DROPPED_REASON = "DROPPED"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import NamedTuple
 
 TOKEN_BYTES = 24  # 192 random bits, URL-safe: tokens travel in callback query strings
+ID_DIGITS = 16  # a token's id: this many hex digits (64 bits) of its SHA-256
+MIN_KEY_LENGTH = 22  # API keys: 22 base64url characters carry 132 bits, the least we accept (>= 128)
 
 
 def new_token() -> str:
@@ -21,9 +23,26 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+def token_id(digest: str) -> str:
+    """A token's id, from its stored digest: names it (to revoke it) without being usable as it.
+
+    Derived, not stored: tokens issued before ids existed have one too, and anyone who holds a token
+    can compute its id (``sha256(token)[:16]``). 64 bits keep the ids of one job's few dozen tokens apart.
+    """
+    return digest[:ID_DIGITS]
+
+
+def is_token_id(value: str) -> bool:
+    return len(value) == ID_DIGITS and all(c in "0123456789abcdef" for c in value)
+
+
 class StoredToken(NamedTuple):
     digest: str
     expires_at: datetime
+
+    @property
+    def id(self) -> str:
+        return token_id(self.digest)
 
 
 class TokenCheck(NamedTuple):

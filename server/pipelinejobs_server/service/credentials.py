@@ -15,16 +15,29 @@ class Role(enum.Enum):
     ADMIN = "admin"  # also reset/ready, any event without a job token, all rejected events
 
 
+KEY_ID_DIGITS = 16  # 64 bits of the key's SHA-256: keeps a deployment's few keys apart, reveals nothing
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: an API key's role and a short, non-secret label for logs."""
+    """Who is calling: an API key's role and its non-secret id.
+
+    ``key_id`` is the start of the key's SHA-256, so it is the same on every replica and after every
+    restart while the key is configured, and it cannot be turned back into the key (keys carry at
+    least 128 random bits). Jobs record it as their creator; ``label`` (its first 8 digits) names the
+    key in logs.
+    """
 
     role: Role
-    label: str
+    key_id: str
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    @property
+    def label(self) -> str:
+        return f"key:{self.key_id[:8]}"
 
 
 class Credentials:
@@ -44,7 +57,7 @@ class Credentials:
         digest = matches_any(presented, self._roles)
         if digest is None:
             raise InvalidApiKey("the API key is not valid")
-        return Principal(self._roles[digest], f"key:{digest[:8]}")
+        return Principal(self._roles[digest], digest[:KEY_ID_DIGITS])
 
 
 def require(principal: Principal | None, role: Role) -> Principal:

@@ -9,6 +9,7 @@ Nothing is held in this process between requests; any number of replicas may run
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid as uuid_module
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from pipelinejobs_server.domain.errors import (
 )
 from pipelinejobs_server.domain.records import JobRecord, RecordedEntry, RejectedEvent
 from pipelinejobs_server.domain.tokens import StoredToken, check_token
+from pipelinejobs_server.domain.truncation import truncated
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.storage.jobs import AppendOutcome, JobStore
 from pipelinejobs_server.storage.rejected import RejectedStore
@@ -40,6 +42,8 @@ from .credentials import Principal
 from .settling import MAX_ATTEMPTS, RecordSettler
 
 SOURCES = ("grpc", "callback", "admin")
+
+log = logging.getLogger("pipelinejobs.auth")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,32 @@ def _jitter(attempt: int) -> float:
     return random.uniform(0, min(0.002 * 2**attempt, 0.05))  # noqa: S311 - not security related
 
 
+def _token_required(identity: str) -> TokenRequired:
+    return TokenRequired("this event needs the job's token (or an admin API key)", uuid=identity)
+
+
+async def load_for_token(
+    settler: RecordSettler, principal: Principal | None, identity: str, token: str, *, settle: bool = False
+) -> JobRecord:
+    """The job a token-authorized call (SendEvent, CancelJob, RejectEvent) is about.
+
+    A caller with no API key learns nothing about whether a job exists: without a token it hears
+    TOKEN_REQUIRED and with one INVALID_TOKEN, exactly as for a job that exists (job uuids are uuid5
+    of guessable inputs, so NOT_FOUND would tell an outsider which guesses are real jobs). A caller
+    with an API key may read every job anyway, so it gets the precise JOB_NOT_FOUND.
+    """
+    if principal is None and not token:
+        raise _token_required(identity)
+    try:
+        return await (settler.settled(identity) if settle else settler.load(identity))
+    except JobNotFound:
+        if principal is None:
+            # The caller hears INVALID_TOKEN; the operator reading the log hears the truth.
+            log.info("job %s not found; answered INVALID_TOKEN to a caller without an API key", identity)
+            raise InvalidToken.for_job(identity) from None
+        raise
+
+
 def authorize(
     principal: Principal | None, job: JobRecord, event_name: str, token: str, now: datetime
 ) -> StoredToken | None:
@@ -71,10 +101,10 @@ def authorize(
     if principal is not None and principal.is_admin:
         return None
     if not token:
-        raise TokenRequired("this event needs the job's token (or an admin API key)", uuid=job.uuid)
+        raise _token_required(job.uuid)
     check = check_token(token, job.tokens, now)
     if check.matched is None:
-        raise InvalidToken("the job token is not valid for this job", uuid=job.uuid)
+        raise InvalidToken.for_job(job.uuid)
     if check.expired:
         raise TokenExpired("the job token has expired; CreateJob issues a fresh one", uuid=job.uuid)
     if fsm.permission(event_name) is fsm.Permission.ADMIN:
@@ -130,7 +160,7 @@ class Events:
         validation.reason_code(reason)
         validation.text(message, "message", max_length=1024)
         event = self._checked_payload(principal, event)
-        job = await self._settler.load(event.job_uuid)
+        job = await load_for_token(self._settler, principal, event.job_uuid, event.token)
         authorize(principal, job, "update", event.token, self._clock.now())
         record = self._rejection(job, event, reason, message or reason)
         await self._rejected.record(record)
@@ -144,7 +174,8 @@ class Events:
             state=job.state,
             reason=reason,
             message=message,
-            data=event.data,
+            # Refused, so not applied: the log keeps the payload only up to a size (ADR 011).
+            data=truncated(event.data, self._limits.max_rejected_data_bytes),
             source=event.source,
             timestamp=self._clock.now(),
         )
@@ -152,7 +183,7 @@ class Events:
     async def send(self, principal: Principal | None, event: Event) -> Applied:
         event = self._checked(principal, event)
         for attempt in range(MAX_ATTEMPTS):
-            job = await self._settler.load(event.job_uuid)
+            job = await load_for_token(self._settler, principal, event.job_uuid, event.token)
             if job.seq == 0:
                 await self._settler.settle(job)
                 continue

@@ -14,21 +14,23 @@ from pipelinejobs_server.domain.errors import (
     CancelNotAllowed,
     ConcurrentModification,
     InvalidArgument,
+    JobNotFound,
     PipelineNotFound,
+    TooManyTokens,
 )
 from pipelinejobs_server.domain.history import ChainCheck, Entry, verify_chain_async
 from pipelinejobs_server.domain.identity import job_uuid, normalize_links
 from pipelinejobs_server.domain.naming import archive_path, session_name
 from pipelinejobs_server.domain.records import JobRecord, RecordedEntry, RejectedEvent
-from pipelinejobs_server.domain.tokens import StoredToken, hash_secret, new_token
+from pipelinejobs_server.domain.tokens import StoredToken, hash_secret, is_token_id, new_token
 from pipelinejobs_server.settings import Settings
-from pipelinejobs_server.storage.jobs import JobStore
+from pipelinejobs_server.storage.jobs import JobStore, TokenOutcome
 from pipelinejobs_server.storage.pipelines import PipelineStore
 from pipelinejobs_server.storage.rejected import RejectedStore
 
 from . import paging, validation
 from .credentials import Principal, Role, require
-from .events import authorize
+from .events import authorize, load_for_token
 from .settling import MAX_ATTEMPTS, RecordSettler
 
 
@@ -43,12 +45,30 @@ class NewJob:
 
 
 @dataclass(frozen=True)
+class IssuedToken:
+    secret: str  # shown to the caller once, never stored
+    id: str  # non-secret: names the token for RevokeTokens
+    expires_at: datetime
+    callback_url: str  # carries the secret
+
+
+@dataclass(frozen=True)
 class CreatedJob:
+    """The job, and the token issued with it: None when withheld (``may_mint``)."""
+
     job: JobRecord
-    token: str
-    token_expires_at: datetime
-    callback_url: str
+    token: IssuedToken | None
     created: bool
+
+
+def may_mint(principal: Principal, job: JobRecord) -> bool:
+    """Whether a repeated CreateJob hands ``principal`` a fresh token for ``job``.
+
+    Only the key that created the job, and admin keys: everyone with a client key can read a job's
+    identity fields, so a token for anyone who repeats them would make every job's token any client's.
+    A job created before creators were recorded (``creator`` empty) counts as created by nobody.
+    """
+    return principal.is_admin or (bool(job.creator) and job.creator == principal.key_id)
 
 
 class Jobs:
@@ -72,7 +92,7 @@ class Jobs:
     # -- creation -----------------------------------------------------------------------------------
 
     async def create_job(self, principal: Principal | None, request: NewJob) -> CreatedJob:
-        require(principal, Role.CLIENT)
+        caller = require(principal, Role.CLIENT)
         links, data = self._checked(request)
         if await self._pipelines.get(request.pipeline_uuid) is None:
             raise PipelineNotFound(request.pipeline_uuid)
@@ -87,21 +107,41 @@ class Jobs:
             job = None
         created = False
         if job is None:
-            fresh = self._fresh_record(identity, request, links, data, stored_token, now)
+            fresh = self._fresh_record(identity, request, links, data, stored_token, now, caller)
             created = await self._store.insert(fresh)
             job = fresh if created else await self._store.get(identity)  # lost a race with another creator
         if job is None or job.cancelled:
             raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
         if not created:
-            keep = self._limits.max_tokens_per_job
-            if not await self._store.add_token(identity, stored_token, keep=keep, now=now):
-                raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
+            if not may_mint(caller, job):
+                job = await self._settler.settle(job)
+                return CreatedJob(job, None, created=False)
+            await self._add_token(identity, stored_token, now)
         job = await self._settler.settle(job)
-        return CreatedJob(job, token, stored_token.expires_at, self.callback_url(identity, token), created)
+        issued = IssuedToken(
+            token, stored_token.id, stored_token.expires_at, self.callback_url(identity, token)
+        )
+        return CreatedJob(job, issued, created)
+
+    async def _add_token(self, identity: str, token: StoredToken, now: datetime) -> None:
+        limit = self._limits.max_tokens_per_job
+        outcome = await self._store.add_token(identity, token, limit=limit, now=now)
+        if outcome is TokenOutcome.GONE:
+            raise ConcurrentModification("the job is being cancelled; retry", uuid=identity)
+        if outcome is TokenOutcome.FULL:
+            raise TooManyTokens(
+                f"job {identity} already holds {limit} live tokens, and live tokens are never pushed out: "
+                "use one of them, wait until some expire (unused for the token lifetime), "
+                "or have an admin revoke them (RevokeTokens)",
+                uuid=identity,
+                max_tokens=str(limit),
+            )
 
     def _checked(self, request: NewJob) -> tuple[dict[str, list[str]], dict[str, Any]]:
         """The request's normalized links and data, after every field has been checked."""
         validation.uuid_field(request.pipeline_uuid, "pipeline_uuid")
+        for kind, values in request.links.items():
+            validation.link_count(values, kind)  # before sorting them: the count alone is cheap
         try:
             links = normalize_links(request.links)
         except ValueError as error:
@@ -130,6 +170,7 @@ class Jobs:
         data: dict[str, Any],
         token: StoredToken,
         now: datetime,
+        creator: Principal,
     ) -> JobRecord:
         """A new job at seq 0; the settler appends its ``create`` entry (seq 1) right after the insert."""
         session = request.session or session_name()
@@ -157,6 +198,7 @@ class Jobs:
             created_at=now,
             updated_at=now,
             tokens=(token,),
+            creator=creator.key_id,
         )
 
     def callback_url(self, identity: str, token: str) -> str:
@@ -175,7 +217,7 @@ class Jobs:
     async def cancel_job(self, principal: Principal | None, identity: str, token: str) -> None:
         validation.uuid_field(identity, "uuid")
         for _ in range(MAX_ATTEMPTS):
-            job = await self._settler.settled(identity)
+            job = await load_for_token(self._settler, principal, identity, token, settle=True)
             authorize(principal, job, "update", token, self._clock.now())
             if job.ever_running:
                 raise CancelNotAllowed(
@@ -188,6 +230,26 @@ class Jobs:
                 return
         raise ConcurrentModification(f"job {identity} kept changing during cancel; retry", uuid=identity)
 
+    # -- tokens -------------------------------------------------------------------------------------
+
+    async def revoke_tokens(
+        self, principal: Principal | None, identity: str, token_id: str, all_tokens: bool
+    ) -> int:
+        """Remove one token of a job (by id) or all of them; how many were removed. Admin keys only."""
+        validation.uuid_field(identity, "uuid")
+        if bool(token_id) == all_tokens:
+            raise InvalidArgument("give exactly one of token_id and all_tokens", field="token_id")
+        if token_id and not is_token_id(token_id):
+            raise InvalidArgument(
+                "token_id must be 16 lower-case hex digits (CreateJobResponse.token_id)", field="token_id"
+            )
+        require(principal, Role.ADMIN)
+        job = await self._settler.load(identity)
+        digests = [t.digest for t in job.tokens if all_tokens or t.id == token_id]
+        if digests and not await self._store.remove_tokens(identity, digests):
+            raise JobNotFound(identity)  # cancelled meanwhile: its tokens are gone with it
+        return len(digests)
+
     async def _finish_cancel(self, job: JobRecord) -> None:
         await self._rejected.purge(job.uuid)
         await self._store.purge(job.uuid)
@@ -196,8 +258,8 @@ class Jobs:
 
     async def list_entries(
         self, principal: Principal | None, identity: str, page_token: str, page_size: int
-    ) -> tuple[list[RecordedEntry], str]:
-        """One page of a job's history in seq order, and the token of the next."""
+    ) -> paging.Page[RecordedEntry]:
+        """One page of a job's history in seq order."""
         limit = paging.page_size(page_size, self._limits)
         listing = f"events:{identity}"
         after_seq = paging.decode_seq(listing, page_token)
@@ -234,7 +296,7 @@ class Jobs:
 
     async def list_rejected(
         self, principal: Principal | None, identity: str, page_token: str, page_size: int
-    ) -> tuple[list[RejectedEvent], str]:
+    ) -> paging.Page[RejectedEvent]:
         """One page of the rejected events of one job (client keys) or of all jobs (admin keys)."""
         limit = paging.page_size(page_size, self._limits)
         listing = f"rejected:{identity}"

@@ -17,8 +17,6 @@ from pipelinejobs_server.storage.jobs import JobStore
 from . import paging, validation
 from .credentials import Principal, Role, require
 
-MAX_FILTER_VALUES = 100
-
 
 def _fingerprint(job_filter: JobFilter, order: JobOrder) -> str:
     """A short digest of the filters and order: a page token only continues the listing it came from."""
@@ -34,14 +32,15 @@ def _fingerprint(job_filter: JobFilter, order: JobOrder) -> str:
 def _check(job_filter: JobFilter) -> None:
     if job_filter.pipeline_uuid:
         validation.uuid_field(job_filter.pipeline_uuid, "pipeline_uuid")
+    if len(job_filter.states) > len(fsm.STATES):
+        raise InvalidArgument(f"at most {len(fsm.STATES)} states, each once", field="states")
     for state in job_filter.states:
         if not fsm.is_state(state):
             raise InvalidArgument(f"unknown state {state!r}", field="states")
     for kind, values in job_filter.links.items():
         if kind not in LINK_KINDS:
             raise InvalidArgument(f"unknown link kind {kind!r}", field="links")
-        if len(values) > MAX_FILTER_VALUES:
-            raise InvalidArgument(f"at most {MAX_FILTER_VALUES} values per link kind", field=f"links.{kind}")
+        validation.link_count(values, kind)
     for name, moments in (("create_time", job_filter.created), ("update_time", job_filter.updated)):
         if moments.start and moments.end and moments.start >= moments.end:
             raise InvalidArgument(f"{name}: start_time must be before end_time", field=name)
@@ -59,8 +58,8 @@ class JobListing:
         order: JobOrder,
         page_token: str,
         page_size: int,
-    ) -> tuple[list[JobRecord], str]:
-        """One page of jobs and the token of the next ("" after the last page)."""
+    ) -> paging.Page[JobRecord]:
+        """One page of jobs; its token continues after any of them ("" after the last page)."""
         require(principal, Role.CLIENT)
         _check(job_filter)
         limit = paging.page_size(page_size, self._limits)
@@ -69,10 +68,9 @@ class JobListing:
         position = Position(*decoded) if decoded else None
         # One extra row tells whether another page exists, so the last page never hands out a token.
         rows = await self._store.page(job_filter, order, position, limit + 1)
-        jobs = rows[:limit]
-        token = ""
-        if len(rows) > limit:
-            last = jobs[-1]
+
+        def token_after(last: JobRecord) -> str:
             moment = last.created_at if order.field == "created_at" else last.updated_at
-            token = paging.encode_moment(listing, moment, last.uuid)
-        return jobs, token
+            return paging.encode_moment(listing, moment, last.uuid)
+
+        return paging.Page(rows[:limit], token_after, more=len(rows) > limit)

@@ -69,8 +69,8 @@ class Pipelines:
 
     async def page(
         self, principal: Principal | None, page_token: str, page_size: int
-    ) -> tuple[list[PipelineRecord], str]:
-        """One page of pipelines, oldest first, and the token of the next."""
+    ) -> paging.Page[PipelineRecord]:
+        """One page of pipelines, oldest first."""
         limit = paging.page_size(page_size, self._limits)
         after = paging.decode_moment(LISTING, page_token)
         require(principal, Role.CLIENT)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sized
 from typing import Any
 
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.canonical import canonical_json, depth
 from pipelinejobs_server.domain.errors import DataTooLarge, InvalidArgument, UnknownEvent
 from pipelinejobs_server.domain.identity import checked_uuid
+from pipelinejobs_server.domain.records import DROPPED_REASON
 
 # Used with fullmatch: "$" alone would also accept a trailing newline.
 _SESSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PRINTABLE = re.compile(r"[\x21-\x7e]{1,200}")
 _REASON = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 MAX_TEXT = 1024
+# Values per link kind, at creation as in a ListJobs filter: every link is a key of a multikey index.
+MAX_LINK_VALUES = 100
 
 
 uuid_field = checked_uuid
@@ -44,6 +48,11 @@ def json_object(value: dict[str, Any], name: str, *, max_bytes: int, max_depth: 
     return value
 
 
+def link_count(values: Sized, kind: str) -> None:
+    if len(values) > MAX_LINK_VALUES:
+        raise InvalidArgument(f"at most {MAX_LINK_VALUES} values per link kind", field=f"links.{kind}")
+
+
 def session_name(value: str) -> str:
     if value and not _SESSION.fullmatch(value):
         raise InvalidArgument(
@@ -64,6 +73,11 @@ def idempotency_key(value: str) -> str:
 def reason_code(value: str) -> str:
     if not _REASON.fullmatch(value):
         raise InvalidArgument("reason must be 1-64 upper-case letters, digits or '_'", field="reason")
+    if value == DROPPED_REASON:
+        # Else a token holder could plant a row that reads as the log's own count of dropped rejections.
+        raise InvalidArgument(
+            f"reason {DROPPED_REASON} is reserved for the rejected-events log", field="reason"
+        )
     return value
 
 

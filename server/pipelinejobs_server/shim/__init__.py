@@ -7,6 +7,6 @@ is an app of its own (pipelinejobs_server/ui). docs/callbacks.md is the user's g
 """
 
 from .app import create_app
-from .settings import ShimSettings
+from .settings import CALLBACK_KEY_SECRET_ENV, ShimSettings
 
-__all__ = ["ShimSettings", "create_app"]
+__all__ = ["CALLBACK_KEY_SECRET_ENV", "ShimSettings", "create_app"]

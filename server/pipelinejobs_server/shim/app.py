@@ -24,6 +24,7 @@ from pipelinejobs_client import errors as client_errors
 from pipelinejobs_server.domain import errors
 from pipelinejobs_server.web.body import read_limited
 from pipelinejobs_server.web.failures import Failure, failure, http_error
+from pipelinejobs_server.web.headers import NOSNIFF, DefaultHeaders
 from pipelinejobs_server.web.logs import AccessLog, install_redaction
 
 from . import callbacks, messages
@@ -41,7 +42,9 @@ _ERRORS = (errors.PipelineJobsError, client_errors.PipelineJobsError)
 
 class Shim:
     def __init__(self, settings: ShimSettings) -> None:
+        settings.validate()  # above all: without its secret, the shim's idempotency keys are guessable
         self.settings = settings
+        self._secret = settings.callback_key_secret.encode()
         self.metrics = Metrics()
         self._relay: Relay | None = None
         self._openapi = document()
@@ -64,7 +67,12 @@ class Shim:
 
     def _secrets(self, request: Request) -> list[str]:
         params = request.query_params
-        return [*params.getlist("token"), *params.getlist("x-nonce"), self.settings.callback_nonce]
+        return [
+            *params.getlist("token"),
+            *params.getlist("x-nonce"),
+            self.settings.callback_nonce,
+            self.settings.callback_key_secret,
+        ]
 
     async def _answer(self, request: Request, endpoint: str, kind: str, work: Work) -> Response:
         started = time.perf_counter()
@@ -100,7 +108,7 @@ class Shim:
     def _agave_work(self, request: Request) -> Work:
         async def work(relay: Relay) -> Outcome:
             callback = await callbacks.agave(
-                request, self.settings.callback_nonce, self.settings.max_body_bytes
+                request, self.settings.callback_nonce, self.settings.max_body_bytes, self._secret
             )
             return await callbacks.deliver(relay, callback)
 
@@ -109,7 +117,7 @@ class Shim:
     async def tapis(self, request: Request) -> Response:
         async def work(relay: Relay) -> Outcome:
             callback = await callbacks.tapis(
-                request, self.settings.callback_nonce, self.settings.max_body_bytes
+                request, self.settings.callback_nonce, self.settings.max_body_bytes, self._secret
             )
             return await callbacks.deliver(relay, callback)
 
@@ -174,7 +182,10 @@ def create_app(settings: ShimSettings) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(AccessLog, logger="pipelinejobs.shim.access")],
+        middleware=[
+            Middleware(AccessLog, logger="pipelinejobs.shim.access"),
+            Middleware(DefaultHeaders, headers=NOSNIFF),
+        ],
         exception_handlers={HTTPException: http_error},
         lifespan=shim.lifespan,
     )

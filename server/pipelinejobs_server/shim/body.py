@@ -7,6 +7,7 @@ limited again, and usually tighter, by the server.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 from typing import Any
@@ -101,18 +102,48 @@ def callback_data(raw: bytes, status: str) -> dict[str, Any]:
     return checked({"status": status, "body": value})
 
 
+# Shorter than any token the server issues (32 characters): masking it would mangle the data, and the
+# server refuses such a token anyway, so nothing is stored.
+MIN_MASKED = 16
+
+
+def without(data: dict[str, Any], secret: str, mask: str) -> dict[str, Any]:
+    """``data`` with every occurrence of ``secret`` in its strings (keys too) replaced by ``mask``.
+
+    A callback body may quote the job's token: Agave's job JSON repeats the job's notification URL,
+    ``…?token=…``. The body becomes history data, which every client key can read, so the shim, which
+    knows the token, takes it out before relaying.
+    """
+    if len(secret) < MIN_MASKED:
+        return data
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(secret, mask)
+        if isinstance(value, dict):
+            return {clean(key): clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    cleaned: dict[str, Any] = clean(data)
+    return cleaned
+
+
 def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def callback_key(endpoint: str, job_uuid: str, status: str, raw: bytes) -> str:
+def callback_key(secret: bytes, endpoint: str, job_uuid: str, status: str, raw: bytes) -> str:
     """The idempotency key of one callback: the same delivery, retried, carries the same key.
 
     Derived from what the executor sent (endpoint, job, status, exact body bytes), never from the token
-    or the nonce, so a retry after a token refresh still replays. Readable prefix for operators;
-    at most ~100 printable characters (the server allows 200).
+    or the nonce, so a retry after a token refresh still replays. An HMAC with the shim's secret
+    (settings.py), not a plain hash: anyone may read the inputs, and a token holder who could compute
+    the key of a callback still to come could claim it first with another event, and the executor's
+    real callback would then be refused for good. Every replica holds the same secret, so a retry that
+    reaches another replica still replays. Readable prefix for operators; at most 199 printable
+    characters (the server allows 200).
     """
-    fingerprint = hashlib.sha256(
-        b"\0".join([endpoint.encode(), job_uuid.encode(), status.encode(), digest(raw).encode()])
-    ).hexdigest()
-    return f"{endpoint}:{status}:{fingerprint}"
+    fingerprint = b"\0".join([endpoint.encode(), job_uuid.encode(), status.encode(), digest(raw).encode()])
+    return f"{endpoint}:{status}:{hmac.new(secret, fingerprint, hashlib.sha256).hexdigest()}"

@@ -80,16 +80,17 @@ def _status(value: str, field: str) -> str:
     return value
 
 
-async def agave(request: Request, nonce: str, limit: int) -> Callback:
+async def agave(request: Request, nonce: str, limit: int, secret: bytes) -> Callback:
     check_nonce(request, nonce)
     job_uuid, token = job_credentials(request)
     status = _status(single(request, "status"), "status")
     raw = await read_limited(request, limit) if request.method == "POST" else b""
     data = callback_data(raw, status)
-    return Callback("agave", job_uuid, token, status, data, callback_key("agave", job_uuid, status, raw))
+    key = callback_key(secret, "agave", job_uuid, status, raw)
+    return Callback("agave", job_uuid, token, status, data, key)
 
 
-async def tapis(request: Request, nonce: str, limit: int) -> Callback:
+async def tapis(request: Request, nonce: str, limit: int, secret: bytes) -> Callback:
     check_nonce(request, nonce)
     job_uuid, token = job_credentials(request)
     raw = await read_limited(request, limit)
@@ -103,9 +104,8 @@ async def tapis(request: Request, nonce: str, limit: int) -> Callback:
     # Only a JOB_NEW_STATUS event names a status; any other type is kept whole, and is unmapped.
     *prefix, last = kind.split(".")
     status = last if prefix and prefix[-1] == TAPIS_STATUS_EVENT else kind
-    return Callback(
-        "tapis", job_uuid, token, status, notification, callback_key("tapis", job_uuid, status, raw)
-    )
+    key = callback_key(secret, "tapis", job_uuid, status, raw)
+    return Callback("tapis", job_uuid, token, status, notification, key)
 
 
 async def deliver(relay: Relay, callback: Callback) -> Outcome:

@@ -1,9 +1,10 @@
 """The shim's only way to the server: gRPC calls through the typed AsyncJobsClient.
 
 ``Relay`` turns one delivery into one call (``SendEvent``, or ``RejectEvent`` for what cannot be
-mapped) and the answer into an ``Outcome``: applied, replayed, refused by the state machine, or
-unmapped. Every other error is raised as the client's typed exception and answered by failures.py.
-Nothing is kept between requests: the server decides everything, from the database.
+mapped), with the job's token taken out of the data it carries (body.without), and the answer into
+an ``Outcome``: applied, replayed, refused by the state machine, or unmapped. Every other error is
+raised as the client's typed exception and answered by failures.py. Nothing is kept between requests:
+the server decides everything, from the database.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pipelinejobs_client import AsyncJobsClient, RetryPolicy
 from pipelinejobs_client import errors as client_errors
+from pipelinejobs_client.channels import channel_credentials, channel_options
 from pipelinejobs_client.names import state_name
+from pipelinejobs_server.domain.errors import InvalidToken
 from pipelinejobs_server.web.failures import Misconfigured
+from pipelinejobs_server.web.logs import MASK
 
+from .body import without
 from .settings import ShimSettings
 
 SOURCE = "callback"  # every event that enters through the HTTP edge is recorded as such
@@ -100,12 +105,20 @@ class Relay:
         self.client = AsyncJobsClient(
             settings.server,
             api_key=settings.api_key or None,
+            tls=settings.tls or False,
             timeout=settings.call_timeout_s,
             retry=RETRY,
         )
         self._guard = KeyGuard(self.client, bool(settings.api_key))
-        # The standard health service is not part of the jobs client; it shares nothing but the target.
-        self._health_channel = grpc.aio.insecure_channel(settings.server)
+        # The standard health service is not part of the jobs client; a channel of its own, to the same
+        # target with the same TLS.
+        credentials = channel_credentials(settings.tls or False)
+        options = channel_options(settings.tls or False)
+        self._health_channel = (
+            grpc.aio.secure_channel(settings.server, credentials, options=options)
+            if credentials is not None
+            else grpc.aio.insecure_channel(settings.server, options=options)
+        )
         self._health = health_pb2_grpc.HealthStub(self._health_channel)
         self._health_timeout_s = settings.health_timeout_s
 
@@ -123,10 +136,14 @@ class Relay:
                 delivery.job_uuid,
                 delivery.event,
                 token=delivery.token,
-                data=delivery.data,
+                data=without(delivery.data, delivery.token, MASK),
                 idempotency_key=delivery.idempotency_key,
                 source=SOURCE,
             )
+        except client_errors.JobNotFound:
+            # Only a shim with an API key hears JOB_NOT_FOUND: its callers have none, so it answers
+            # as the server answers them, and an outsider cannot probe which job uuids exist.
+            raise InvalidToken.for_job(delivery.job_uuid) from None
         except client_errors.InvalidTransition as refused:
             # Refused, and already kept in the rejected-events log by the server: a 2xx, so the
             # executor stops retrying something that will never apply.
@@ -154,15 +171,18 @@ class Relay:
     async def reject(self, delivery: Delivery, received: str, reason: str, message: str) -> Outcome:
         """Keep what cannot be mapped in the server's rejected-events log (the job is not touched)."""
         await self._guard.ensure()
-        record = await self.client.reject_event(
-            delivery.job_uuid,
-            received,
-            reason=reason,
-            message=message,
-            token=delivery.token,
-            data=delivery.data,
-            source=SOURCE,
-        )
+        try:
+            record = await self.client.reject_event(
+                delivery.job_uuid,
+                received,
+                reason=reason,
+                message=message,
+                token=delivery.token,
+                data=without(delivery.data, delivery.token, MASK),
+                source=SOURCE,
+            )
+        except client_errors.JobNotFound:
+            raise InvalidToken.for_job(delivery.job_uuid) from None  # as in send()
         return Outcome(
             delivery.job_uuid,
             None,

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import pymongo
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from pipelinejobs_server.domain.errors import DatabaseUnavailable
+from pipelinejobs_server.domain.errors import DatabaseUnavailable, InvalidArgument
 
 Document = dict[str, Any]
 
@@ -43,8 +44,19 @@ def unavailable(error: PyMongoError, *, detail: bool = False) -> DatabaseUnavail
     return DatabaseUnavailable(f"{message}: {error}" if detail else message)
 
 
+def unencodable(error: Exception) -> InvalidArgument:
+    """The domain error for a value the driver could not encode: an integer past 64 bits, a time outside
+    BSON's range, a query or document over the database's size limit (``DocumentTooLarge`` is an
+    ``InvalidDocument``). The service checks what it can first; whatever gets through came from a request,
+    so it is the caller's error, and the driver's text (which may quote the value) stays out of it."""
+    return InvalidArgument(
+        f"a value of the request cannot be stored or queried: {type(error).__name__}", field="request"
+    )
+
+
 def translate_errors(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn any driver failure except a duplicate key into DatabaseUnavailable.
+    """Turn any driver failure except a duplicate key into DatabaseUnavailable, and values the driver
+    cannot encode into InvalidArgument.
 
     Duplicate keys are how the store detects races (seq and idempotency indexes); callers handle them.
     """
@@ -57,6 +69,8 @@ def translate_errors(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
             raise
         except PyMongoError as error:
             raise unavailable(error) from error
+        except (OverflowError, InvalidDocument) as error:
+            raise unencodable(error) from error
 
     return wrapper
 

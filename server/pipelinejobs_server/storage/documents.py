@@ -13,7 +13,12 @@ from typing import Any
 
 from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.history import Entry
-from pipelinejobs_server.domain.records import JobRecord, PipelineRecord, RecordedEntry, RejectedEvent
+from pipelinejobs_server.domain.records import (
+    JobRecord,
+    PipelineRecord,
+    RecordedEntry,
+    RejectedEvent,
+)
 from pipelinejobs_server.domain.tokens import StoredToken
 
 from .database import Document
@@ -71,6 +76,7 @@ def job_to_document(record: JobRecord) -> Document:
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "tokens": [token_to_document(token) for token in record.tokens],
+        "creator": record.creator,
         "ever_running": record.ever_running,
         "cancelled": record.cancelled,
     }
@@ -93,6 +99,7 @@ def job_from_document(document: Document) -> JobRecord:
         created_at=_utc(document["created_at"]),
         updated_at=_utc(document["updated_at"]),
         tokens=tuple(StoredToken(t["h"], _utc(t["exp"])) for t in document.get("tokens", [])),
+        creator=document.get("creator", ""),
         ever_running=bool(document.get("ever_running", False)),
         cancelled=bool(document.get("cancelled", False)),
     )
@@ -150,15 +157,25 @@ def rejected_to_document(record: RejectedEvent) -> Document:
     }
 
 
+# A job's summary row of the rejected events its bounded log dropped (storage/rejected.py): the count is a
+# number in the document, so that writers can add to it; the row reads as a rejected event that says so.
+DROPPED_FIELD = "dropped"
+
+
 def rejected_from_document(document: Document) -> RejectedEvent:
+    dropped = document.get(DROPPED_FIELD)
+    message, data = document.get("message", ""), _json(document.get("data_json", "{}"))
+    if isinstance(dropped, int):
+        message = f"{dropped} older rejected events of this job were dropped: the log keeps the newest"
+        data = {DROPPED_FIELD: dropped}
     return RejectedEvent(
         uuid=document["_id"],
         job_uuid=document.get("job_uuid", ""),
         event=document.get("event", ""),
         state=document.get("state", ""),
         reason=document.get("reason", ""),
-        message=document.get("message", ""),
-        data=_json(document.get("data_json", "{}")),
+        message=message,
+        data=data,
         source=document.get("source", ""),
         timestamp=_utc(document["timestamp"]),
         extra=dict(document.get("extra", {})),

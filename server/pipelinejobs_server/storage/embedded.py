@@ -2,11 +2,17 @@
 
 SecantusDB speaks MongoDB's wire protocol on WiredTiger. It is GPL-2.0, so it is only ever run as a
 program, never imported. Production deployments set MONGODB_URI and do not need it.
+
+It is private to the user who starts it (ADR 011): it runs with ``--auth`` (SCRAM-SHA-256) as one user
+whose generated password is kept in the data directory (``database.password``, mode 0600), and with a
+umask that leaves its directory 0700 and its files 0600. The first start sets the user up
+(embedded_user.py) and, for a new store, checks that no one else used the set-up to leave anything in it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -16,11 +22,32 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+from urllib.parse import quote
 
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
+
+from pipelinejobs_server.keyfiles import load_or_create
+
+from . import embedded_user
+from .embedded_user import USER
 
 EXECUTABLE = "secantusd-py"
+PASSWORD_FILE = "database.password"  # noqa: S105 - a file name
+# The database process's umask: what it creates (WiredTiger's files, its directories) is its owner's alone.
+PRIVATE_UMASK = 0o077
+AUTHENTICATION_FAILED = 18
+# An empty configuration file of our own, passed with --config: without one, secantusd-py reads the first
+# secantusd.toml it finds in the working directory or the home directory, and a file planted in a shared
+# working directory could change how the database runs. The flags are the whole configuration.
+CONFIG_FILE = "secantusd.toml"
+CONFIG_TEXT = "# Written by pipelinejobs: the embedded database takes its settings from flags only.\n"
+# Present while the database's user is being set up: what kind of store it is being set up in.
+SETUP_MARKER = "db.setup"
+NEW_STORE, OLDER_STORE = "new\n", "older\n"
+
+LOG = logging.getLogger(__name__)
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -47,11 +74,28 @@ def find_executable() -> str:
     return found
 
 
-def embedded_uri(host: str, port: int) -> str:
-    # retryWrites=false: with retryable writes on, SecantusDB slows from ~1,500 to ~60 writes/s after
-    # ~8,000 writes (its retryable-write bookkeeping). Our idempotency keys make our own retries safe.
-    # directConnection: the server advertises a one-node replica set (for change streams); use it directly.
-    return f"mongodb://{host}:{port}/?directConnection=true&retryWrites=false"
+# retryWrites=false: with retryable writes on, SecantusDB slows from ~1,500 to ~60 writes/s after ~8,000
+# writes (its retryable-write bookkeeping). Our idempotency keys make our own retries safe.
+# directConnection: the server advertises a one-node replica set (for change streams); use it directly.
+OPTIONS = "directConnection=true&retryWrites=false"
+
+
+def embedded_uri(host: str, port: int, password: str | None = None, *, user: str = USER) -> str:
+    """The URI of an embedded database: as its user when ``password`` is given, else without credentials
+    (what the first start uses to set the user up, and what an unauthorized client would try)."""
+    if password is None:
+        return f"mongodb://{host}:{port}/?{OPTIONS}"
+    return _as_user(f"{quote(user, safe='')}:{quote(password, safe='')}", host, port)
+
+
+def shown_uri(host: str, port: int, *, user: str = USER) -> str:
+    """The URI to print: it names the user but not the password (``pipelinejobs doctor`` reads that from
+    the password file, ``--mongodb-password-file``)."""
+    return _as_user(quote(user, safe=""), host, port)
+
+
+def _as_user(credentials: str, host: str, port: int) -> str:
+    return f"mongodb://{credentials}@{host}:{port}/?{OPTIONS}&authSource=admin"
 
 
 class EmbeddedDatabase:
@@ -66,55 +110,159 @@ class EmbeddedDatabase:
         # standalone: no replica-set advertisement, hence no change streams (tests the polling fallback).
         self.standalone = standalone
         self.process: subprocess.Popen[bytes] | None = None
+        self._password: str | None = None
+
+    @property
+    def password(self) -> str:
+        if self._password is None:
+            raise EmbeddedDatabaseError("the embedded database has not been started")
+        return self._password
 
     @property
     def uri(self) -> str:
-        return embedded_uri(self.host, self.port)
+        """The URI with the password: for the server and the tests, never for printing (``shown_uri``)."""
+        return embedded_uri(self.host, self.port, self.password)
+
+    @property
+    def shown_uri(self) -> str:
+        return shown_uri(self.host, self.port)
+
+    @property
+    def storage_path(self) -> Path:
+        return self.data_dir / "db"
+
+    @property
+    def password_path(self) -> Path:
+        return self.data_dir / PASSWORD_FILE
 
     @property
     def log_path(self) -> Path:
         return self.data_dir / "secantusd.log"
 
     def start(self, timeout_s: float = 60.0) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._private_directory()
         executable = find_executable()
-        attempts = 1 if self.port else 3  # a free port can be taken between probing and binding
-        for attempt in range(attempts):
-            if attempt or not self.port:
-                self.port = free_port(self.host)
-            self._spawn(executable)
-            if self._wait_until_ready(timeout_s):
-                return self.uri
+        setup = self.data_dir / SETUP_MARKER
+        if not self.storage_path.exists():
+            setup.write_text(NEW_STORE)
+        elif not self.password_path.exists() and not setup.exists():
+            # A store of an older version: open to every local user for as long as it ran, and made under
+            # the default umask. It gets its user now; what was done to it before cannot be checked.
+            LOG.warning(
+                "the database in %s has no user yet (an older version made it): adding one", self.storage_path
+            )
+            embedded_user.close_up(self.storage_path)
+            setup.write_text(OLDER_STORE)
+        self._password = load_or_create(self.password_path)
+        if setup.exists():
+            self._create_user(executable, timeout_s)
+        self.port = self._launch(executable, self.port, self._password, timeout_s)
+        if setup.exists():
+            if setup.read_text() == NEW_STORE:
+                self._check_new_store()
+            setup.unlink()
+        return self.uri
+
+    def _private_directory(self) -> None:
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A directory made before (by hand, by an older version, or by the key files under another umask):
+        # its contents are only as private as it is.
+        os.chmod(self.data_dir, 0o700)
+        descriptor = os.open(self.data_dir / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as config:
+            config.write(CONFIG_TEXT)
+
+    def _create_user(self, executable: str, timeout_s: float) -> None:
+        """Create the database's user, on the database run without ``--auth`` for that long only (on a
+        port of its own). Until the set-up marker is gone, every start does it again: a start interrupted
+        anywhere during the set-up is repeated, never taken as done."""
+        port = self._launch(executable, 0, None, timeout_s)
+        client: MongoClient[dict[str, Any]] = MongoClient(
+            embedded_uri(self.host, port), serverSelectionTimeoutMS=5000
+        )
+        try:
+            with client:
+                # createUser carries the password in clear: make sure it goes to the process we started,
+                # not to one that took the port between our probe and its bind.
+                answering = client.admin.command("serverStatus").get("pid")
+                if self.process is None or answering != self.process.pid:
+                    raise EmbeddedDatabaseError(
+                        f"port {port} is answered by another process (pid {answering}), not by {EXECUTABLE}"
+                    )
+                embedded_user.create(client, self.password)
+        except PyMongoError as error:
+            raise EmbeddedDatabaseError(f"the database's user could not be set up: {error}") from error
+        finally:
+            self.stop()
+
+    def _check_new_store(self) -> None:
+        """As our user, now that no one else can connect: a new store holds our user and nothing else, or
+        someone used the set-up's unauthenticated start. Then it is removed, and the next start sets up
+        another."""
+        client: MongoClient[dict[str, Any]] = MongoClient(self.uri, serverSelectionTimeoutMS=5000)
+        try:
+            with client:
+                embedded_user.check_only_ours(client)
+        except embedded_user.Intrusion as error:
+            self.stop()
+            shutil.rmtree(self.storage_path)
+            (self.data_dir / SETUP_MARKER).unlink()
+            raise EmbeddedDatabaseError(f"the new database was removed: {error}") from None
+        except PyMongoError as error:
+            self.stop()
+            raise EmbeddedDatabaseError(f"the new database could not be checked: {error}") from error
+
+    def _launch(self, executable: str, port: int, password: str | None, timeout_s: float) -> int:
+        """Start the database and wait until it answers; returns its port. Port 0: a free one, tried up to
+        three times (a free port can be taken between probing and binding)."""
+        for _ in range(1 if port else 3):
+            chosen = port or free_port(self.host)
+            self._spawn(executable, chosen, authenticated=password is not None)
+            if self._wait_until_ready(embedded_uri(self.host, chosen, password), timeout_s):
+                return chosen
             self.stop()
         raise EmbeddedDatabaseError(f"{EXECUTABLE} did not start; see {self.log_path}:\n{self._log_tail()}")
 
-    def _spawn(self, executable: str) -> None:
+    def _spawn(self, executable: str, port: int, *, authenticated: bool) -> None:
         command = [
             executable,
+            "--config", str(self.data_dir / CONFIG_FILE),
             "--host", self.host,
-            "--port", str(self.port),
-            "--storage-path", str(self.data_dir / "db"),
+            "--port", str(port),
+            "--storage-path", str(self.storage_path),
             "--log-level", "WARNING",
+            *(["--auth"] if authenticated else []),
             *(["--standalone"] if self.standalone else []),
         ]  # fmt: skip
-        with self.log_path.open("ab") as log:
+        descriptor = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(descriptor, 0o600)  # a log an older version made under the default umask
+        with os.fdopen(descriptor, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - a fixed program with our own arguments
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
 
-    def _wait_until_ready(self, timeout_s: float) -> bool:
+    def _wait_until_ready(self, uri: str, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 return False
-            client: MongoClient[dict[str, object]] = MongoClient(self.uri, serverSelectionTimeoutMS=500)
+            client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=500)
             try:
                 client.admin.command("ping")
                 return True
+            except OperationFailure as error:
+                if error.code == AUTHENTICATION_FAILED:
+                    self.stop()
+                    raise EmbeddedDatabaseError(
+                        f"the database in {self.storage_path} refused the password in {self.password_path}"
+                        " (to start afresh, remove both)"
+                    ) from None
+                time.sleep(0.1)
             except PyMongoError:
                 time.sleep(0.1)
             finally:

@@ -39,6 +39,12 @@ class AppendOutcome(enum.Enum):
     KEY_TAKEN = "key_taken"  # this idempotency key was already applied to the job
 
 
+class TokenOutcome(enum.Enum):
+    ADDED = "added"
+    FULL = "full"  # the job holds the maximum of live tokens
+    GONE = "gone"  # the job does not exist or is being cancelled
+
+
 class JobStore:
     def __init__(self, database: Database) -> None:
         self._jobs = database.collections.jobs
@@ -80,14 +86,33 @@ class JobStore:
         return True
 
     @translate_errors
-    async def add_token(self, job_uuid: str, token: StoredToken, *, keep: int, now: datetime) -> bool:
-        """Add a token to an existing job: expired ones are dropped, then only the ``keep`` newest stay."""
+    async def add_token(
+        self, job_uuid: str, token: StoredToken, *, limit: int, now: datetime
+    ) -> TokenOutcome:
+        """Add a token to an existing job, after dropping its expired ones, unless it holds ``limit``.
+
+        A live token is never pushed out to make room: it may be the one in an executor's callback URL.
+        The count is part of the filter (no element at index ``limit - 1``), so concurrent adds cannot
+        pass the limit together.
+        """
         await self._jobs.update_one({"_id": job_uuid}, {"$pull": {"tokens": {"exp": {"$lte": now}}}})
         result = await self._jobs.update_one(
-            {"_id": job_uuid, "cancelled": {"$ne": True}},
-            {"$push": {"tokens": {"$each": [token_to_document(token)], "$slice": -keep}}},
+            {"_id": job_uuid, "cancelled": {"$ne": True}, f"tokens.{limit - 1}": {"$exists": False}},
+            {"$push": {"tokens": token_to_document(token)}},
         )
-        return result.modified_count == 1
+        if result.modified_count == 1:
+            return TokenOutcome.ADDED
+        job = await self.get(job_uuid)
+        return TokenOutcome.GONE if job is None or job.cancelled else TokenOutcome.FULL
+
+    @translate_errors
+    async def remove_tokens(self, job_uuid: str, digests: Sequence[str]) -> bool:
+        """Remove the tokens with these digests; False when the job is gone (or being cancelled)."""
+        result = await self._jobs.update_one(
+            {"_id": job_uuid, "cancelled": {"$ne": True}},
+            {"$pull": {"tokens": {"h": {"$in": list(digests)}}}},
+        )
+        return result.matched_count == 1
 
     @translate_errors
     async def append(self, entry: Entry, digest: str) -> AppendOutcome:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 from pymongo import ASCENDING, MongoClient
+from pymongo.errors import ConfigurationError
 
 from .database import HISTORY, JOBS, Document, translated
 
@@ -25,15 +27,33 @@ RECORD_FIELDS = {"data_json": 0, "tokens": 0}
 class DatabaseScan:
     """The jobs and their histories, page by page. Use as a context manager, or call ``close()``."""
 
-    def __init__(self, uri: str, database: str, *, timeout_ms: int = 5000, page: int = PAGE) -> None:
-        self._client: MongoClient[Document] = MongoClient(
-            uri,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            tz_aware=True,
-            uuidRepresentation="standard",
-            appname="pipelinejobs-doctor",
-        )
+    def __init__(
+        self,
+        uri: str,
+        database: str,
+        *,
+        timeout_ms: int = 5000,
+        page: int = PAGE,
+        password: str | None = None,
+    ) -> None:
+        """``password``: for the user the URI names, when the URI leaves it out (as ``up`` prints it).
+
+        Raises ValueError for a URI the driver cannot use (a user without a password, above all).
+        """
+        credentials: dict[str, Any] = {} if password is None else {"password": password}
+        try:
+            self._client: MongoClient[Document] = MongoClient(
+                uri,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                tz_aware=True,
+                uuidRepresentation="standard",
+                appname="pipelinejobs-doctor",
+                **credentials,
+            )
+        except ConfigurationError as error:
+            hint = " (--mongodb-password-file gives it)" if "password" in str(error) else ""
+            raise ValueError(f"the MongoDB URI cannot be used: {error}{hint}") from None
         self._jobs = self._client[database][JOBS]
         self._events = self._client[database][HISTORY]
         self._page = page

@@ -82,7 +82,11 @@ class Readers:
         client = self._pool.pop(fingerprint, None)
         if client is None:
             client = AsyncJobsClient(
-                self._settings.server, api_key=key, timeout=self._settings.call_timeout_s, retry=RETRY
+                self._settings.server,
+                api_key=key,
+                tls=self._settings.tls or False,
+                timeout=self._settings.call_timeout_s,
+                retry=RETRY,
             )
         self._pool[fingerprint] = client
         while len(self._pool) > POOL_SIZE:
@@ -127,20 +131,24 @@ class Readers:
             await client.close()
 
 
-def remember(response: Response, request: Request, key: str) -> None:
-    """Set the sign-in cookie; Secure whenever the dashboard is reached over HTTPS."""
+def _secure(request: Request, settings: DashboardSettings) -> bool:
+    return settings.secure_cookie or request.url.scheme == "https"
+
+
+def remember(response: Response, request: Request, settings: DashboardSettings, key: str) -> None:
+    """Set the sign-in cookie; Secure whenever the dashboard is reached over HTTPS, or always if so set."""
     response.set_cookie(
         COOKIE,
         key,
         max_age=COOKIE_MAX_AGE_S,
         path=COOKIE_PATH,
-        secure=request.url.scheme == "https",
+        secure=_secure(request, settings),
         httponly=True,
         samesite="strict",
     )
 
 
-def forget(response: Response, request: Request) -> None:
+def forget(response: Response, request: Request, settings: DashboardSettings) -> None:
     response.delete_cookie(
-        COOKIE, path=COOKIE_PATH, secure=request.url.scheme == "https", httponly=True, samesite="strict"
+        COOKIE, path=COOKIE_PATH, secure=_secure(request, settings), httponly=True, samesite="strict"
     )

@@ -157,7 +157,7 @@ def page(handler: Handler) -> Endpoint:
                 refused = Misconfigured("PIPELINEJOBS_UI_API_KEY is not valid on the server")
                 return dashboard.failed(request, refused)
             response = sign_in(request, expired=True)
-            access.forget(response, request)
+            access.forget(response, request, dashboard.settings)
             return response
         except _ERRORS as error:
             return dashboard.failed(request, error)

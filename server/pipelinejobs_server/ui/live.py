@@ -6,7 +6,9 @@ so the page misses nothing and repeats nothing (WatchJob's own guarantee, carrie
 
 A comment line goes out whenever the stream has been quiet for a while, so proxies keep the connection and
 a vanished browser is noticed. Each stream ends after ``WATCH_S`` and the browser reconnects: no watch
-outlives its reader by long, and a stream never pins one server replica forever.
+outlives its reader by long, and a stream never pins one server replica forever. When the server ends
+the watch first (``WATCH_RESUME``: its maximum duration, or it is stopping), the stream ends the same
+way: the browser's reconnection is the resume, so the client's own is turned off.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ async def _pump(
 ) -> None:
     # Cancelled (the reader left), it just stops: nobody is waiting for the end marker then.
     try:
-        async for entry in client.watch_job(uuid, after_seq=after, timeout=WATCH_S):
+        async for entry in client.watch_job(uuid, after_seq=after, timeout=WATCH_S, resume=False):
             await queue.put(entry)
     except Exception as error:  # handed to the reader, which reports or raises it
         await queue.put(error)
@@ -77,8 +79,8 @@ async def stream(client: AsyncJobsClient, uuid: str, after: int) -> AsyncIterato
                 continue
             if item is None:
                 return  # the watch ended (deadline, server shutdown): the browser reconnects
-            if isinstance(item, client_errors.DeadlineExceeded):
-                continue  # our own WATCH_S deadline, not a failure: end quietly (None follows)
+            if isinstance(item, client_errors.DeadlineExceeded | client_errors.WatchResume):
+                continue  # our WATCH_S deadline, or the server's: not a failure, end quietly (None follows)
             if isinstance(item, client_errors.PipelineJobsError):
                 reason = item.reason or item.code.name
                 yield message("failure", {"reason": reason, "message": item.message})

@@ -1,17 +1,18 @@
 """The dashboard's pages and feeds: the jobs table, one job, its live events, its provenance.
 
 Everything is read through the gRPC API with the user's key (``AsyncJobsClient``); nothing is cached but
-the state machine. Counts per state are ``ListJobs`` pages of at most ``COUNT_CAP`` jobs, one per state,
+the state machine. Counts per state are ``ListJobs`` listings of at most ``COUNT_CAP`` jobs, one per state,
 fetched side by side: exact up to the cap and shown as "500+" past it, which keeps a page view's cost
-bounded however many jobs the service holds, without an RPC of its own.
+bounded however many jobs the service holds, without an RPC of its own. (One reply holds fewer jobs than
+asked when they are big, as every list reply is cut to the server's message size: a count follows the
+tokens up to the cap.) A job page shows its history a page at a time (history.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -20,14 +21,12 @@ from pipelinejobs_client import AsyncJobsClient, views
 from pipelinejobs_client.api.v1 import job_pb2, pipeline_pb2
 from pipelinejobs_server.domain.identity import checked_uuid
 
-from . import diagram, live
+from . import diagram, history, live
 from .dashboard import Dashboard, feed, page
 from .filters import PAGE_SIZES, STATES, JobQuery, form_moment
 
 COUNT_CAP = 500
 PIPELINES_SHOWN = 200  # the pipeline filter lists this many; more are still reachable by uuid in the URL
-FULL_HISTORY = 1000  # histories up to this long are shown whole; longer ones by their last entries
-TAIL = 200
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,15 @@ async def count_states(client: AsyncJobsClient, query: JobQuery) -> list[StateCo
     """Jobs per state under the other filters (the state filter itself is ignored, so every count shows)."""
 
     async def one(state: str) -> StateCount:
-        reply = await client.list_jobs(**query.list_arguments(states=(state,)), page_size=COUNT_CAP)
-        return StateCount(state, len(reply.jobs), bool(reply.next_page_token))
+        count, token = 0, ""
+        while True:
+            reply = await client.list_jobs(
+                **query.list_arguments(states=(state,)), page_size=COUNT_CAP - count, page_token=token
+            )
+            count += len(reply.jobs)
+            token = reply.next_page_token
+            if not token or count >= COUNT_CAP:
+                return StateCount(state, count, bool(token))
 
     return list(await asyncio.gather(*(one(state) for state in STATES)))
 
@@ -91,31 +97,10 @@ async def jobs_table(dashboard: Dashboard, request: Request, client: AsyncJobsCl
     )
 
 
-async def _history(client: AsyncJobsClient, job: job_pb2.Job) -> list[job_pb2.HistoryEvent]:
-    """The whole history, or its last ``TAIL`` entries when it is long."""
-    if job.seq <= FULL_HISTORY:
-        return [entry async for entry in client.iter_job_events(job.uuid, page_size=FULL_HISTORY)]
-    # ListJobEvents pages only go forward; WatchJob starts anywhere. Stop once the record's seq is reached.
-    tail: list[job_pb2.HistoryEvent] = []
-    # An async generator, typed as an iterator by the client: closed here, so the stream ends now.
-    watch = cast(
-        AsyncGenerator[job_pb2.HistoryEvent, None],
-        client.watch_job(job.uuid, after_seq=job.seq - TAIL, timeout=30),
-    )
-    try:
-        async for entry in watch:
-            tail.append(entry)
-            if entry.seq >= job.seq:
-                break
-    finally:
-        await watch.aclose()
-    return tail
-
-
-def _path(history: list[job_pb2.HistoryEvent]) -> list[str]:
-    """The states the job went through, in order, without repeats in a row."""
+def _path(entries: list[job_pb2.HistoryEvent]) -> list[str]:
+    """The states the job went through in ``entries``, in order, without repeats in a row."""
     states: list[str] = []
-    for entry in history:
+    for entry in entries:
         state = views.history_event(entry)["to_state"]
         if not states or states[-1] != state:
             states.append(state)
@@ -125,9 +110,10 @@ def _path(history: list[job_pb2.HistoryEvent]) -> list[str]:
 @page
 async def job_page(dashboard: Dashboard, request: Request, client: AsyncJobsClient) -> Response:
     uuid = checked_uuid(request.path_params["uuid"], "uuid")
+    until = history.before(request.query_params)
     job = await client.get_job(uuid)
-    history, machine, pipeline = await asyncio.gather(
-        _history(client, job), dashboard.machine(client), client.get_pipeline(job.pipeline_uuid)
+    shown, machine, pipeline = await asyncio.gather(
+        history.window(client, job, until), dashboard.machine(client), client.get_pipeline(job.pipeline_uuid)
     )
     view = views.job(job)
     return dashboard.render(
@@ -136,10 +122,12 @@ async def job_page(dashboard: Dashboard, request: Request, client: AsyncJobsClie
         {
             "job": view,
             "pipeline": views.pipeline(pipeline),
-            "history": [views.history_event(entry) for entry in reversed(history)],
-            "partial": len(history) < job.seq,
-            "path": _path(history),
-            "diagram": diagram.build(machine, history, view["state"] or ""),
+            "history": [views.history_event(entry) for entry in reversed(shown.entries)],
+            "window": shown,
+            # Only the newest entries follow the job live; a page of older ones stays as it is.
+            "live": until is None,
+            "path": _path(shown.entries),
+            "diagram": diagram.build(machine, shown.entries, view["state"] or ""),
         },
     )
 

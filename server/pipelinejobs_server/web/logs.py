@@ -1,8 +1,10 @@
 """Logging without secrets: the job token travels in callback query strings, so every line is redacted.
 
 uvicorn's own access log prints the raw query string, so the apps turn it off and write their own
-(``AccessLog``) with the sensitive parameters masked. ``RedactingFilter`` is a second line of defence on
-the apps' and uvicorn's loggers, for any message or traceback that might quote a URL or a payload.
+(``AccessLog``) with the sensitive parameters masked, and the path as it was sent (still percent-encoded,
+so no byte of it can break the line), secret-shaped segments masked and the length capped.
+``RedactingFilter`` is a second line of defence on the apps' and uvicorn's loggers, for any message or
+traceback that might quote a URL or a payload.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ _IN_TEXT = re.compile(
     | (\bbearer\s+)\S+                                        # an Authorization header
     """
 )
+# A path segment shaped like a secret: a job token or a generated key (URL-safe base64 of 32 bytes), or a
+# configured key, percent-encoded. Mixed character classes tell it from a long word; a uuid is no secret.
+_SECRET_ALPHABET = re.compile(r"[A-Za-z0-9_\-+=%]{24,}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+MAX_LOGGED_PATH = 256
+MAX_LOGGED_QUERY = 512
 # Logger filters apply only to records logged on that very logger, not to ones propagated from
 # children, so each logger that may see a request is listed.
 LOGGERS = (
@@ -49,6 +57,39 @@ def redact_query(query: str) -> str:
         f"{quote(key, safe='')}={MASK if key.lower() in SENSITIVE else quote(value, safe='${}')}"
         for key, value in pairs
     )
+
+
+def _secret_shaped(segment: str) -> bool:
+    if not _SECRET_ALPHABET.fullmatch(segment) or _UUID.fullmatch(segment):
+        return False
+    classes = (str.isupper, str.islower, str.isdigit)
+    return sum(any(test(char) for char in segment) for test in classes) >= 2
+
+
+def _printable_ascii(text: str) -> str:
+    """Every character outside printable ASCII percent-encoded (as its bytes, for non-ASCII ones)."""
+    return "".join(
+        char if "!" <= char <= "~" else "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "replace"))
+        for char in text
+    )
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def loggable_path(scope: Scope) -> str:
+    """The request's path for one log line: as sent on the wire, printable ASCII only, secret-shaped
+    segments masked (``/v1/callbacks/agave/<token>``, a mistyped URL), ``token=`` forms redacted, capped.
+
+    The raw path is still percent-encoded, so ``%0a`` stays three characters and cannot end the line;
+    a path without one (an app called directly) is encoded here the same way.
+    """
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else quote(str(scope.get("path", "")), safe="/")
+    path = _printable_ascii(path)
+    path = "/".join(MASK if _secret_shaped(segment) else segment for segment in path.split("/"))
+    return _capped(redact(path), MAX_LOGGED_PATH)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -81,8 +122,8 @@ def install_redaction() -> None:
 
 
 class AccessLog:
-    """One line per request on ``logger`` (each app has its own): method, path, redacted query, status
-    and duration."""
+    """One line per request on ``logger`` (each app has its own): method, path and query (both redacted,
+    escaped and capped, see ``loggable_path``), status and duration."""
 
     def __init__(self, app: ASGIApp, logger: str) -> None:
         self.app = app
@@ -104,13 +145,13 @@ class AccessLog:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            query = redact_query(scope.get("query_string", b"").decode("latin-1"))
+            query = _capped(redact_query(scope.get("query_string", b"").decode("latin-1")), MAX_LOGGED_QUERY)
             client = scope.get("client") or ("-", 0)
             self._log.info(
                 '%s "%s %s%s" %d %.1fms',
                 client[0],
                 scope["method"],
-                scope["path"],
+                loggable_path(scope),
                 f"?{query}" if query else "",
                 status,
                 (time.perf_counter() - started) * 1000,

@@ -3,7 +3,8 @@
 The socket is bound first, by us: the caller learns the real port (for port 0) before anything is
 served — ``up`` needs it to build the public callback URL the gRPC server hands out — and a busy port
 is an ``OSError`` to report, not uvicorn's ``sys.exit`` inside someone else's loop. Signals belong to
-the owning program (the CLI), so uvicorn's own signal capture is turned off.
+the owning program (the CLI), so uvicorn's own signal capture is turned off. Every connection is
+bounded in time and number (connections.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from .connections import LISTEN_BACKLOG, ConnectionLimits, GuardedConfig
 
 STARTUP_TIMEOUT_S = 30.0
 # Past its grace, what uvicorn's stop takes: its 0.1 s pause before waiting for requests, then the
@@ -88,10 +91,13 @@ class RunningApp:
         await self.task  # its outcome: an error in the shim's shutdown is raised here, as before
 
 
-async def start_app(app: ASGIApp, sock: socket.socket, name: str = "http") -> RunningApp:
+async def start_app(
+    app: ASGIApp, sock: socket.socket, name: str = "http", limits: ConnectionLimits | None = None
+) -> RunningApp:
     """Serve ``app`` on ``sock`` from the current loop; returns once it accepts connections."""
-    config = uvicorn.Config(
+    config = GuardedConfig(
         app,
+        limits or ConnectionLimits(),
         lifespan="on",
         log_config=None,  # the program's logging, with the redacting filters (logs.py)
         access_log=False,  # uvicorn's access line prints the raw query string, token included
@@ -109,5 +115,8 @@ async def start_app(app: ASGIApp, sock: socket.socket, name: str = "http") -> Ru
             server.should_exit = True
             raise RuntimeError(f"the {name} app did not start in time")
         await asyncio.sleep(0.01)
+    # asyncio listened with the small accept batch as the kernel's queue too; a listening socket
+    # takes a new backlog from another listen() (connections.accept_batch).
+    sock.listen(LISTEN_BACKLOG)
     host, port = sock.getsockname()[:2]
     return RunningApp(url_for(host, port), port, server, task)

@@ -25,10 +25,15 @@ from tests.support import ADMIN, CLIENT, Stubs, create_job, history, register_pi
 
 
 def test_unknown_job_is_not_found(api: Stubs) -> None:
+    # With an API key: callers with none hear INVALID_TOKEN instead (tests/security/test_oracle.py).
+    cancel = job_service_pb2.CancelJobRequest(uuid=UNKNOWN_JOB, token="whatever")
+    reject = job_service_pb2.RejectEventRequest(uuid=UNKNOWN_JOB, token="whatever", event="X", reason="X")
     for call in (
         lambda: get_job(api, UNKNOWN_JOB),
-        lambda: send(api, UNKNOWN_JOB, "run", token="whatever"),
+        lambda: send(api, UNKNOWN_JOB, "run", token="whatever", metadata=CLIENT),
         lambda: send(api, UNKNOWN_JOB, "run", metadata=ADMIN),
+        lambda: api.jobs.CancelJob(cancel, metadata=CLIENT),
+        lambda: api.jobs.RejectEvent(reject, metadata=CLIENT),
         lambda: history(api, UNKNOWN_JOB),
         lambda: verify(api, UNKNOWN_JOB),
     ):

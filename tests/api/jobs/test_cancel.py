@@ -40,7 +40,13 @@ def test_cancel_deletes_a_created_job_and_it_can_be_created_afresh(
     refused(lambda: get_job(api, uuid), grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND")
     refused(lambda: history(api, uuid), grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND")
     refused(lambda: verify(api, uuid), grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND")
-    refused(lambda: send(api, uuid, "run", token=job.token), grpc.StatusCode.NOT_FOUND, "JOB_NOT_FOUND")
+    refused(
+        lambda: send(api, uuid, "run", token=job.token, metadata=CLIENT),
+        grpc.StatusCode.NOT_FOUND,
+        "JOB_NOT_FOUND",
+    )
+    # With no API key, a deleted job answers as any job does to a token that does not open it.
+    refused(lambda: send(api, uuid, "run", token=job.token), grpc.StatusCode.UNAUTHENTICATED, "INVALID_TOKEN")
     assert db.jobs.count_documents({"_id": uuid}) == 0
     assert db.job_events.count_documents({"job_uuid": uuid}) == 0
     assert rejected(api, uuid) == []

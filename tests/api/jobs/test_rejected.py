@@ -79,3 +79,15 @@ def test_reject_event_keeps_what_could_not_be_applied(api: Stubs, pipeline: str)
     wrong_token = job_service_pb2.RejectEventRequest(uuid=job.job.uuid, token="nope", event="X", reason="R")
     refused(lambda: api.jobs.RejectEvent(wrong_token), grpc.StatusCode.UNAUTHENTICATED, "INVALID_TOKEN")
     assert len(rejected(api, job.job.uuid)) == 1
+
+
+def test_the_reason_of_the_logs_own_count_is_reserved(api: Stubs, pipeline: str) -> None:
+    """A row with reason DROPPED is the bounded log's count of what it dropped (docs/operations.md): a token
+    holder must not plant one that looks like it."""
+    job = create_job(api, pipeline, {"test": "reserved-reason"})
+    forged = job_service_pb2.RejectEventRequest(
+        uuid=job.job.uuid, token=job.token, event="X", reason="DROPPED"
+    )
+    forged.data.update({"dropped": 1000})
+    refused(lambda: api.jobs.RejectEvent(forged), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    assert rejected(api, job.job.uuid) == []

@@ -1,8 +1,10 @@
 """Job tokens and API keys on SendEvent: missing, wrong, another job's or expired tokens change nothing;
-accepted events extend a token; admin keys send events without one, and only they send reset/ready."""
+accepted events extend a token; admin keys send events without one, and only they send reset/ready; the
+cap on a job's tokens holds under concurrent CreateJobs. Who gets tokens at all: tests/security/."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -19,7 +21,7 @@ from tests.api.jobs.helpers import (
     token_hash,
     when,
 )
-from tests.support import ADMIN, CLIENT, Stubs, create_job, history, send, state_name
+from tests.support import ADMIN, CLIENT, Stubs, create_job, error_info, history, send, state_name
 
 
 def test_missing_token_is_unauthenticated_and_changes_nothing(api: Stubs, pipeline: str) -> None:
@@ -154,3 +156,28 @@ def test_admin_resets_a_running_job_and_readies_it(api: Stubs, pipeline: str) ->
         grpc.StatusCode.FAILED_PRECONDITION,
         "CANCEL_NOT_ALLOWED",
     )
+
+
+def test_concurrent_creators_cannot_pass_the_token_cap_together(
+    api: Stubs, pipeline: str, db: Database[Document]
+) -> None:
+    # The count is in the update's filter: of ten CreateJobs racing for the last free place, one wins.
+    job = create_job(api, pipeline)
+    uuid = job.job.uuid
+    for _ in range(62):
+        create_job(api, pipeline)
+
+    def attempt() -> str:
+        try:
+            create_job(api, pipeline)
+        except grpc.RpcError as error:
+            return str(error_info(error).reason)
+        return "issued"
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(lambda _: attempt(), range(10)))
+    assert sorted(outcomes) == ["TOO_MANY_TOKENS"] * 9 + ["issued"]
+    document = db.jobs.find_one({"_id": uuid})
+    assert document is not None
+    assert len(document["tokens"]) == 64
+    assert send(api, uuid, "run", token=job.token).event.seq == 2

@@ -6,7 +6,8 @@
 
 (function () {
   const root = document.getElementById("job");
-  if (!root || !window.EventSource) return;
+  // A page of older entries has no event stream: only the newest entries follow the job.
+  if (!root || !root.dataset.events || !window.EventSource) return;
   let seq = Number(root.dataset.seq);
   const live = document.getElementById("live");
 

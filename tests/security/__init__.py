@@ -1,0 +1,1 @@
+"""Regression tests for the penetration test's findings (docs/operations.md, "Threat model")."""
