@@ -1,10 +1,11 @@
 """One ``up`` per data directory, and its database dies with it: a second ``up`` on the same directory
 is told at once who has it; ``up`` killed by SIGKILL takes its database along, and the next ``up`` on the
-same directory starts."""
+same directory starts; ``doctor --data-dir`` finds the database ``up`` runs there."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,3 +100,30 @@ def test_a_second_up_on_the_same_data_directory_names_the_first_at_once(tmp_path
         assert "Traceback" not in second.stderr
         assert elapsed < 10, "it does not wait for the database to refuse the store"
         assert first.poll() is None, "the first `up` keeps serving"
+
+
+def test_doctor_finds_the_database_up_runs_on_a_data_directory(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+
+    def doctor(*arguments: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*PIPELINEJOBS, "doctor", *arguments],
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=60,
+            check=False,
+            cwd=cwd,
+        )
+
+    with up(data_dir, tmp_path / "up.log"):
+        found = doctor("--data-dir", str(data_dir))
+        assert found.returncode == 0, found.stderr
+        assert found.stdout.startswith("healthy: database 'pipelinejobs', 0 jobs")
+        # From the directory where `up` runs, with its default data directory, no flag at all.
+        (tmp_path / ".pipelinejobs").symlink_to(data_dir)
+        plain = doctor(cwd=tmp_path)
+        assert plain.returncode == 0, plain.stderr
+    stopped = doctor("--data-dir", str(data_dir))
+    assert stopped.returncode == 3
+    assert re.search(r"no database is running on .*data", stopped.stderr), stopped.stderr
