@@ -92,7 +92,8 @@ def http_plan(
             {
                 ui.PREFIX: ui.create_app(replace(dashboard_settings, server=target)),
                 "": shim.create_app(replace(shim_settings, server=target)),
-            }
+            },
+            home=ui.PREFIX,
         )
 
     def banner(url: str) -> Sequence[str]:
