@@ -26,7 +26,9 @@ DEFAULT_LIMIT = 100
 def add_action(actions: argparse._SubParsersAction[common.Parser]) -> None:
     """``jobs list`` and its filters."""
     listing = actions.add_parser("list", help="list jobs matching filters, newest first")
-    listing.add_argument("--pipeline", default="", metavar="UUID", help="only this pipeline's jobs")
+    listing.add_argument(
+        "--pipeline", default="", metavar="UUID", type=common.uuid_argument, help="only this pipeline's jobs"
+    )
     listing.add_argument(
         "--state",
         dest="states",
