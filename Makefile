@@ -14,10 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@ $(VENV)/.installed-run
 
 # What `make run` needs and nothing more: the server and the embedded database (a fresh clone serves in
-# seconds, not after a minute of test tools). A full install above counts as one.
+# seconds, not after a minute of test tools). A full install above counts as one. --no-compile: Python
+# compiles the modules `up` imports when it first imports them, instead of every module of every package
+# now (measured side by side on fresh clones: 17 s against 22 s to serving, on a loaded machine).
 $(VENV)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[server,embedded]'
+	$(PY) -m pip install --quiet --no-compile -e '.[server,embedded]'
 	touch $@
 
 install: $(VENV)/.installed

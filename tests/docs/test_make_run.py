@@ -28,7 +28,7 @@ def planned(target: str, venv: Path) -> str:
 
 def test_make_run_installs_the_server_and_the_embedded_database_only(tmp_path: Path) -> None:
     run = planned("run", tmp_path / "venv")
-    assert "pip install --quiet -e '.[server,embedded]'" in run
+    assert "pip install --quiet --no-compile -e '.[server,embedded]'" in run
     assert "[dev]" not in run
     assert f"{tmp_path / 'venv'}/bin/pipelinejobs up" in run
 
