@@ -4,6 +4,7 @@ database still running on the store with nobody holding the lock is stopped befo
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -14,9 +15,12 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
+import pipelinejobs_server
 from pipelinejobs_server.storage import embedded_run
 from pipelinejobs_server.storage.embedded import EXECUTABLE, DataDirectoryBusy, EmbeddedDatabase
 from pipelinejobs_server.storage.embedded_run import RunLock
+
+SERVER_PACKAGE = Path(pipelinejobs_server.__file__).parent
 
 
 def test_a_second_owner_is_told_who_holds_the_directory(tmp_path: Path) -> None:
@@ -135,3 +139,36 @@ def test_the_database_dies_with_the_process_that_started_it(tmp_path: Path) -> N
         owner.stdout.close()  # type: ignore[union-attr]
         for pid in embedded_run.leftovers(EXECUTABLE, tmp_path / "db"):
             os.kill(pid, 9)
+
+
+def test_no_python_runs_between_fork_and_exec() -> None:
+    # A preexec_fn makes subprocess fork for real and run Python in the child: with gRPC threads busy in
+    # the parent (a test restarting the database under load), the child crashed in gRPC's fork handlers
+    # ("Check failed: next_worker->initialized_cv"). The death signal is set by die_with_parent.py instead.
+    offenders = [
+        f"{path.name}:{node.lineno}"
+        for path in SERVER_PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.keyword) and node.arg == "preexec_fn"
+    ]
+    assert offenders == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_wrapper_runs_nothing_for_a_parent_that_is_gone(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    command = embedded_run.dying_with_parent(["/usr/bin/touch", str(marker)])
+    assert command[-2:] == ["/usr/bin/touch", str(marker)]
+    assert subprocess.run(command, check=False, timeout=30).returncode == 0
+    assert marker.exists(), "with its parent alive, the program runs"
+    marker.unlink()
+    pid_index = command.index(str(os.getpid()))
+    orphaned = [
+        *command[:pid_index],
+        "1",
+        *command[pid_index + 1 :],
+    ]  # "started" by a parent it does not have
+    ran = subprocess.run(orphaned, capture_output=True, text=True, check=False, timeout=30)
+    assert ran.returncode == 1
+    assert "has already ended" in ran.stderr
+    assert not marker.exists()

@@ -283,14 +283,13 @@ class EmbeddedDatabase:
         os.fchmod(descriptor, 0o600)  # a log an older version made under the default umask
         with os.fdopen(descriptor, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - a fixed program with our own arguments
-                command,
+                embedded_run.dying_with_parent(command),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 # A session of its own: a terminal's Ctrl-C reaches the owner, which stops the database
                 # cleanly; the kernel ends it when the owner dies without doing so (embedded_run.py).
                 start_new_session=True,
-                preexec_fn=embedded_run.die_with_parent(),
                 umask=PRIVATE_UMASK,
             )
 

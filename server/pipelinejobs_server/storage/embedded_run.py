@@ -10,16 +10,16 @@
 - **Leftovers**: a database process still running on the store while nobody holds the lock lost its
   owner (a version that let it outlive its owner, or a crash between fork and ``die_with_parent``). It is
   found by its command line (``--storage-path``) and stopped before a new one starts.
-- **Dying with the owner**: ``die_with_parent`` makes the kernel send the database SIGTERM (a clean
-  WiredTiger shutdown) when the thread that started it ends, whatever ends it, SIGKILL included. The
-  database keeps a session of its own, so a terminal's Ctrl-C reaches its owner first, which stops it.
-  Linux only (``PR_SET_PDEATHSIG``); elsewhere the lock and the leftover check still hold.
+- **Dying with the owner**: ``dying_with_parent`` wraps the database's command in die_with_parent.py,
+  which makes the kernel send the database SIGTERM (a clean WiredTiger shutdown) when the thread that
+  started it ends, whatever ends it, SIGKILL included. The database keeps a session of its own, so a
+  terminal's Ctrl-C reaches its owner first, which stops it. Linux only (``PR_SET_PDEATHSIG``);
+  elsewhere the lock and the leftover check still hold.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import itertools
@@ -28,12 +28,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 LOCK_FILE = "run.lock"
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PROC = Path("/proc")
 
 
@@ -207,17 +205,11 @@ def _is_zombie(entry: Path) -> bool:
 # -- dying with the owner ---------------------------------------------------------------------------------
 
 
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets SIGTERM when the thread that starts it
-    ends (for ``up``, its main thread: the process). None where the kernel offers no such thing."""
+def dying_with_parent(command: list[str]) -> list[str]:
+    """``command`` run so that it gets SIGTERM when the thread that starts it ends (for ``up``, its main
+    thread: the process); ``command`` itself where the kernel offers no such thing."""
     if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, not in the child
-    parent = os.getpid()
-
-    def arrange() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the kernel was told: no one would say
-            os._exit(1)
-
-    return arrange
+        return command
+    # -I -S: the standard library alone, whatever the environment says; the file, not the package.
+    wrapper = Path(__file__).with_name("die_with_parent.py")
+    return [sys.executable, "-I", "-S", str(wrapper), str(os.getpid()), *command]
