@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -171,6 +172,19 @@ def job_token(options: argparse.Namespace, environ: Mapping[str, str]) -> str:
 
 
 # -- argument types: a ValueError/ArgumentTypeError here becomes a usage error (exit 2) --------------------
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def uuid_argument(text: str) -> str:
+    """A job's or pipeline's uuid as typed: upper case is read as lower case (``uuidgen`` on macOS,
+    spreadsheets), anything else that is no hyphenated uuid is a usage error, nothing sent. ``""``
+    stays ``""`` (an optional uuid not given)."""
+    value = text.strip().lower()
+    if value and not _UUID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"not a uuid: {text!r} (expected 8-4-4-4-12 hex digits)")
+    return value
 
 
 def positive_float(text: str) -> float:

@@ -4,12 +4,15 @@ A probe for scripts, load balancers and container health checks (the Dockerfile'
 It needs no API key: the health service is open, as gRPC's own health checking protocol intends. TLS
 comes from the same flags and variables as every client's (tls.py), so a container's check works with
 the container's environment.
+
+Exit codes as every client command's: 0 SERVING; 1 the server answered, and is not serving (its database
+is down: NOT_SERVING) or refused the check; 3 no server answered (UNAVAILABLE, the deadline passed). A
+container's HEALTHCHECK counts every non-zero code as unhealthy.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
 
 import grpc
@@ -18,9 +21,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pipelinejobs_client.channels import channel_options
 from pipelinejobs_client.tls import ClientTls
 
-from . import common
+from . import common, output
 
-EXIT_SERVING, EXIT_NOT_SERVING = 0, 1
+# The codes of cli/__init__.py (EXIT_OK, EXIT_SERVICE, EXIT_UNAVAILABLE), which imports this module.
+EXIT_SERVING, EXIT_NOT_SERVING, EXIT_UNAVAILABLE = 0, 1, 3
+UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 TIMEOUT_S = 5.0
 
 
@@ -35,6 +40,11 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
         help=f"the server (env {common.SERVER_ENV}; default {common.DEFAULT_SERVER})",
     )
     parser.add_argument("--tls", action="store_true", help="check a TLS server (system root certificates)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"server": …, "status": "SERVING" or null, "code": "OK" or the error} for scripts',
+    )
     common.add_client_tls_arguments(parser)
     parser.set_defaults(handler=check)
 
@@ -47,7 +57,7 @@ def _channel(target: str, tls: ClientTls | None) -> grpc.Channel:
 
 
 def check(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    """Print ``HOST:PORT: STATUS``; exit 0 when SERVING, 1 for anything else (unreachable included)."""
+    """Print ``HOST:PORT: STATUS`` (or JSON); exit 0 when SERVING, 1 when not, 3 when unreachable."""
     target = common.server(options, environ)
     try:
         tls = common.client_tls(options, environ)
@@ -61,8 +71,15 @@ def check(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
             )
         except grpc.RpcError as error:
             call: grpc.Call = error  # type: ignore[assignment]  # a failed stub call is also a Call
-            print(f"{target}: {call.code().name}", file=sys.stderr)
-            return EXIT_NOT_SERVING
+            code = call.code()
+            if options.json:
+                output.emit_json({"server": target, "status": None, "code": code.name})
+            # One line, as every client command's failure: the code, what gRPC said, the server.
+            output.error(f"{code.name}: {call.details() or 'no answer'} (server {target})")
+            return EXIT_UNAVAILABLE if code in UNREACHABLE else EXIT_NOT_SERVING
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    print(f"{target}: {status}")
+    if options.json:
+        output.emit_json({"server": target, "status": status, "code": "OK"})
+    else:
+        print(f"{target}: {status}")
     return EXIT_SERVING if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_NOT_SERVING

@@ -4,12 +4,46 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from typing import Any
 
 from pipelinejobs_client import views
+from pipelinejobs_client.api.v1 import job_pb2
+from pipelinejobs_client.names import event_name, state_name
 
 from . import common, output
 
 FORMATS = ("table", "json", "seed")
+
+# One layout for `jobs history` and `jobs watch`, which prints rows as they come and so cannot align on
+# the widest cell: the columns are as wide as the longest name the service can send (events, states).
+COLUMNS = ("SEQ", "EVENT", "FROM", "TO", "TIME", "SOURCE", "DATA")
+_WIDTHS = (
+    5,
+    max(len(event_name(value)) for value in job_pb2.JobEvent.values() if value),
+    max(len(state_name(value)) for value in job_pb2.JobState.values() if value),
+    max(len(state_name(value)) for value in job_pb2.JobState.values() if value),
+    len("2018-09-18T01:50:15.284Z"),
+    len("callback"),
+)
+
+
+def row(cells: tuple[Any, ...]) -> str:
+    """One line of the history's table: fixed columns, the data last and shortened, no trailing space."""
+    texts = [output.compact(cell) for cell in cells]
+    fixed = [text.ljust(width) for text, width in zip(texts[:-1], _WIDTHS, strict=True)]
+    return "  ".join([*fixed, output.shorten(texts[-1])]).rstrip()
+
+
+def entry_cells(entry: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        entry["seq"],
+        entry["event"],
+        entry["from_state"],
+        entry["to_state"],
+        entry["timestamp"],
+        entry["source"],
+        entry["data"] or None,
+    )
 
 
 class HistoryInvalid(Exception):
@@ -19,7 +53,7 @@ class HistoryInvalid(Exception):
 def add_actions(actions: argparse._SubParsersAction[common.Parser]) -> None:
     """``jobs history``, ``jobs verify`` and ``jobs rejected``."""
     history = actions.add_parser("history", help="a job's history, oldest first")
-    history.add_argument("uuid", metavar="UUID")
+    history.add_argument("uuid", metavar="UUID", type=common.uuid_argument)
     shape = history.add_mutually_exclusive_group()
     shape.add_argument(
         "--format",
@@ -33,14 +67,21 @@ def add_actions(actions: argparse._SubParsersAction[common.Parser]) -> None:
     history.set_defaults(handler=show_history)
 
     verify = actions.add_parser("verify", help="recompute a job's hash chain; exit 1 if it was edited")
-    verify.add_argument("uuid", metavar="UUID")
+    verify.add_argument("uuid", metavar="UUID", type=common.uuid_argument)
     common.add_json_flag(verify)
     verify.set_defaults(handler=verify_history)
 
     rejected = actions.add_parser(
         "rejected", help="events that reached the service but were not applied (all jobs: admin key)"
     )
-    rejected.add_argument("uuid", metavar="UUID", nargs="?", default="", help="one job (default: every job)")
+    rejected.add_argument(
+        "uuid",
+        metavar="UUID",
+        type=common.uuid_argument,
+        nargs="?",
+        default="",
+        help="one job (default: every job)",
+    )
     common.add_json_flag(rejected)
     rejected.set_defaults(handler=list_rejected)
 
@@ -59,21 +100,8 @@ def show_history(options: argparse.Namespace, environ: Mapping[str, str]) -> int
     if options.format == "json":
         output.emit_json(entries)
         return 0
-    output.table(
-        ("SEQ", "EVENT", "FROM", "TO", "TIME", "SOURCE", "DATA"),
-        (
-            (
-                entry["seq"],
-                entry["event"],
-                entry["from_state"],
-                entry["to_state"],
-                entry["timestamp"],
-                entry["source"],
-                entry["data"] or None,
-            )
-            for entry in entries
-        ),
-    )
+    for cells in (COLUMNS, *(entry_cells(entry) for entry in entries)):
+        print(row(cells))
     return 0
 
 

@@ -31,7 +31,9 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
     create = actions.add_parser(
         "create", help="create a job (or get the existing one with the same identity) and its token"
     )
-    create.add_argument("--pipeline", required=True, metavar="UUID", help="a registered pipeline")
+    create.add_argument(
+        "--pipeline", required=True, metavar="UUID", type=common.uuid_argument, help="a registered pipeline"
+    )
     for link in ("lab", "experiment", "sample"):
         create.add_argument(
             f"--{link}", action="append", default=[], metavar="NAME", help=f"the job's {link} (repeatable)"
@@ -46,12 +48,12 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
     create.set_defaults(handler=create_job)
 
     show = actions.add_parser("show", help="show one job: state, seq, archive path, links, data")
-    show.add_argument("uuid", metavar="UUID")
+    show.add_argument("uuid", metavar="UUID", type=common.uuid_argument)
     show.set_defaults(handler=show_job)
     listing.add_action(actions)
 
     event = actions.add_parser("event", help="send an event (run, update, finish, fail, ...) to a job")
-    event.add_argument("uuid", metavar="UUID")
+    event.add_argument("uuid", metavar="UUID", type=common.uuid_argument)
     event.add_argument(
         "event", type=common.event, metavar="EVENT", help="an event name, see 'pipelinejobs fsm'"
     )
@@ -65,7 +67,7 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
     event.set_defaults(handler=send_event)
 
     cancel = actions.add_parser("cancel", help="delete a job that has never been RUNNING, with its history")
-    cancel.add_argument("uuid", metavar="UUID")
+    cancel.add_argument("uuid", metavar="UUID", type=common.uuid_argument)
     add_token_argument(cancel)
     cancel.set_defaults(handler=cancel_job)
 
@@ -73,7 +75,7 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
         "revoke-tokens",
         help="revoke one token of a job, or all of them, so a leaked one stops working (admin)",
     )
-    revoke.add_argument("uuid", metavar="UUID")
+    revoke.add_argument("uuid", metavar="UUID", type=common.uuid_argument)
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--all", action="store_true", help="every token of the job")
     which.add_argument("--id", metavar="TOKEN_ID", help="the token with this id (jobs create's token_id)")

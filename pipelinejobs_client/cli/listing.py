@@ -12,8 +12,9 @@ import itertools
 from collections.abc import Mapping
 from datetime import datetime
 
-from pipelinejobs_client import views
+from pipelinejobs_client import JobsClient, views
 from pipelinejobs_client.api.v1 import job_pb2
+from pipelinejobs_client.errors import PipelineNotFound
 from pipelinejobs_client.names import state_name, state_value
 
 from . import common, output
@@ -25,7 +26,9 @@ DEFAULT_LIMIT = 100
 def add_action(actions: argparse._SubParsersAction[common.Parser]) -> None:
     """``jobs list`` and its filters."""
     listing = actions.add_parser("list", help="list jobs matching filters, newest first")
-    listing.add_argument("--pipeline", default="", metavar="UUID", help="only this pipeline's jobs")
+    listing.add_argument(
+        "--pipeline", default="", metavar="UUID", type=common.uuid_argument, help="only this pipeline's jobs"
+    )
     listing.add_argument(
         "--state",
         dest="states",
@@ -99,6 +102,19 @@ def limit(text: str) -> int:
     return value
 
 
+def pipeline_names(client: JobsClient, uuids: set[str]) -> dict[str, str]:
+    """``name (uuid's first 8)`` for each pipeline, one GetPipeline per distinct pipeline shown: two
+    pipelines may share a name (another version of a component), and the short uuid tells them apart."""
+    names = {}
+    for uuid in sorted(uuids):
+        try:
+            name = client.get_pipeline(uuid).name
+        except PipelineNotFound:
+            name = ""
+        names[uuid] = f"{name} ({uuid[:8]})" if name else uuid
+    return names
+
+
 def list_jobs(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Print the jobs matching the filters, up to ``--limit``."""
     filters = {
@@ -118,8 +134,10 @@ def list_jobs(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
     with common.connect(options, environ) as client:
         found = client.iter_jobs(**filters, page_size=min(wanted or common.PAGE_SIZE, common.PAGE_SIZE))
         jobs = [views.job(job) for job in itertools.islice(found, wanted)]
-    more = bool(options.limit) and len(jobs) > options.limit
-    jobs = jobs[: options.limit or None]
+        more = bool(options.limit) and len(jobs) > options.limit
+        jobs = jobs[: options.limit or None]
+        # The table names each pipeline as the dashboard does; JSON keeps the uuid alone, for scripts.
+        names = {} if options.json else pipeline_names(client, {job["pipeline_uuid"] for job in jobs})
     if options.json:
         output.emit_json(jobs)
     else:
@@ -131,7 +149,7 @@ def list_jobs(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
                     job["state"],
                     job["seq"],
                     job["update_time"],
-                    job["pipeline_uuid"],
+                    names[job["pipeline_uuid"]],
                     ", ".join(job["links"]["sample"]),
                 )
                 for job in jobs

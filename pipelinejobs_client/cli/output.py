@@ -30,7 +30,7 @@ def compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _shorten(text: str, width: int) -> str:
+def shorten(text: str, width: int = WIDEST_CELL) -> str:
     # One line per row: a newline inside user data would break the table apart.
     text = text.replace("\n", "\\n")
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -38,7 +38,7 @@ def _shorten(text: str, width: int) -> str:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Columns aligned on the widest cell; the last column is left ragged, as it is often long."""
-    cells = [[_shorten(compact(value), WIDEST_CELL) for value in row] for row in rows]
+    cells = [[shorten(compact(value), WIDEST_CELL) for value in row] for row in rows]
     widths = [len(header) for header in headers]
     for row in cells:
         for index, cell in enumerate(row):

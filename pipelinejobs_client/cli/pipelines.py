@@ -45,7 +45,7 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
     listing.set_defaults(handler=list_pipelines)
 
     show = actions.add_parser("show", help="show one pipeline")
-    show.add_argument("uuid", metavar="UUID")
+    show.add_argument("uuid", metavar="UUID", type=common.uuid_argument)
     show.set_defaults(handler=show_pipeline)
 
     for action in (register, listing, show):

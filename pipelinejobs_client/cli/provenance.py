@@ -20,7 +20,7 @@ def add_action(actions: argparse._SubParsersAction[common.Parser]) -> None:
         "provenance",
         help="a job's provenance as W3C PROV-JSON: the job, its pipeline, agent, links, archive and events",
     )
-    provenance.add_argument("uuid", metavar="UUID")
+    provenance.add_argument("uuid", metavar="UUID", type=common.uuid_argument)
     provenance.add_argument(
         "--compact", action="store_true", help="print the document as the service sent it, on one line"
     )

@@ -13,12 +13,13 @@ import argparse
 import json
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from pipelinejobs_client import JobsClient, RetryPolicy, views
 from pipelinejobs_client.errors import ServiceUnavailable
 from pipelinejobs_client.names import state_name
 
-from . import common
+from . import common, history
 
 # A restart of the server takes seconds; a watch rides through one. Eight attempts in a row that reach
 # no server, with backoff up to 5 s between them, give up after ~10 to 20 s.
@@ -27,7 +28,7 @@ WATCH_RETRY = RetryPolicy(attempts=8, initial_backoff_s=0.5, max_backoff_s=5.0)
 
 def add_action(actions: argparse._SubParsersAction[common.Parser]) -> None:
     watch = actions.add_parser("watch", help="follow a job: its history, then each new event as it happens")
-    watch.add_argument("uuid", metavar="UUID")
+    watch.add_argument("uuid", metavar="UUID", type=common.uuid_argument)
     watch.add_argument("--after-seq", type=int, default=0, metavar="SEQ", help="start after this entry")
     watch.add_argument(
         "--until",
@@ -42,16 +43,13 @@ def add_action(actions: argparse._SubParsersAction[common.Parser]) -> None:
     watch.set_defaults(handler=watch_job)
 
 
-def _print(entry: dict[str, object], as_json: bool) -> None:
+def _print(entry: dict[str, Any], as_json: bool) -> None:
+    """An entry as `jobs history` shows it: the same columns, or with --json the same object, one per
+    line (a stream of JSON lines: the watch prints each as it comes)."""
     if as_json:
-        print(json.dumps(entry, sort_keys=True), flush=True)
-        return
-    data = json.dumps(entry["data"], sort_keys=True) if entry["data"] else ""
-    print(
-        f"{entry['seq']:>6}  {entry['timestamp']}  {entry['event']:<10} "
-        f"{entry['from_state'] or '-':>10} -> {entry['to_state']:<10} {data}",
-        flush=True,
-    )
+        print(json.dumps(entry, ensure_ascii=False), flush=True)
+    else:
+        print(history.row(history.entry_cells(entry)), flush=True)
 
 
 def _reached(client: JobsClient, uuid: str, last_state: str, until: list[str]) -> bool:
@@ -61,10 +59,13 @@ def _reached(client: JobsClient, uuid: str, last_state: str, until: list[str]) -
 
 
 def watch_job(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    seq, last_state, early_ends = options.after_seq, "", 0
+    seq, last_state, early_ends, header_printed = options.after_seq, "", 0, False
     with common.connect(options, environ, retry=WATCH_RETRY) as client:
         while True:
             printed = seq
+            if not options.json and not header_printed:
+                print(history.row(history.COLUMNS), flush=True)
+                header_printed = True
             for event in client.watch_job(options.uuid, after_seq=seq, until_states=options.until):
                 entry = views.history_event(event)
                 _print(entry, options.json)

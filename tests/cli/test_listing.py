@@ -51,6 +51,10 @@ def test_jobs_list_filters_orders_and_limits(cli: Cli, pipeline: str) -> None:
     assert table[0].split() == ["UUID", "STATE", "SEQ", "UPDATED", "PIPELINE", "SAMPLE"]
     assert table[1].split()[:3] == [uuids[1], "RUNNING", "2"]
     assert table[1].endswith("s2, sample.uw_biofab.133737/A2")
+    # Pipelines by name, as the dashboard shows them, with the uuid's start to tell namesakes apart.
+    assert f"  fcs-etl ({pipeline[:8]})  " in table[1]
+    by_name = cli("jobs", "list", "--sample", "s3").out.splitlines()
+    assert f"  other ({other['pipeline']['uuid'][:8]})  " in by_name[1]
 
 
 @pytest.fixture

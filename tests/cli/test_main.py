@@ -88,7 +88,10 @@ def test_service_errors_are_exit_1_and_one_line(cli: Cli) -> None:
     missing = cli("jobs", "show", UNKNOWN_JOB)
     assert missing.code == EXIT_SERVICE
     assert missing.error_line() == f"error: JOB_NOT_FOUND: job {UNKNOWN_JOB} not found"
-    assert cli("jobs", "show", "not-a-uuid").error_line().startswith("error: INVALID_ARGUMENT: ")
+    # A malformed uuid is the command line's fault: a usage error, before anything is sent.
+    malformed = cli("jobs", "show", "not-a-uuid")
+    assert malformed.code == EXIT_USAGE
+    assert "argument UUID: not a uuid: 'not-a-uuid'" in malformed.error_line()
     assert cli("jobs", "show", UNKNOWN_JOB, key=None).error_line().startswith("error: API_KEY_REQUIRED: ")
     assert cli("jobs", "show", UNKNOWN_JOB, key="wrong").error_line().startswith("error: INVALID_API_KEY: ")
     assert cli("pipelines", "show", UNKNOWN_JOB).error_line().startswith("error: PIPELINE_NOT_FOUND: ")

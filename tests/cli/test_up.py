@@ -4,6 +4,7 @@ the password from its file), and stops everything on Ctrl-C."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -93,6 +94,12 @@ def test_up_serves_health_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
         assert f"callback shim listening on http://127.0.0.1:{http_port}" in text
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=10) as reply:
             assert reply.status == 200
+        # The address in the banner leads a browser to the dashboard, not to a JSON 404.
+        home = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        home.request("GET", "/")
+        answer = home.getresponse()
+        assert (answer.status, answer.getheader("location")) == (302, "/ui/")
+        home.close()
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0

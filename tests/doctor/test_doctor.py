@@ -274,7 +274,9 @@ def test_memory_does_not_grow_with_the_history() -> None:
     assert large < small * 1.5 + 64 * 1024, (small, large)
 
 
-def run_doctor(*arguments: str, uri: str = "", database: str = "") -> subprocess.CompletedProcess[str]:
+def run_doctor(
+    *arguments: str, uri: str = "", database: str = "", cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIPELINEJOBS_")}
     env.pop("MONGODB_URI", None)
     env.update({"PIPELINEJOBS_DB_TIMEOUT_MS": "500"})
@@ -285,6 +287,7 @@ def run_doctor(*arguments: str, uri: str = "", database: str = "") -> subprocess
     return subprocess.run(
         [sys.executable, "-m", "pipelinejobs_server", "doctor", *arguments],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -327,12 +330,15 @@ def test_the_command_text_json_strict_and_exit_codes(
 
 
 def test_the_command_refuses_to_guess(
-    mongodb_uri: str, database_name: str, jobs: list[str], closed_port: int
+    mongodb_uri: str, database_name: str, jobs: list[str], closed_port: int, tmp_path: Path
 ) -> None:
-    no_uri = run_doctor()
+    # Where there is no .pipelinejobs either (from a repository where `make run` ran, the doctor would
+    # look for the database of `up` there, tests/cli/test_up_data_dir.py).
+    no_uri = run_doctor(cwd=tmp_path)
     assert (no_uri.returncode, no_uri.stderr) == (
         2,
-        "error: set MONGODB_URI or --mongodb-uri (the database the servers use)\n",
+        "error: set MONGODB_URI or --mongodb-uri (the database the servers use), "
+        "or --data-dir (the embedded database of `pipelinejobs up`)\n",
     )
     typo = run_doctor(uri=mongodb_uri, database=database_name + "_typo")
     assert typo.returncode == 2

@@ -159,6 +159,22 @@ def test_an_unresolved_placeholder_is_400_and_recorded(
     assert dict(record.data) == {"id": "agave-job"}
 
 
+@pytest.mark.parametrize("status", ["$STATUS", "${JOB_STATUS}", "{STATUS}", "$"])
+def test_every_form_of_an_unresolved_placeholder_is_400(
+    http: httpx.Client, jobs: JobsClient, pipeline: str, status: str
+) -> None:
+    # `curl "$URL"` with the URL as the server hands it out sends `$STATUS`: curl's URL globbing reads
+    # `{STATUS}` as a set of one. That is the same broken job definition as `${STATUS}`, not a status.
+    created = running_job(jobs, pipeline)
+    response = http.post(AGAVE_URL, params=agave_params(created, status))
+    error = error_of(response, 400, "UNRESOLVED_PLACEHOLDER")
+    assert status in error["message"]
+    assert ("curl" in error["message"]) == ("{" not in status)
+    unchanged(jobs, created.job.uuid, ["create", "run"])
+    [record] = rejected(jobs, created.job.uuid)
+    assert (record.event, record.reason) == (status, "UNRESOLVED_PLACEHOLDER")
+
+
 @pytest.mark.parametrize("status", ["SUSPENDED", "finished", "CREATED", "<script>"])
 def test_a_status_outside_the_table_is_recorded_not_guessed(
     http: httpx.Client, jobs: JobsClient, pipeline: str, status: str

@@ -12,6 +12,7 @@ Chromium is never downloaded (Playwright's own browser build cannot be fetched h
 
 from __future__ import annotations
 
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -151,6 +152,7 @@ def test_the_dashboard_shows_jobs_and_follows_one_live(
     expect(page.locator('#fsm g.node.current[data-state="RUNNING"]')).to_have_count(0)
     expect(page.locator('#fsm g.edge.taken[data-source="RUNNING"][data-target="FINISHED"]')).to_have_count(1)
     expect(page.locator("#path .badge").last).to_have_text("FINISHED")
+    expect(page.locator("#legend-current")).to_have_class(re.compile(r"\bstate-FINISHED\b"))
     assert page.evaluate("window.notReloaded === true"), "the page reloaded"
     page.screenshot(path=output_dir / "04-job-finished-live.png", full_page=True)
 
@@ -164,4 +166,122 @@ def test_the_dashboard_shows_jobs_and_follows_one_live(
     labels = {str(label) for record in document.get_records() for label in record.get_attribute("prov:label")}
     assert {"seq 1: create", "seq 2: run", "seq 3: finish"} <= labels
     assert errors == []
+    page.close()
+
+
+def signed_in(page: Page, url: str) -> None:
+    """Open ``url``, signing in first when the browser has no key yet (this test may run alone)."""
+    page.goto(url)
+    if page.locator("#api-key").count():
+        page.fill("#api-key", CLIENT_KEY)
+        page.click("#sign-in")
+
+
+def test_the_dashboard_filters_by_lab_and_sample_and_fits_a_narrow_window(
+    stack: tuple[ServerThread, DashboardThread], browser: BrowserContext, output_dir: Path
+) -> None:
+    server, shim = stack
+    experiment = f"exp-{uuid.uuid4().hex[:8]}"
+    samples = [f"sample.uw_biofab.{uuid.uuid4().hex[:6]}/A{n}" for n in range(3)]
+    with JobsClient(server.address, api_key=CLIENT_KEY) as client:
+        pipeline = client.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid
+        for lab, sample in (("UW_BIOFAB", samples[0]), ("UW_BIOFAB", samples[1]), ("Ginkgo", samples[2])):
+            client.create_job(pipeline, lab=lab, experiment=experiment, sample=sample)
+
+    page: Page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    signed_in(page, f"{shim.url}/ui/?experiment={experiment}")
+    expect(page.locator("#jobs tbody tr")).to_have_count(3)
+    lab_column = page.locator("#jobs thead th").all_inner_texts().index("Lab")
+    labs = page.locator(f"#jobs tbody td:nth-child({lab_column + 1})").all_inner_texts()
+    assert sorted(labs) == ["Ginkgo", "UW_BIOFAB", "UW_BIOFAB"]
+
+    # By lab, typed in the form: the counts follow.
+    page.fill("#filter-lab", "UW_BIOFAB")
+    page.click("#apply-filters")
+    expect(page.locator("#jobs tbody tr")).to_have_count(2)
+    expect(page.locator('#counts a[data-state="CREATED"] strong')).to_have_text("2")
+    assert "lab=UW_BIOFAB" in page.url
+    expect(page.locator("#filter-lab")).to_have_value("UW_BIOFAB")
+
+    # And by sample, exactly: one job, the one with that sample.
+    page.fill("#filter-sample", samples[1])
+    page.click("#apply-filters")
+    expect(page.locator("#jobs tbody tr")).to_have_count(1)
+    expect(page.locator("#jobs tbody td.wrap")).to_have_text(samples[1])
+    page.screenshot(path=output_dir / "01-lab-and-sample.png", full_page=True)
+    page.fill("#filter-lab", "Ginkgo")
+    page.click("#apply-filters")
+    expect(page.locator("#no-jobs")).to_be_visible()
+
+    # A narrow window: the table scrolls inside its card, the page itself does not widen, and a sample's
+    # name is not broken a letter or two at a time.
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.goto(f"{shim.url}/ui/?experiment={experiment}")
+    expect(page.locator("#jobs tbody tr")).to_have_count(3)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    card = page.locator("#jobs").locator("xpath=ancestor::section[1]").bounding_box()
+    scroller = page.locator(".table-scroll").bounding_box()
+    assert card is not None
+    assert scroller is not None
+    assert scroller["x"] + scroller["width"] <= card["x"] + card["width"] + 0.5
+    sample_cell = page.locator("#jobs tbody td.wrap").first.bounding_box()
+    assert sample_cell is not None
+    assert sample_cell["width"] >= 100, sample_cell
+    page.screenshot(path=output_dir / "02-narrow.png", full_page=True)
+    assert errors == []
+    page.close()
+
+
+def test_the_state_machine_drawing_keeps_its_labels_apart(
+    stack: tuple[ServerThread, DashboardThread], browser: BrowserContext, output_dir: Path
+) -> None:
+    server, shim = stack
+    with JobsClient(server.address, api_key=CLIENT_KEY) as client:
+        pipeline = client.register_pipeline("fcs-etl", ["fcs-etl@0.4.0u2"]).pipeline.uuid
+        created = client.create_job(pipeline, lab="UW_BIOFAB", sample=f"drawing-{uuid.uuid4().hex[:8]}")
+        client.send_event(created.job.uuid, "run", token=created.token)
+        client.send_event(created.job.uuid, "fail", token=created.token)
+
+    page: Page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 900})
+    signed_in(page, f"{shim.url}/ui/jobs/{created.job.uuid}")
+    expect(page.locator("#job-state")).to_have_text("FAILED")
+    page.locator("#fsm").screenshot(path=output_dir / "01-state-machine.png")
+    page.locator(".legend").screenshot(path=output_dir / "02-legend.png")
+    # Every label inside the drawing's boxes and clear of every other label, as the browser lays them out.
+    report = page.evaluate(
+        """() => {
+        const svg = document.getElementById("fsm");
+        const box = (element) => element.getBBox();
+        const labels = [...svg.querySelectorAll("g.label:not(.wildcard) text, g.edge.loop text")].map(
+            (text) => ({text: text.textContent, box: box(text), loop: text.closest("g.loop") !== null,
+                        state: text.closest("g").dataset.source}));
+        const overlap = (a, b) => a.x < b.x + b.width && b.x < a.x + a.width &&
+                                  a.y < b.y + b.height && b.y < a.y + a.height;
+        const clashes = [];
+        labels.forEach((a, i) => labels.slice(i + 1).forEach((b) => {
+            if (overlap(a.box, b.box)) clashes.push(a.text + " / " + b.text);
+        }));
+        const overflows = labels.filter((label) => label.loop).filter((label) => {
+            const rect = box(svg.querySelector(`g.node[data-state="${label.state}"] rect`));
+            // Room for a font 15% wider than this machine's (the reviewer's spilled out of this box).
+            const room = Math.max(4, 0.08 * label.box.width);
+            return label.box.x < rect.x + room || label.box.x + label.box.width > rect.x + rect.width - room;
+        }).map((label) => label.text);
+        // Painted after every line, so that a line crossing a label passes under its white halo.
+        const all = [...svg.querySelectorAll("*")];
+        const lastLine = Math.max(...[...svg.querySelectorAll("g.edge path")].map((e) => all.indexOf(e)));
+        const under = labels.length && [...svg.querySelectorAll("g.label text")].some(
+            (e) => all.indexOf(e) < lastLine);
+        return {clashes, overflows, under};
+    }"""
+    )
+    assert report == {"clashes": [], "overflows": [], "under": False}
+    # The legend's swatch for "its state now" has the colour of the job's state, as its box does.
+    swatch = page.locator(".legend .key.current").evaluate("e => getComputedStyle(e).backgroundColor")
+    node = page.locator("#fsm g.node.current rect").evaluate("e => getComputedStyle(e).fill")
+    badge = page.locator("#job-state").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert swatch == node == badge == "rgb(220, 38, 38)"  # FAILED's red
     page.close()

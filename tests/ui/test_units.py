@@ -109,6 +109,19 @@ def test_filters_read_back_from_their_own_links() -> None:
     assert only_failed.experiment == "Yeast-Gates"
 
 
+def test_lab_and_sample_filters_reach_the_listing_and_their_links() -> None:
+    query = JobQuery.from_params(
+        QueryParams("lab=UW_BIOFAB&sample=sample.uw_biofab.133737%2FA2&state=RUNNING")
+    )
+    arguments = query.list_arguments()
+    assert (arguments["lab"], arguments["sample"]) == (["UW_BIOFAB"], ["sample.uw_biofab.133737/A2"])
+    assert arguments["experiment"] == []
+    assert JobQuery.from_params(QueryParams(query.href()[1:])) == query
+    paged = JobQuery.from_params(QueryParams(query.next_href("token-2")[1:]))
+    assert (paged.lab, paged.sample, paged.page) == ("UW_BIOFAB", "sample.uw_biofab.133737/A2", "token-2")
+    assert JobQuery.from_params(QueryParams("")).list_arguments()["lab"] == []
+
+
 def test_paging_links_go_forward_and_back() -> None:
     first = JobQuery.from_params(QueryParams("state=RUNNING"))
     assert first.previous_href() is None
@@ -125,7 +138,14 @@ def test_paging_links_go_forward_and_back() -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["state=SLEEPING", "from=tomorrow", "to=2026-13-01T00:00", "size=1000", f"experiment={'x' * 300}"],
+    [
+        "state=SLEEPING",
+        "from=tomorrow",
+        "to=2026-13-01T00:00",
+        "size=1000",
+        f"experiment={'x' * 300}",
+        f"sample={'x' * 300}",
+    ],
 )
 def test_a_bad_filter_is_an_invalid_argument(query: str) -> None:
     with pytest.raises(errors.InvalidArgument):

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -52,3 +53,33 @@ def test_each_prefix_reaches_its_app_and_every_lifespan_runs() -> None:
     assert ui == {"app": "ui", "root_path": "/ui", "path": "/ui/here"}
     assert shim == {"app": "shim", "root_path": "", "path": "/here"}
     assert events == ["ui up", "shim up", "shim down", "ui down"]
+
+
+def test_the_root_redirects_to_the_home_prefix_and_other_methods_reach_the_apps() -> None:
+    async def scenario() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        app = mounted({"/ui": app_named("ui", []), "": app_named("shim", [])}, home="/ui")
+        running = await start_app(app, bind("127.0.0.1", 0), "test")
+        try:
+            async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+                return await http.get("/"), await http.head("/"), await http.post("/")
+        finally:
+            await running.stop(1.0)
+
+    get, head, post = asyncio.run(scenario())
+    assert (get.status_code, get.headers["location"]) == (302, "/ui/")
+    assert (head.status_code, head.headers["location"]) == (302, "/ui/")
+    assert post.status_code in (404, 405), "only a browser's GET is redirected"
+
+
+def test_without_a_home_the_root_is_the_apps_own() -> None:
+    async def scenario() -> httpx.Response:
+        running = await start_app(mounted({"": app_named("shim", [])}), bind("127.0.0.1", 0), "test")
+        try:
+            async with httpx.AsyncClient(base_url=running.url, timeout=10) as http:
+                return await http.get("/")
+        finally:
+            await running.stop(1.0)
+
+    assert asyncio.run(scenario()).status_code == 404
+    with pytest.raises(ValueError, match="not one of the mounted prefixes"):
+        mounted({"": app_named("shim", [])}, home="/ui")

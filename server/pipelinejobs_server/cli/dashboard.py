@@ -39,7 +39,7 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
     # Under /ui as under `up`: the sign-in cookie is scoped to that path. A configured key is checked
     # on the first page view, whose answer says what is wrong with it.
     return serve_app(
-        mounted({PREFIX: create_app(settings)}),
+        mounted({PREFIX: create_app(settings)}, home=PREFIX),
         settings.host,
         settings.port,
         "dashboard",

@@ -18,6 +18,8 @@ from pipelinejobs_server.doctor.report import JsonReport, TextReport
 from pipelinejobs_server.domain.errors import DatabaseUnavailable
 from pipelinejobs_server.domain.identity import is_uuid
 from pipelinejobs_server.settings import SettingsError, read_int
+from pipelinejobs_server.storage import embedded_run
+from pipelinejobs_server.storage.embedded import DEFAULT_DATA_DIR, PASSWORD_FILE
 from pipelinejobs_server.storage.scan import DatabaseScan
 
 from . import options as common
@@ -28,6 +30,13 @@ DEFAULT_TIMEOUT_MS = 5000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mongodb-uri", default=None, help="MongoDB connection string (env MONGODB_URI)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="PATH",
+        help="the database that `up` runs on this data directory, its URI and password found there "
+        f"(env PIPELINEJOBS_DATA_DIR; the default without a URI: {DEFAULT_DATA_DIR}, if it exists)",
+    )
     parser.add_argument(
         "--mongodb-password-file",
         default=None,
@@ -54,10 +63,21 @@ def command(
     err: TextIO = sys.stderr,
 ) -> int:
     """Run ``pipelinejobs doctor``. Exit codes: 0 healthy, 1 problems, 2 usage, 3 database unavailable."""
-    uri = options.mongodb_uri or environ.get("MONGODB_URI", "")
     database = options.database or environ.get("PIPELINEJOBS_DATABASE") or "pipelinejobs"
+    password_file = options.mongodb_password_file or environ.get("MONGODB_PASSWORD_FILE", "")
+    uri, data_dir = where(options, environ)
+    if data_dir:
+        try:
+            uri, password_file = embedded_database(Path(data_dir))
+        except ValueError as error:
+            print(f"error: {error}", file=err)
+            return EXIT_UNAVAILABLE
     if not uri:
-        print("error: set MONGODB_URI or --mongodb-uri (the database the servers use)", file=err)
+        print(
+            "error: set MONGODB_URI or --mongodb-uri (the database the servers use), "
+            "or --data-dir (the embedded database of `pipelinejobs up`)",
+            file=err,
+        )
         return EXIT_USAGE
     bad = [job for job in options.job if not is_uuid(job)]
     if bad:
@@ -68,7 +88,6 @@ def command(
     except SettingsError as error:
         print(f"error: {error} (milliseconds)", file=err)
         return EXIT_USAGE
-    password_file = options.mongodb_password_file or environ.get("MONGODB_PASSWORD_FILE", "")
     try:
         password = read_password(password_file) if password_file else None
         scan = DatabaseScan(uri, database, timeout_ms=timeout_ms, password=password)
@@ -93,6 +112,36 @@ def command(
     return EXIT_OK if doctor.summary.healthy(options.strict) else EXIT_PROBLEMS
 
 
+def where(options: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str]:
+    """The URI or the data directory to read, one of them: a flag over a variable, a URI over a data
+    directory at the same level, and without any of them up's default directory if there is one."""
+    candidates = (
+        (options.mongodb_uri, ""),
+        ("", options.data_dir),
+        (environ.get("MONGODB_URI"), ""),
+        ("", environ.get("PIPELINEJOBS_DATA_DIR")),
+    )
+    for uri, data_dir in candidates:
+        if uri or data_dir:
+            return uri or "", data_dir or ""
+    return "", DEFAULT_DATA_DIR if Path(DEFAULT_DATA_DIR).is_dir() else ""
+
+
+def embedded_database(data_dir: Path) -> tuple[str, str]:
+    """The URI (without its password) and the password file of the database ``up`` runs on ``data_dir``;
+    ValueError when none runs there. Its port changes on every start: ``up`` records it in the lock it
+    holds on the directory (storage/embedded_run.py)."""
+    running = embedded_run.holder(data_dir.resolve())
+    if running is None:
+        raise ValueError(
+            f"no database is running on {data_dir}: it runs while `pipelinejobs up --data-dir {data_dir}` "
+            "does (start it), or give --mongodb-uri"
+        )
+    if not running.uri:
+        raise ValueError(f"the database on {data_dir} is still starting (pid {running.pid}); try again")
+    return running.uri, str(data_dir / PASSWORD_FILE)
+
+
 def read_password(path: str) -> str:
     try:
         password = Path(path).read_text().strip()
@@ -106,7 +155,9 @@ def read_password(path: str) -> str:
 COMMAND = Command(
     help="check a whole database: records against their history, seq, transitions, hash chains",
     description="Read every job of the database (read-only) and check the invariants of the service: "
-    "seq without gaps, legal transitions, hash chains, records that agree with their history. "
+    "seq without gaps, legal transitions, hash chains, records that agree with their history "
+    "(docs/operations.md, 'pipelinejobs doctor'). The database is MONGODB_URI's, or the one `up` runs "
+    "on --data-dir (by default .pipelinejobs, when there is no URI). "
     "Exit codes: 0 healthy, 1 problems found, 2 usage, 3 database unavailable.",
     add_arguments=add_arguments,
     run=common.guarded(command),

@@ -20,7 +20,7 @@ from pipelinejobs_server import shim, ui
 from pipelinejobs_server.keyfiles import load_or_create, mode_of
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.stopping import run_bounded
-from pipelinejobs_server.storage.embedded import EmbeddedDatabase, EmbeddedDatabaseError
+from pipelinejobs_server.storage.embedded import DEFAULT_DATA_DIR, EmbeddedDatabase, EmbeddedDatabaseError
 from pipelinejobs_server.web.mounting import mounted
 from pipelinejobs_server.web.serving import bind, url_for
 
@@ -28,7 +28,6 @@ from . import options as common
 from .loopback import check_reachable, own_client_tls
 from .serve import HttpPlan, serve_until_signalled
 
-DEFAULT_DATA_DIR = ".pipelinejobs"
 CALLBACK_KEY_SECRET_FILE = "callback-key.secret"  # noqa: S105 - a file name
 
 
@@ -93,7 +92,8 @@ def http_plan(
             {
                 ui.PREFIX: ui.create_app(replace(dashboard_settings, server=target)),
                 "": shim.create_app(replace(shim_settings, server=target)),
-            }
+            },
+            home=ui.PREFIX,
         )
 
     def banner(url: str) -> Sequence[str]:
@@ -112,6 +112,23 @@ def http_plan(
 
 def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
     data_dir = Path(options.data_dir or environ.get("PIPELINEJOBS_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+    database = EmbeddedDatabase(data_dir)
+    try:
+        # First of all: a second `up` on the same directory is told so at once, before it finds the
+        # ports taken or waits for the database to refuse a store that another process has open.
+        database.claim()
+    except EmbeddedDatabaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        return _run(options, environ, data_dir, database)
+    finally:
+        database.stop()
+
+
+def _run(
+    options: argparse.Namespace, environ: Mapping[str, str], data_dir: Path, database: EmbeddedDatabase
+) -> int:
     settings, key_notes = _keys(common.settings_from(options, environ), data_dir)
     secret, secret_note = callback_key_secret(environ, data_dir)
     try:
@@ -122,7 +139,6 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
             file=sys.stderr,
         )
         return 1
-    database = EmbeddedDatabase(data_dir)
     try:
         uri = database.start()
     except EmbeddedDatabaseError as error:
@@ -140,7 +156,6 @@ def run(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
         run_bounded(serve_until_signalled(settings, banner, plan))
     finally:
         plan.sock.close()  # uvicorn closes it when it served; this covers a failed start
-        database.stop()
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``pipelinejobs doctor``: check every job of a database against the invariants of DESIGN section 6.
+"""``pipelinejobs doctor``: check every job of a database against the service's invariants
+(docs/operations.md, "pipelinejobs doctor": the properties each job's history and record must have).
 
 - checks.py: the checks on one job, pure (a record and its history in, problems out);
 - run.py: walking a database through them, rechecking what a write in flight may explain;

@@ -1,9 +1,9 @@
 """The PipelineJob state machine, defined once.
 
-``RULES`` is the table of DESIGN section 3, as data. One module-level ``transitions`` machine is built
-from it (``model=None``: one shared machine, never one per job or request), and every other view —
-``decide``, the store's compare-and-set, ``GetStateMachine``, the README diagram — is read off that
-machine, so the table cannot drift between them.
+``RULES`` is the state machine's table (README, "The state machine"), as data. One module-level
+``transitions`` machine is built from it (``model=None``: one shared machine, never one per job or
+request), and every other view — ``decide``, the store's compare-and-set, ``GetStateMachine``, the
+README diagram — is read off that machine, so the table cannot drift between them.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ EVENTS: Final = (
 INITIAL_STATE: Final = "CREATED"
 CREATE_EVENT: Final = "create"
 STARTED_STATE: Final = "RUNNING"
-"""A job that has been in this state has started: CancelJob may no longer delete it (DESIGN section 3)."""
+"""A job that has been in this state has started: CancelJob may no longer delete it (README, "The state
+machine")."""
 SAME: Final = "="
 """Destination meaning "the state does not change; the event is still recorded"."""
 

@@ -22,7 +22,7 @@ from pipelinejobs_server.web.body import read_limited
 from .body import callback_data, callback_key, json_object
 from .failures import InvalidNonce, UnresolvedPlaceholder
 from .relay import Delivery, Outcome, Relay
-from .statuses import PLACEHOLDER_MARK, TABLES
+from .statuses import TABLES, is_placeholder
 
 MAX_STATUS = 128  # what the server keeps of an event name it could not map
 MAX_TOKEN = 1024
@@ -120,11 +120,13 @@ async def deliver(relay: Relay, callback: Callback) -> Outcome:
     )
     if rule is not None:
         return await relay.send(delivery)
-    if PLACEHOLDER_MARK in callback.status:
+    if is_placeholder(callback.status):
         message = (
             f"the status is {callback.status!r}: the executor sent the URL's placeholder unsubstituted; "
             "check the notification URL in the job definition"
         )
+        if "{" not in callback.status:
+            message += " (curl reads ${STATUS} in a URL as $STATUS unless given -g)"
         await relay.reject(delivery, callback.status, UnresolvedPlaceholder.reason, message)
         raise UnresolvedPlaceholder(message, field="status", recorded="true")
     message = f"{callback.endpoint} status {callback.status!r} is not in the shim's table; nothing changed"

@@ -21,6 +21,7 @@ rejected-events log (reason ``UNMAPPED_STATUS``) and changes nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -95,8 +96,16 @@ TAPIS: Final = _table(
 
 TABLES: Final[Mapping[str, Mapping[str, StatusRule]]] = MappingProxyType({"agave": AGAVE, "tapis": TAPIS})
 
-PLACEHOLDER_MARK: Final = "${"
-"""A status holding this was never substituted: the job template's URL reached us verbatim."""
+# A status that is a template's placeholder, never substituted: the job template's URL reached us as it
+# was written, or nearly. ``${STATUS}`` verbatim; ``$STATUS`` when curl's URL globbing took the braces for
+# a set (``{STATUS}`` is a set of one) or a template language wrote it so; ``{STATUS}`` when a shell ate
+# the ``$``. No executor's status has a ``$`` or is a bare name in braces.
+_PLACEHOLDER = re.compile(r".*\$.*|\{\w+\}", re.DOTALL)
+
+
+def is_placeholder(status: str) -> bool:
+    """Whether ``status`` is an unresolved placeholder (``${STATUS}``, ``$STATUS``, ``{STATUS}``, …)."""
+    return _PLACEHOLDER.fullmatch(status) is not None
 
 
 def markdown(table: Mapping[str, StatusRule]) -> str:

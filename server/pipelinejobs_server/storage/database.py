@@ -20,7 +20,7 @@ from pipelinejobs_server.domain.errors import DatabaseUnavailable, InvalidArgume
 Document = dict[str, Any]
 
 # Every write that changes state waits for the journal: a SIGKILL of the database loses writes
-# acknowledged with w=1 alone (measured, DESIGN section 9). "majority" keeps them through a replica-set
+# acknowledged with w=1 alone (measured on the embedded database). "majority" keeps them through a replica-set
 # failover in production; on a single node it is the node itself.
 DURABLE = WriteConcern(w="majority", j=True)
 
@@ -97,7 +97,7 @@ class Database:
 
     def __init__(self, uri: str, name: str, *, timeout_ms: int = 2000) -> None:
         # Short timeouts so that a request fails fast with UNAVAILABLE while the database is down
-        # (DESIGN section 6.4) instead of hanging for pymongo's default 30 s.
+        # (docs/operations.md, "When the database is down") instead of hanging for pymongo's default 30 s.
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri,
             serverSelectionTimeoutMS=timeout_ms,

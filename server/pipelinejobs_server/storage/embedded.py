@@ -1,7 +1,11 @@
-"""The embedded database: SecantusDB's ``secantusd-py`` run as a separate process (DESIGN section 9).
+"""The embedded database: SecantusDB's ``secantusd-py`` run as a separate process (README, "Two commands").
 
 SecantusDB speaks MongoDB's wire protocol on WiredTiger. It is GPL-2.0, so it is only ever run as a
 program, never imported. Production deployments set MONGODB_URI and do not need it.
+
+One owner at a time per data directory, and the database dies with it (embedded_run.py): the owner
+takes the directory's lock before anything else, stops a database a crashed run left on the store, and
+starts the new one so that the kernel ends it when the owner ends.
 
 It is private to the user who starts it (ADR 011): it runs with ``--auth`` (SCRAM-SHA-256) as one user
 whose generated password is kept in the data directory (``database.password``, mode 0600), and with a
@@ -30,10 +34,12 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from pipelinejobs_server.keyfiles import load_or_create
 
-from . import embedded_user
+from . import embedded_run, embedded_user
+from .embedded_run import DataDirectoryInUse, RunLock, RunRecord
 from .embedded_user import USER
 
 EXECUTABLE = "secantusd-py"
+DEFAULT_DATA_DIR = ".pipelinejobs"  # up's, relative to where it runs (PIPELINEJOBS_DATA_DIR, --data-dir)
 PASSWORD_FILE = "database.password"  # noqa: S105 - a file name
 # The database process's umask: what it creates (WiredTiger's files, its directories) is its owner's alone.
 PRIVATE_UMASK = 0o077
@@ -52,6 +58,10 @@ LOG = logging.getLogger(__name__)
 
 class EmbeddedDatabaseError(RuntimeError):
     pass
+
+
+class DataDirectoryBusy(EmbeddedDatabaseError):
+    """Another live process holds the data directory's lock."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -111,6 +121,7 @@ class EmbeddedDatabase:
         self.standalone = standalone
         self.process: subprocess.Popen[bytes] | None = None
         self._password: str | None = None
+        self._lock = RunLock(self.data_dir)
 
     @property
     def password(self) -> str:
@@ -139,9 +150,27 @@ class EmbeddedDatabase:
     def log_path(self) -> Path:
         return self.data_dir / "secantusd.log"
 
+    def claim(self) -> None:
+        """Take the data directory for this object, or raise ``DataDirectoryBusy`` naming who has it.
+        ``start`` claims it too; ``up`` claims it first, before it binds a port or writes a key."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except DataDirectoryInUse as busy:
+            raise DataDirectoryBusy(str(busy)) from None
+
     def start(self, timeout_s: float = 60.0) -> str:
+        self.claim()
+        try:
+            return self._start(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout_s: float) -> str:
         self._private_directory()
         executable = find_executable()
+        self._stop_leftovers()
         setup = self.data_dir / SETUP_MARKER
         if not self.storage_path.exists():
             setup.write_text(NEW_STORE)
@@ -161,7 +190,23 @@ class EmbeddedDatabase:
             if setup.read_text() == NEW_STORE:
                 self._check_new_store()
             setup.unlink()
+        assert self.process is not None
+        self._lock.record(
+            RunRecord(os.getpid(), embedded_run.this_command(), self.process.pid, self.shown_uri)
+        )
         return self.uri
+
+    def _stop_leftovers(self) -> None:
+        """Stop a database still running on the store: with the lock ours, its owner is gone (it crashed,
+        or was a version that let the database outlive it), and it would keep WiredTiger's files."""
+        found = embedded_run.leftovers(EXECUTABLE, self.storage_path)
+        if found:
+            LOG.warning(
+                "stopping the database a run that ended without stopping it left on %s (pid %s)",
+                self.storage_path,
+                ", ".join(map(str, found)),
+            )
+            embedded_run.end(found)
 
     def _private_directory(self) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -193,7 +238,7 @@ class EmbeddedDatabase:
         except PyMongoError as error:
             raise EmbeddedDatabaseError(f"the database's user could not be set up: {error}") from error
         finally:
-            self.stop()
+            self._end_process()
 
     def _check_new_store(self) -> None:
         """As our user, now that no one else can connect: a new store holds our user and nothing else, or
@@ -204,12 +249,12 @@ class EmbeddedDatabase:
             with client:
                 embedded_user.check_only_ours(client)
         except embedded_user.Intrusion as error:
-            self.stop()
+            self._end_process()
             shutil.rmtree(self.storage_path)
             (self.data_dir / SETUP_MARKER).unlink()
             raise EmbeddedDatabaseError(f"the new database was removed: {error}") from None
         except PyMongoError as error:
-            self.stop()
+            self._end_process()
             raise EmbeddedDatabaseError(f"the new database could not be checked: {error}") from error
 
     def _launch(self, executable: str, port: int, password: str | None, timeout_s: float) -> int:
@@ -220,7 +265,7 @@ class EmbeddedDatabase:
             self._spawn(executable, chosen, authenticated=password is not None)
             if self._wait_until_ready(embedded_uri(self.host, chosen, password), timeout_s):
                 return chosen
-            self.stop()
+            self._end_process()
         raise EmbeddedDatabaseError(f"{EXECUTABLE} did not start; see {self.log_path}:\n{self._log_tail()}")
 
     def _spawn(self, executable: str, port: int, *, authenticated: bool) -> None:
@@ -238,10 +283,12 @@ class EmbeddedDatabase:
         os.fchmod(descriptor, 0o600)  # a log an older version made under the default umask
         with os.fdopen(descriptor, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - a fixed program with our own arguments
-                command,
+                embedded_run.dying_with_parent(command),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # A session of its own: a terminal's Ctrl-C reaches the owner, which stops the database
+                # cleanly; the kernel ends it when the owner dies without doing so (embedded_run.py).
                 start_new_session=True,
                 umask=PRIVATE_UMASK,
             )
@@ -257,7 +304,7 @@ class EmbeddedDatabase:
                 return True
             except OperationFailure as error:
                 if error.code == AUTHENTICATION_FAILED:
-                    self.stop()
+                    self._end_process()
                     raise EmbeddedDatabaseError(
                         f"the database in {self.storage_path} refused the password in {self.password_path}"
                         " (to start afresh, remove both)"
@@ -275,7 +322,14 @@ class EmbeddedDatabase:
         return ""
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM (a clean WiredTiger shutdown), then SIGKILL if it does not exit in time."""
+        """Stop the database (SIGTERM, a clean WiredTiger shutdown; SIGKILL if it does not exit in time)
+        and let the data directory go."""
+        try:
+            self._end_process(timeout_s)
+        finally:
+            self._lock.release()
+
+    def _end_process(self, timeout_s: float = 15.0) -> None:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
@@ -293,6 +347,7 @@ class EmbeddedDatabase:
         if process is not None and process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        self._lock.release()
 
     def __enter__(self) -> EmbeddedDatabase:
         self.start()

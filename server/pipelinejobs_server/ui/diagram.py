@@ -19,14 +19,20 @@ from dataclasses import dataclass
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_client.names import event_name, state_name
 
-GRID_X, GRID_Y = 184, 104
-NODE_W, NODE_H = 132, 44
+GRID_X, GRID_Y = 196, 104
+NODE_W, NODE_H = 132, 44  # a box's height, and its width unless the events listed in it need more
+LOOP_CHAR_W = 6.0  # a character of the events listed inside a box (10 px), on the wide side
+LOOP_PADDING = 10  # between those events and the box's sides
 MARGIN_X, MARGIN_Y = 70, 16  # room for the start dot on the left
 PAIR_OFFSET = 14  # how far apart two opposite edges between the same states are bent
 LABEL_GAP = 6  # between such an edge and its label
 # Where a slanted edge's label may sit, from its source (0) to its target (1), in order of preference.
 LABEL_SPOTS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.35, 0.65)
-CHAR_W = 6.2  # the width of a label's character at the diagram's font size, near enough
+BESIDE = 24  # how far to the side of a slanted edge its label goes when no place on it is free
+CHAR_W = 6.4  # the width of a label's character at the diagram's font size (11 px), on the wide side
+# A label's box as the browser lays it out (getBBox): ascent above the baseline, descent below, and the
+# room kept clear around it, so that two labels never touch even in a wider font than measured.
+LABEL_ASCENT, LABEL_DESCENT, LABEL_CLEARANCE = 11, 4, 2
 # Columns and rows: the happy path left to right on row 1, curation steps around it, ends below.
 POSITIONS: dict[str, tuple[int, int]] = {
     "RESET": (0, 0),
@@ -52,13 +58,13 @@ class Node:
     visited: bool
     current: bool
     stays: bool  # some events keep this state: they are listed inside the box, under its name
+    width: float = NODE_W
 
-    width = NODE_W
     height = NODE_H
 
     @property
     def cx(self) -> float:
-        return self.x + NODE_W / 2
+        return self.x + self.width / 2
 
     @property
     def cy(self) -> float:
@@ -103,6 +109,11 @@ class Diagram:
     wildcard_events: tuple[str, ...]
 
     @property
+    def current(self) -> str:
+        """The job's state now ("" when unknown): the legend's swatch takes its colour."""
+        return next((node.state for node in self.nodes if node.current), "")
+
+    @property
     def arrows(self) -> tuple[Edge, ...]:
         """The edges drawn as arrows, under the nodes."""
         return tuple(edge for edge in self.edges if not edge.loop)
@@ -132,7 +143,7 @@ def _clip(node: Node, toward_x: float, toward_y: float) -> tuple[float, float]:
     if dx == 0 and dy == 0:
         return node.cx, node.cy
     scale = min(
-        (NODE_W / 2) / abs(dx) if dx else math.inf,
+        (node.width / 2) / abs(dx) if dx else math.inf,
         (NODE_H / 2) / abs(dy) if dy else math.inf,
     )
     return node.cx + dx * scale, node.cy + dy * scale
@@ -182,7 +193,10 @@ def _geometry(
         # Slanted edges cross each other: their labels may slide along them to a free place.
         x1, y1 = _clip(a, b.cx, b.cy)
         x2, y2 = _clip(b, a.cx, a.cy)
-        return path, [(x1 + (x2 - x1) * at, y1 + (y2 - y1) * at) for at in LABEL_SPOTS], "middle"
+        along = [(x1 + (x2 - x1) * at, y1 + (y2 - y1) * at) for at in LABEL_SPOTS]
+        # Where every place on the line is taken (a short edge among others), beside it.
+        beside = [(x + side * BESIDE, y) for side in (1, -1) for x, y in along]
+        return path, along + beside, "middle"
     # Two opposite edges: each bends to its own side, and its label sits outside, clear of the other's.
     path, x, y, nx, ny = _between(nodes[source], nodes[target], PAIR_OFFSET)
     x, y = x + nx * LABEL_GAP, y + ny * LABEL_GAP
@@ -195,19 +209,26 @@ def _label_box(spot: Spot, text: str, anchor: str) -> Box:
     x, y = spot
     width = CHAR_W * len(text)
     left = {"start": x, "end": x - width}.get(anchor, x - width / 2)
-    return left, y - 10, left + width, y + 2
+    pad = LABEL_CLEARANCE
+    return left - pad, y - LABEL_ASCENT - pad, left + width + pad, y + LABEL_DESCENT + pad
+
+
+def _overlap_area(box: Box, other: Box) -> float:
+    return max(0.0, min(box[2], other[2]) - max(box[0], other[0])) * max(
+        0.0, min(box[3], other[3]) - max(box[1], other[1])
+    )
 
 
 def _overlaps(box: Box, others: list[Box]) -> bool:
-    return any(box[0] < o[2] and o[0] < box[2] and box[1] < o[3] and o[1] < box[3] for o in others)
+    return any(_overlap_area(box, other) > 0 for other in others)
 
 
 def _place(spots: list[Spot], text: str, anchor: str, taken: list[Box]) -> Spot:
-    """The first spot where the label clears every box placed so far (else the first spot)."""
+    """The first spot where the label clears every box placed so far, else the one that overlaps least."""
     for spot in spots:
         if not _overlaps(_label_box(spot, text, anchor), taken):
             return spot
-    return spots[0]
+    return min(spots, key=lambda spot: sum(_overlap_area(_label_box(spot, text, anchor), o) for o in taken))
 
 
 def taken_edges(history: Iterable[job_pb2.HistoryEvent]) -> set[tuple[str, str, str]]:
@@ -245,7 +266,7 @@ def _label_spots(
 
     Loops' labels sit inside their boxes, and hidden (wildcard) edges' labels take no room.
     """
-    occupied: list[Box] = [(n.x, n.y, n.x + NODE_W, n.y + NODE_H) for n in nodes.values()]
+    occupied: list[Box] = [(n.x, n.y, n.x + n.width, n.y + NODE_H) for n in nodes.values()]
     spots: dict[tuple[str, str], Spot] = {}
     for key in sorted(grouped, key=lambda key: len(geometry[key][1])):
         _, candidates, anchor = geometry[key]
@@ -271,10 +292,21 @@ def build(
         for (source, target), transitions in grouped.items()
         if source == target and not all(event in wildcards for event in _events(transitions))
     }
-    nodes = {
-        state: Node(state, x, y, visited=state in visited, current=state == current, stays=state in stays)
-        for state, (x, y) in _positions(state_name(value) for value in machine.states).items()
-    }
+    nodes = {}
+    for state, (x, y) in _positions(state_name(value) for value in machine.states).items():
+        # A box as wide as the events listed in it need, centred where the grid puts a box.
+        listed = [_events(ts) for (source, target), ts in grouped.items() if source == target == state]
+        text = "↻ " + ", ".join(listed[0]) if listed and state in stays else ""
+        width = max(NODE_W, math.ceil(LOOP_CHAR_W * len(text)) + 2 * LOOP_PADDING)
+        nodes[state] = Node(
+            state,
+            x - (width - NODE_W) / 2,
+            y,
+            visited=state in visited,
+            current=state == current,
+            stays=state in stays,
+            width=width,
+        )
     first = nodes[state_name(machine.initial_state)]
     start_x, start_y = first.x - 44, first.cy
     geometry = {key: _geometry(*key, nodes, grouped, (start_x, start_y)) for key in grouped}
@@ -299,6 +331,6 @@ def build(
                 here=source == target == current,
             )
         )
-    width = int(max(n.x for n in nodes.values()) + NODE_W + 16)
+    width = int(max(n.x + n.width for n in nodes.values()) + 16)
     height = int(max(n.y for n in nodes.values()) + NODE_H + 24)
     return Diagram(width, height, tuple(nodes.values()), tuple(edges), start_x, start_y, wildcards)

@@ -2,7 +2,8 @@
 
 The filters live in the URL (bookmarkable, and the browser's Back button pages back). Page tokens are the
 service's opaque keyset tokens, which are bound to the filters that issued them and carry no secret.
-Times are typed in UTC, as the service keeps them.
+Times are typed in UTC, as the service keeps them. Lab, experiment and sample are matched exactly, as
+``ListJobs`` matches links (a scientist knows their sample's name; the service has no text search).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def _text(params: QueryParams, name: str) -> str:
 class JobQuery:
     pipeline: str = ""
     states: tuple[str, ...] = ()
+    lab: str = ""
     experiment: str = ""
+    sample: str = ""
     created_from: datetime | None = None
     created_to: datetime | None = None
     size: int = DEFAULT_PAGE_SIZE
@@ -70,7 +73,9 @@ class JobQuery:
         return cls(
             pipeline=_text(params, "pipeline"),
             states=states,
+            lab=_text(params, "lab"),
             experiment=_text(params, "experiment"),
+            sample=_text(params, "sample"),
             created_from=_moment(params, "from"),
             created_to=_moment(params, "to"),
             size=int(size_text),
@@ -83,7 +88,9 @@ class JobQuery:
         return {
             "pipeline_uuid": self.pipeline,
             "states": self.states if states is None else states,
+            "lab": [self.lab] if self.lab else [],
             "experiment": [self.experiment] if self.experiment else [],
+            "sample": [self.sample] if self.sample else [],
             "created_after": self.created_from,
             "created_before": self.created_to,
         }
@@ -93,14 +100,16 @@ class JobQuery:
         if self.pipeline:
             pairs.append(("pipeline", self.pipeline))
         pairs += [("state", state) for state in self.states]
-        if self.experiment:
-            pairs.append(("experiment", self.experiment))
+        pairs += [(name, value) for name, value in self._links() if value]
         for name, moment in (("from", self.created_from), ("to", self.created_to)):
             if moment is not None:
                 pairs.append((name, form_moment(moment)))
         if self.size != DEFAULT_PAGE_SIZE:
             pairs.append(("size", str(self.size)))
         return pairs
+
+    def _links(self) -> tuple[tuple[str, str], ...]:
+        return (("lab", self.lab), ("experiment", self.experiment), ("sample", self.sample))
 
     def href(self, **changes: Any) -> str:
         """The query string (``?…``) of these filters with ``changes``, on their first page."""

@@ -70,7 +70,7 @@
   function updateDiagram(entry) {
     const svg = document.getElementById("fsm");
     if (!svg) return;
-    for (const edge of svg.querySelectorAll("g.edge")) {
+    for (const edge of svg.querySelectorAll("g.edge, g.label")) {  // a line and its label apart
       const events = edge.dataset.events.split(" ");
       if (edge.dataset.source === (entry.from_state || "") && edge.dataset.target === entry.to_state &&
           events.includes(entry.event)) {
@@ -85,6 +85,8 @@
       node.classList.toggle("current", here);
       if (here) node.classList.add("visited");
     }
+    const swatch = document.getElementById("legend-current");
+    if (swatch) setStateClass(swatch, entry.to_state);
   }
 
   function updatePath(state) {
