@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -168,15 +168,22 @@ class Database:
             await self.client.close()
 
 
+DUPLICATE_KEY = 11000  # the server's code for a write refused by a unique index
+
+
 def duplicate_index(error: DuplicateKeyError) -> str:
     """The name of the unique index a duplicate-key error came from."""
-    details = error.details or {}
+    return duplicate_index_of(error.details or {}, str(error))
+
+
+def duplicate_index_of(details: Mapping[str, Any], fallback: str = "") -> str:
+    """The unique index named by a duplicate-key error's details (or by one entry of a bulk write's)."""
     pattern = details.get("keyPattern") or {}
     if "seq" in pattern:
         return "job_seq"
     if "idempotency_key" in pattern:
         return "job_idempotency_key"
-    message = str(details.get("errmsg", error))
+    message = str(details.get("errmsg", fallback))
     for name in ("job_seq", "job_idempotency_key"):
         if name in message:
             return name

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from pipelinejobs_server.domain.history import Entry
 from pipelinejobs_server.domain.listing import JobFilter, JobOrder, Position
@@ -23,7 +24,7 @@ from pipelinejobs_server.domain.records import ADVANCED_FIELDS, JobRecord, Recor
 from pipelinejobs_server.domain.tokens import StoredToken
 
 from . import listing
-from .database import Database, duplicate_index, translate_errors
+from .database import DUPLICATE_KEY, Database, duplicate_index, duplicate_index_of, translate_errors
 from .documents import (
     event_from_document,
     event_to_document,
@@ -37,6 +38,16 @@ class AppendOutcome(enum.Enum):
     APPENDED = "appended"
     SEQ_TAKEN = "seq_taken"  # another writer (or a crashed one) already holds this seq
     KEY_TAKEN = "key_taken"  # this idempotency key was already applied to the job
+    SKIPPED = "skipped"  # not written: an earlier entry of the same job in the batch was not appended
+
+
+@dataclass(frozen=True)
+class Advance:
+    """One job's compare-and-set in a batch: ``job`` as read, moved over ``entries``."""
+
+    job: JobRecord
+    entries: Sequence[RecordedEntry]
+    token: StoredToken | None = None
 
 
 class TokenOutcome(enum.Enum):
@@ -54,6 +65,15 @@ class JobStore:
     async def get(self, job_uuid: str) -> JobRecord | None:
         document = await self._jobs.find_one({"_id": job_uuid})
         return None if document is None else job_from_document(document)
+
+    @translate_errors
+    async def get_many(self, job_uuids: Sequence[str]) -> dict[str, JobRecord]:
+        """The records of these jobs that exist, by uuid, in one query."""
+        if len(job_uuids) == 1:
+            found = await self.get(job_uuids[0])
+            return {} if found is None else {found.uuid: found}
+        cursor = self._jobs.find({"_id": {"$in": list(job_uuids)}})
+        return {document["_id"]: job_from_document(document) async for document in cursor}
 
     @translate_errors
     async def page(
@@ -125,6 +145,85 @@ class JobStore:
         return AppendOutcome.APPENDED
 
     @translate_errors
+    async def append_chains(self, entries: Sequence[tuple[Entry, str]]) -> list[AppendOutcome]:
+        """Append a batch's entries, each job's in seq order, in as few ``insert_many`` as it takes.
+
+        The insert is ordered: the database stops at the first entry it refuses, so an entry that
+        follows a refused one of its job (and names that one's hash as its ``prev_hash``) is never
+        written. The rest of the batch after the refusal is sent again, without that job's later
+        entries, which are ``SKIPPED``. Without a refusal (the common case) it is one round trip.
+        """
+        outcomes: list[AppendOutcome | None] = [None] * len(entries)
+        todo = list(range(len(entries)))
+        while todo:
+            documents = [event_to_document(*entries[i]) for i in todo]
+            try:
+                await self._events.insert_many(documents, ordered=True)
+            except BulkWriteError as error:
+                failure = error.details["writeErrors"][0]
+                if failure.get("code") != DUPLICATE_KEY:
+                    raise
+                index = int(failure["index"])
+                for i in todo[:index]:
+                    outcomes[i] = AppendOutcome.APPENDED
+                refused = todo[index]
+                outcomes[refused] = (
+                    AppendOutcome.KEY_TAKEN
+                    if duplicate_index_of(failure) == "job_idempotency_key"
+                    else AppendOutcome.SEQ_TAKEN
+                )
+                job = entries[refused][0].job_uuid
+                rest = todo[index + 1 :]
+                for i in rest:
+                    if entries[i][0].job_uuid == job:
+                        outcomes[i] = AppendOutcome.SKIPPED
+                todo = [i for i in rest if outcomes[i] is None]
+                continue
+            for i in todo:
+                outcomes[i] = AppendOutcome.APPENDED
+            todo = []
+        return [outcome or AppendOutcome.SKIPPED for outcome in outcomes]
+
+    @translate_errors
+    async def advance_many(self, advances: Sequence[Advance]) -> list[bool]:
+        """Every compare-and-set of a batch in one unordered ``bulk_write`` (one job each).
+
+        True for a job whose record now stands at or past the last of its entries: moved there by this
+        write or, when its compare-and-set did not match, by a reader that rolled it forward first.
+        False needs the caller's attention, as a lost ``advance`` does (cancelled, or the token gone).
+        """
+        if not advances:
+            return []
+        result = await self._jobs.bulk_write(
+            [UpdateOne(*self._compare_and_set(a.job, a.entries, a.token)) for a in advances], ordered=False
+        )
+        if result.modified_count == len(advances):
+            return [True] * len(advances)
+        # The bulk reply counts, it does not say which: read back the few jobs of this batch.
+        current = await self.get_many([a.job.uuid for a in advances])
+        return [self._stands_at_or_past(current.get(a.job.uuid), a.entries[-1].entry.seq) for a in advances]
+
+    @staticmethod
+    def _stands_at_or_past(record: JobRecord | None, seq: int) -> bool:
+        return record is not None and not record.cancelled and record.seq >= seq
+
+    def _compare_and_set(
+        self, job: JobRecord, entries: Sequence[RecordedEntry], token: StoredToken | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        after = job.advanced(entries)
+        query: dict[str, Any] = {"_id": job.uuid, "seq": job.seq, "cancelled": {"$ne": True}}
+        # Only what the entries change: the filter pins the rest to what ``job`` says.
+        changes: dict[str, Any] = {
+            name: getattr(after, name)
+            for name in ADVANCED_FIELDS
+            if getattr(after, name) != getattr(job, name)
+        }
+        if token is not None:
+            query["tokens.h"] = token.digest
+            changes["tokens.$.exp"] = token.expires_at
+        return query, {"$set": changes}
+
+    @translate_errors
     async def advance(
         self,
         job: JobRecord,
@@ -137,18 +236,8 @@ class JobStore:
         The filter is the compare-and-set: it matches only if nobody advanced or cancelled the job since
         ``job`` was read. ``token``, when given, gets its new expiry in the same write.
         """
-        after = job.advanced(entries)
-        query: dict[str, Any] = {"_id": job.uuid, "seq": job.seq, "cancelled": {"$ne": True}}
-        # Only what the entries change: the filter pins the rest to what ``job`` says.
-        changes: dict[str, Any] = {
-            name: getattr(after, name)
-            for name in ADVANCED_FIELDS
-            if getattr(after, name) != getattr(job, name)
-        }
-        if token is not None:
-            query["tokens.h"] = token.digest
-            changes["tokens.$.exp"] = token.expires_at
-        result = await self._jobs.update_one(query, {"$set": changes})
+        query, update = self._compare_and_set(job, entries, token)
+        result = await self._jobs.update_one(query, update)
         return result.modified_count == 1
 
     @translate_errors
