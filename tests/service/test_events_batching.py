@@ -38,6 +38,7 @@ from tests.support import CLIENT, Stubs, create_job, history, register_pipeline,
 class Sent:
     results: list[Applied | BaseException]
     sizes: dict[int, int]
+    handed_over: int  # events the batch left to the one-event path
 
 
 def in_one_batch(uri: str, database: str, events: Sequence[Event], **limits: Any) -> Sent:
@@ -53,7 +54,8 @@ def in_one_batch(uri: str, database: str, events: Sequence[Event], **limits: Any
                 settings, store, RecordSettler(store), RejectedStore(db, keep=100), SystemClock()
             )
             results = await asyncio.gather(*(service.send(None, e) for e in events), return_exceptions=True)
-            return Sent(list(results), dict(service.batches.stats.sizes))
+            stats = service.batches.stats
+            return Sent(list(results), dict(stats.sizes), stats.handed_over)
         finally:
             await db.close()
 
@@ -84,6 +86,7 @@ def test_events_of_one_job_chain_in_arrival_order_in_one_write(
         [Event(job, name, {"i": i}, token, f"k{i}") for i, name in enumerate(names)],
     )
     assert sent.sizes == {len(names): 1}
+    assert sent.handed_over == 0, "every event was decided and written by the batch itself"
     replies = [applied(result) for result in sent.results[:3]]
     assert [reply.event.entry.seq for reply in replies] == [2, 3, 4]
     assert [reply.job.seq for reply in replies] == [2, 3, 4], (

@@ -51,6 +51,8 @@ class BatchStats:
     items: int = 0
     largest: int = 0
     sizes: dict[int, int] = field(default_factory=dict)
+    # Items the batch function could not settle itself and handed to other work (the one-event path).
+    handed_over: int = 0
 
     def observe(self, size: int) -> None:
         self.batches += 1

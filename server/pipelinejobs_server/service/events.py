@@ -369,6 +369,7 @@ class Events:
 
     def _hand_over(self, sequence: Sequence[_Waiting]) -> None:
         """Run one job's events on the one-event path, one after the other, beside the next batches."""
+        self._group.stats.handed_over += len(sequence)
 
         async def run() -> None:
             for waiting in sequence:
