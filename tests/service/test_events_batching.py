@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from pymongo.database import Database
 
-from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.domain.clock import SystemClock
 from pipelinejobs_server.domain.errors import (
     EventQueueFull,
@@ -25,13 +25,13 @@ from pipelinejobs_server.domain.errors import (
 )
 from pipelinejobs_server.service.events import Applied, Event, Events
 from pipelinejobs_server.service.settling import RecordSettler
-from pipelinejobs_server.storage.database import Database
+from pipelinejobs_server.storage.database import Database as Store
 from pipelinejobs_server.storage.jobs import JobStore
 from pipelinejobs_server.storage.rejected import RejectedStore
 from tests.api.jobs.helpers import get_job, rejected, verify
 from tests.invariants import check_history
 from tests.servers import test_settings
-from tests.support import CLIENT, Stubs, create_job, history, register_pipeline, send, state_name
+from tests.support import Stubs, create_job, history, register_pipeline, send, state_name
 
 
 @dataclass
@@ -47,17 +47,17 @@ def in_one_batch(uri: str, database: str, events: Sequence[Event], **limits: Any
     async def run() -> Sent:
         settings = test_settings(uri, database)
         settings = replace(settings, limits=replace(settings.limits, **limits))
-        db = Database(uri, database)
+        connection = Store(uri, database)
         try:
-            store = JobStore(db)
+            store = JobStore(connection)
             service = Events(
-                settings, store, RecordSettler(store), RejectedStore(db, keep=100), SystemClock()
+                settings, store, RecordSettler(store), RejectedStore(connection, keep=100), SystemClock()
             )
             results = await asyncio.gather(*(service.send(None, e) for e in events), return_exceptions=True)
             stats = service.batches.stats
             return Sent(list(results), dict(stats.sizes), stats.handed_over)
         finally:
-            await db.close()
+            await connection.close()
 
     return asyncio.run(run())
 
@@ -163,18 +163,24 @@ def test_the_same_key_twice_in_one_batch_applies_once(
     assert [(r.event, r.reason) for r in rejected(api, job)] == [("run", "DUPLICATE")]
 
 
-def test_a_cancelled_job_in_a_batch_fails_its_callers_only(
-    api: Stubs, mongodb_uri: str, database_name: str, two_jobs: list[tuple[str, str]]
+def test_a_job_being_cancelled_fails_its_callers_only(
+    api: Stubs,
+    mongodb_uri: str,
+    database_name: str,
+    db: Database[dict[str, Any]],
+    two_jobs: list[tuple[str, str]],
 ) -> None:
-    (gone, gone_token), (kept, kept_token) = two_jobs
-    api.jobs.CancelJob(job_service_pb2.CancelJobRequest(uuid=gone, token=gone_token), metadata=CLIENT)
+    (cancelling, cancelling_token), (kept, kept_token) = two_jobs
+    # A CancelJob between its two steps: the record marked, its history not yet deleted.
+    db.jobs.update_one({"_id": cancelling}, {"$set": {"cancelled": True}})
     sent = in_one_batch(
         mongodb_uri,
         database_name,
-        [Event(gone, "run", {}, gone_token), Event(kept, "run", {}, kept_token)],
+        [Event(cancelling, "run", {}, cancelling_token), Event(kept, "run", {}, kept_token)],
     )
     assert isinstance(sent.results[0], InvalidToken | JobNotFound)
     assert applied(sent.results[1]).event.entry.seq == 2
+    assert db.job_events.count_documents({"job_uuid": cancelling, "seq": {"$gt": 1}}) == 0
 
 
 def test_past_the_queue_bound_events_are_refused_and_nothing_of_theirs_is_written(
