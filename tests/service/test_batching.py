@@ -102,3 +102,29 @@ def test_a_caller_that_gives_up_does_not_stop_the_batch() -> None:
         assert recorder.batches == [[1, 2]]
 
     asyncio.run(run())
+
+
+def test_a_keys_items_share_a_lane_and_other_keys_are_written_beside_them() -> None:
+    async def run() -> None:
+        in_flight: list[int] = []
+        most = 0
+        order: list[int] = []
+
+        async def write(batch: Sequence[Pending[int, int]]) -> None:
+            nonlocal most
+            in_flight.append(len(batch))
+            most = max(most, len(in_flight))
+            await asyncio.sleep(0.02)
+            in_flight.pop()
+            for pending in batch:
+                order.append(pending.item)
+                pending.answer(pending.item)
+
+        group: GroupCommit[int, int] = GroupCommit(write, max_batch=2, max_queued=100, lanes=4)
+        same = [asyncio.ensure_future(group.submit(n, key="job-a")) for n in range(6)]
+        others = [asyncio.ensure_future(group.submit(100 + n, key=f"job-{n}")) for n in range(8)]
+        await asyncio.gather(*same, *others)
+        assert [n for n in order if n < 100] == list(range(6)), "one key's items in arrival order"
+        assert most > 1, "batches of other keys were in flight at the same time"
+
+    asyncio.run(run())

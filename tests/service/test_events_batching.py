@@ -46,7 +46,8 @@ def in_one_batch(uri: str, database: str, events: Sequence[Event], **limits: Any
 
     async def run() -> Sent:
         settings = test_settings(uri, database)
-        settings = replace(settings, limits=replace(settings.limits, **limits))
+        # One lane, so that events of different jobs share the batch too.
+        settings = replace(settings, limits=replace(settings.limits, **{"event_write_lanes": 1, **limits}))
         connection = Store(uri, database)
         try:
             store = JobStore(connection)

@@ -12,6 +12,7 @@ may hand an item to other work); if it raises, every item it left unanswered is 
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,38 +62,61 @@ class BatchStats:
         self.sizes[size] = self.sizes.get(size, 0) + 1
 
 
+class _Lane(Generic[Item, Result]):
+    """One queue and the task that drains it: one batch in flight at a time."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Pending[Item, Result]] = deque()
+        self.drainer: asyncio.Task[None] | None = None
+
+
 class GroupCommit(Generic[Item, Result]):
+    """Batches of what arrived while the lane's previous batch was being written.
+
+    Items with the same key always take the same lane, so their batches are written one after the other
+    and a key's items stay in arrival order; ``lanes`` > 1 lets batches of different keys be in flight
+    at once (the database overlaps their journal commits).
+    """
+
     def __init__(
         self,
         write: Callable[[Sequence[Pending[Item, Result]]], Awaitable[None]],
         *,
         max_batch: int,
         max_queued: int,
+        lanes: int = 1,
     ) -> None:
         self._write = write
         self._max_batch = max_batch
         self._max_queued = max_queued
-        self._queue: deque[Pending[Item, Result]] = deque()
-        self._drainer: asyncio.Task[None] | None = None
+        self._lanes: list[_Lane[Item, Result]] = [_Lane() for _ in range(max(lanes, 1))]
+        self._queued = 0
         self.stats = BatchStats()
+        # Told each batch's size as it starts (the metrics, wired by the composition root).
+        self.listeners: list[Callable[[int], None]] = []
 
-    async def submit(self, item: Item) -> Result:
-        if len(self._queue) >= self._max_queued:
+    async def submit(self, item: Item, key: str = "") -> Result:
+        if self._queued >= self._max_queued:
             raise EventQueueFull(
-                f"this server has {len(self._queue)} events waiting to be written; retry shortly",
+                f"this server has {self._queued} events waiting to be written; retry shortly",
                 limit=self._max_queued,
             )
+        lane = self._lanes[zlib.crc32(key.encode()) % len(self._lanes)]
         pending: Pending[Item, Result] = Pending(item)
-        self._queue.append(pending)
-        if self._drainer is None or self._drainer.done():
-            # Between the check and the start there is no await: one drainer at a time.
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        lane.queue.append(pending)
+        self._queued += 1
+        if lane.drainer is None or lane.drainer.done():
+            # Between the check and the start there is no await: one drainer per lane at a time.
+            lane.drainer = asyncio.get_running_loop().create_task(self._drain(lane))
         return await asyncio.shield(pending.future)
 
-    async def _drain(self) -> None:
-        while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+    async def _drain(self, lane: _Lane[Item, Result]) -> None:
+        while lane.queue:
+            batch = [lane.queue.popleft() for _ in range(min(self._max_batch, len(lane.queue)))]
+            self._queued -= len(batch)
             self.stats.observe(len(batch))
+            for listener in self.listeners:
+                listener(len(batch))
             try:
                 await self._write(batch)
             except asyncio.CancelledError:

@@ -178,6 +178,7 @@ class Events:
             self._write_batch,
             max_batch=self._limits.max_event_batch,
             max_queued=self._limits.max_queued_events,
+            lanes=self._limits.event_write_lanes,
         )
         self._handed_over: set[asyncio.Task[None]] = set()
 
@@ -240,7 +241,7 @@ class Events:
     async def send(self, principal: Principal | None, event: Event) -> Applied:
         # Validation fails this caller alone, before its event joins a batch.
         event = self._checked(principal, event)
-        return await self._group.submit(_Request(principal, event))
+        return await self._group.submit(_Request(principal, event), key=event.job_uuid)
 
     async def _write_batch(self, batch: Sequence[_Waiting]) -> None:
         records = await self._store.get_many(list(dict.fromkeys(w.item.event.job_uuid for w in batch)))
