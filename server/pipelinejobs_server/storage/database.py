@@ -129,6 +129,9 @@ class Database:
         await c.pipelines.create_indexes([IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)])])
         # ListJobs: each common filter has an index that also serves the newest-first sort. They are on
         # the listing, not on the record every event rewrites (ADR 013): the record keeps only _id.
+        # Existing jobs are listed first: building the indexes over the listings afterwards is faster
+        # than inserting every listing into them.
+        await self._move_listing_off_the_records()
         newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
         await c.job_listing.create_indexes(
             [
@@ -141,7 +144,6 @@ class Database:
                 IndexModel([("links.sample", ASCENDING), *newest]),
             ]
         )
-        await self._move_listing_off_the_records()
         await c.job_events.create_indexes(
             [
                 # The log's order and its guard against two writers taking the same seq.
@@ -176,16 +178,21 @@ class Database:
                 await c.jobs.drop_index(name)
         if await c.job_listing.estimated_document_count() >= await c.jobs.estimated_document_count():
             return
-        # Imported here: the documents module imports this one.
-        from .documents import job_from_document
-        from .listed import listing_document
-
+        fields = ("pipeline_uuid", "state", "links", "created_at", "updated_at")
         last = ""
         while True:
-            page = await c.jobs.find({"_id": {"$gt": last}}).sort("_id", ASCENDING).to_list(BACKFILL_BATCH)
+            page = (
+                await c.jobs.find({"_id": {"$gt": last}}, [*fields, "seq"])
+                .sort("_id", ASCENDING)
+                .to_list(BACKFILL_BATCH)
+            )
             if not page:
                 return
-            documents = [listing_document(job_from_document(document)) for document in page]
+            # As storage/listed.py's listing_document makes them (that module imports this one).
+            documents = [
+                {"_id": job["_id"], **{f: job.get(f) for f in fields}, "listed_seq": job.get("seq", 0)}
+                for job in page
+            ]
             try:
                 await c.job_listing.insert_many(documents, ordered=False)
             except pymongo.errors.BulkWriteError as error:  # jobs listed already (by an event meanwhile)
