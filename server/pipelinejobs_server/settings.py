@@ -85,9 +85,8 @@ class Limits:
     # many waiting for theirs in one process; past that, SendEvent answers RESOURCE_EXHAUSTED.
     max_event_batch: int = 64
     max_queued_events: int = 4096
-    # Batches of different jobs in flight at once (a job's events always share one lane). One on the
-    # embedded database: four lanes measured slower there (smaller batches; ADR 013).
-    event_write_lanes: int = 1
+    # Batches written at once, never two with events of the same job (ADR 013).
+    event_batches_in_flight: int = 1
 
     @property
     def largest_data_bytes(self) -> int:

@@ -104,7 +104,7 @@ def test_a_caller_that_gives_up_does_not_stop_the_batch() -> None:
     asyncio.run(run())
 
 
-def test_a_keys_items_share_a_lane_and_other_keys_are_written_beside_them() -> None:
+def test_a_keys_items_are_written_in_order_and_other_keys_beside_them() -> None:
     async def run() -> None:
         in_flight: list[int] = []
         most = 0
@@ -120,7 +120,7 @@ def test_a_keys_items_share_a_lane_and_other_keys_are_written_beside_them() -> N
                 order.append(pending.item)
                 pending.answer(pending.item)
 
-        group: GroupCommit[int, int] = GroupCommit(write, max_batch=2, max_queued=100, lanes=4)
+        group: GroupCommit[int, int] = GroupCommit(write, max_batch=2, max_queued=100, in_flight=4)
         same = [asyncio.ensure_future(group.submit(n, key="job-a")) for n in range(6)]
         others = [asyncio.ensure_future(group.submit(100 + n, key=f"job-{n}")) for n in range(8)]
         await asyncio.gather(*same, *others)

@@ -46,8 +46,10 @@ def in_one_batch(uri: str, database: str, events: Sequence[Event], **limits: Any
 
     async def run() -> Sent:
         settings = test_settings(uri, database)
-        # One lane, so that events of different jobs share the batch too.
-        settings = replace(settings, limits=replace(settings.limits, **{"event_write_lanes": 1, **limits}))
+        # One batch in flight, so that the whole list is one batch.
+        settings = replace(
+            settings, limits=replace(settings.limits, **{"event_batches_in_flight": 1, **limits})
+        )
         connection = Store(uri, database)
         try:
             store = JobStore(connection)

@@ -12,7 +12,6 @@ may hand an item to other work); if it raises, every item it left unanswered is 
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,20 +61,13 @@ class BatchStats:
         self.sizes[size] = self.sizes.get(size, 0) + 1
 
 
-class _Lane(Generic[Item, Result]):
-    """One queue and the task that drains it: one batch in flight at a time."""
-
-    def __init__(self) -> None:
-        self.queue: deque[Pending[Item, Result]] = deque()
-        self.drainer: asyncio.Task[None] | None = None
-
-
 class GroupCommit(Generic[Item, Result]):
-    """Batches of what arrived while the lane's previous batch was being written.
+    """Batches of what arrived while the previous batch was being written.
 
-    Items with the same key always take the same lane, so their batches are written one after the other
-    and a key's items stay in arrival order; ``lanes`` > 1 lets batches of different keys be in flight
-    at once (the database overlaps their journal commits).
+    Up to ``in_flight`` batches are written at once, never two with the same key: an item whose key is
+    in a batch being written waits for the next one (and so do the later items of its key), so a key's
+    items are written one batch after the other, in arrival order. With one in flight, a batch is all
+    that queued meanwhile; with more, the database overlaps the journal commits of the batches.
     """
 
     def __init__(
@@ -84,45 +76,83 @@ class GroupCommit(Generic[Item, Result]):
         *,
         max_batch: int,
         max_queued: int,
-        lanes: int = 1,
+        in_flight: int = 1,
     ) -> None:
         self._write = write
         self._max_batch = max_batch
         self._max_queued = max_queued
-        self._lanes: list[_Lane[Item, Result]] = [_Lane() for _ in range(max(lanes, 1))]
-        self._queued = 0
+        self._in_flight = max(in_flight, 1)
+        self._queue: deque[tuple[str, Pending[Item, Result]]] = deque()
+        self._busy: set[str] = set()  # the keys of the batches being written
+        self._writers = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self.stats = BatchStats()
         # Told each batch's size as it starts (the metrics, wired by the composition root).
         self.listeners: list[Callable[[int], None]] = []
 
     async def submit(self, item: Item, key: str = "") -> Result:
-        if self._queued >= self._max_queued:
+        if len(self._queue) >= self._max_queued:
             raise EventQueueFull(
-                f"this server has {self._queued} events waiting to be written; retry shortly",
+                f"this server has {len(self._queue)} events waiting to be written; retry shortly",
                 limit=self._max_queued,
             )
-        lane = self._lanes[zlib.crc32(key.encode()) % len(self._lanes)]
         pending: Pending[Item, Result] = Pending(item)
-        lane.queue.append(pending)
-        self._queued += 1
-        if lane.drainer is None or lane.drainer.done():
-            # Between the check and the start there is no await: one drainer per lane at a time.
-            lane.drainer = asyncio.get_running_loop().create_task(self._drain(lane))
+        self._queue.append((key, pending))
+        self._start()
         return await asyncio.shield(pending.future)
 
-    async def _drain(self, lane: _Lane[Item, Result]) -> None:
-        while lane.queue:
-            batch = [lane.queue.popleft() for _ in range(min(self._max_batch, len(lane.queue)))]
-            self._queued -= len(batch)
-            self.stats.observe(len(batch))
-            for listener in self.listeners:
-                listener(len(batch))
-            try:
-                await self._write(batch)
-            except asyncio.CancelledError:
-                for pending in batch:
-                    pending.fail(asyncio.CancelledError())
-                raise
-            except Exception as error:  # handed to the callers, who turn it into a status
-                for pending in batch:
-                    pending.fail(error)
+    def _start(self) -> None:
+        """Start a writer while there is room in flight and an item whose key is free (no await here).
+
+        The writer takes its batch when it first runs, not now: what the callers of this same moment
+        queue behind this one joins it."""
+        while self._writers < self._in_flight and any(key not in self._busy for key, _ in self._queue):
+            self._writers += 1
+            task = asyncio.get_running_loop().create_task(self._writer())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self) -> tuple[list[Pending[Item, Result]], set[str]]:
+        """The next batch: queued items in order, up to ``max_batch``, of keys not being written."""
+        batch: list[Pending[Item, Result]] = []
+        keys: set[str] = set()
+        waiting: deque[tuple[str, Pending[Item, Result]]] = deque()
+        held: set[str] = set()  # a key with an item left waiting: its later items wait too
+        for key, pending in self._queue:
+            if len(batch) < self._max_batch and key not in self._busy and key not in held:
+                batch.append(pending)
+                keys.add(key)
+            else:
+                waiting.append((key, pending))
+                held.add(key)
+        self._queue = waiting
+        self._busy |= keys
+        return batch, keys
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                batch, keys = self._take()
+                if not batch:
+                    return
+                try:
+                    await self._run(batch)
+                finally:
+                    self._busy -= keys
+                self._start()  # items of these keys may go to another writer now
+        finally:
+            self._writers -= 1
+
+    async def _run(self, batch: list[Pending[Item, Result]]) -> None:
+        self.stats.observe(len(batch))
+        for listener in self.listeners:
+            listener(len(batch))
+        try:
+            await self._write(batch)
+        except asyncio.CancelledError:
+            for pending in batch:
+                pending.fail(asyncio.CancelledError())
+            raise
+        except Exception as error:  # handed to the callers, who turn it into a status
+            for pending in batch:
+                pending.fail(error)

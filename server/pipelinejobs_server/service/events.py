@@ -178,7 +178,7 @@ class Events:
             self._write_batch,
             max_batch=self._limits.max_event_batch,
             max_queued=self._limits.max_queued_events,
-            lanes=self._limits.event_write_lanes,
+            in_flight=self._limits.event_batches_in_flight,
         )
         self._handed_over: set[asyncio.Task[None]] = set()
 
