@@ -106,16 +106,19 @@ def test_a_caller_that_gives_up_does_not_stop_the_batch() -> None:
 
 def test_a_keys_items_are_written_in_order_and_other_keys_beside_them() -> None:
     async def run() -> None:
-        in_flight: list[int] = []
+        in_flight: list[set[str]] = []  # the keys of each batch being written
         most = 0
         order: list[int] = []
+        shared: list[str] = []
 
         async def write(batch: Sequence[Pending[int, int]]) -> None:
             nonlocal most
-            in_flight.append(len(batch))
+            keys = {"job-a" if pending.item < 100 else f"job-{pending.item - 100}" for pending in batch}
+            shared.extend(key for other in in_flight for key in keys & other)
+            in_flight.append(keys)
             most = max(most, len(in_flight))
             await asyncio.sleep(0.02)
-            in_flight.pop()
+            in_flight.remove(keys)
             for pending in batch:
                 order.append(pending.item)
                 pending.answer(pending.item)
@@ -125,6 +128,7 @@ def test_a_keys_items_are_written_in_order_and_other_keys_beside_them() -> None:
         others = [asyncio.ensure_future(group.submit(100 + n, key=f"job-{n}")) for n in range(8)]
         await asyncio.gather(*same, *others)
         assert [n for n in order if n < 100] == list(range(6)), "one key's items in arrival order"
+        assert not shared, f"two batches with the same key were written at once: {shared}"
         assert most > 1, "batches of other keys were in flight at the same time"
 
     asyncio.run(run())
