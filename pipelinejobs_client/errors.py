@@ -197,6 +197,18 @@ class TooManyWatches(PipelineJobsError):
         return int(raw) if raw.isdigit() else 0
 
 
+class EventQueueFull(PipelineJobsError):
+    """The server has as many events waiting for their write as it queues (``limit``): send again shortly.
+    Retried by the client's retry policy like ``ServiceUnavailable`` (every event carries its key)."""
+
+    REASON = "EVENT_QUEUE_FULL"
+
+    @property
+    def limit(self) -> int:
+        raw = self.metadata.get("limit", "")
+        return int(raw) if raw.isdigit() else 0
+
+
 class DeadlineExceeded(PipelineJobsError):
     """The call's deadline passed before the server answered (known by its code: no server sends it)."""
 

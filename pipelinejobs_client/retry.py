@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from pipelinejobs_client.api.v1 import job_service_pb2, pipeline_service_pb2
 
-from .errors import ConcurrentModification, PipelineJobsError, ServiceUnavailable
+from .errors import ConcurrentModification, EventQueueFull, PipelineJobsError, ServiceUnavailable
 
 _READ: Final = "a read: it changes nothing"
 
@@ -74,7 +74,7 @@ def safe_to_repeat(method: str) -> bool:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Retry ``UNAVAILABLE`` (and lost compare-and-set races) with jittered exponential backoff.
+    """Retry ``UNAVAILABLE`` (and lost compare-and-set races, and a full event queue) with jittered backoff.
 
     Only calls that are safe to repeat (``RETRY_SAFE``) are retried: reads change nothing, registrations
     and job creation are idempotent by identity, and every event carries an idempotency key.
@@ -86,7 +86,7 @@ class RetryPolicy:
 
     def retryable(self, error: PipelineJobsError) -> bool:
         """Whether ``error`` is worth another attempt (the call itself being safe to repeat)."""
-        return isinstance(error, ServiceUnavailable | ConcurrentModification)
+        return isinstance(error, ServiceUnavailable | ConcurrentModification | EventQueueFull)
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0 for the first)."""

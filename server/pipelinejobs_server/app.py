@@ -120,6 +120,7 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
     notifier = HistoryNotifier(database.collections.job_events)
     services = build_services(settings, database, notifier, clock)
     metrics = ServerMetrics()
+    services.events.batches.listeners.append(metrics.observe_batch)
     grpc_server = build_grpc_server(settings, services, metrics, database.ping)
     await grpc_server.health.check_once()
     grpc_server.health.start()

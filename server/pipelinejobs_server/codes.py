@@ -35,6 +35,7 @@ TABLE: Final[dict[type[errors.PipelineJobsError], Codes]] = {
     errors.ConcurrentModification: Codes(grpc.StatusCode.ABORTED, 409),
     errors.Unavailable: Codes(grpc.StatusCode.UNAVAILABLE, 503),
     errors.TooManyWatches: Codes(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    errors.EventQueueFull: Codes(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
 }
 
 

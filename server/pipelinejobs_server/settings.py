@@ -81,6 +81,12 @@ class Limits:
     # rejection's data it keeps this many bytes (ADR 011). Any token holder can add rejections.
     max_rejected_per_job: int = 100
     max_rejected_data_bytes: int = 4 * 1024
+    # Group commit (DESIGN section 6a): at most this many events in one batch write, and at most this
+    # many waiting for theirs in one process; past that, SendEvent answers RESOURCE_EXHAUSTED.
+    max_event_batch: int = 64
+    max_queued_events: int = 4096
+    # Batches written at once, never two with events of the same job (ADR 013).
+    event_batches_in_flight: int = 1
 
     @property
     def largest_data_bytes(self) -> int:
@@ -159,6 +165,8 @@ class Settings:
                 Limits.max_rejected_data_bytes,
                 MIN_REJECTED_DATA_BYTES,
             ),
+            max_event_batch=read_int(env, "PIPELINEJOBS_MAX_EVENT_BATCH", Limits.max_event_batch, 1, 1000),
+            max_queued_events=read_int(env, "PIPELINEJOBS_MAX_QUEUED_EVENTS", Limits.max_queued_events, 1),
         )
         retention_days = read_int(env, "PIPELINEJOBS_REJECTED_RETENTION_DAYS", 0, maximum=36500)
         settings = cls(

@@ -24,6 +24,7 @@ SPECIAL: dict[type[errors.PipelineJobsError], errors.PipelineJobsError] = {
     errors.TooManyWatches: errors.TooManyWatches("too many", limit=3),
     errors.TooManyWatchesForKey: errors.TooManyWatchesForKey("too many", limit=3),
     errors.TooManyWatchesOnServer: errors.TooManyWatchesOnServer("too many", limit=3),
+    errors.EventQueueFull: errors.EventQueueFull("queue full", limit=3),
 }
 
 
@@ -67,6 +68,7 @@ EXPECTED: list[tuple[type[errors.PipelineJobsError], grpc.StatusCode, int]] = [
     (errors.TooManyWatches, S.RESOURCE_EXHAUSTED, 429),
     (errors.TooManyWatchesForKey, S.RESOURCE_EXHAUSTED, 429),
     (errors.TooManyWatchesOnServer, S.RESOURCE_EXHAUSTED, 429),
+    (errors.EventQueueFull, S.RESOURCE_EXHAUSTED, 429),
 ]
 
 

@@ -233,7 +233,7 @@ def test_page_tokens_belong_to_their_filters_and_sizes_are_capped(dataset: Datas
 def test_common_filters_use_an_index(
     dataset: Dataset, mongo: MongoClient[dict[str, Any]], job_filter: JobFilter, deep: bool
 ) -> None:
-    jobs = mongo[dataset.database].jobs
+    jobs = mongo[dataset.database].job_listing  # ListJobs reads the listing (ADR 013)
     position = None
     if deep:  # a position two thirds of the way down, as a page token would carry it
         ordered = jobs.find().sort(listing.sort(JobOrder.CREATE_TIME_DESC))
@@ -242,7 +242,7 @@ def test_common_filters_use_an_index(
     plan = mongo[dataset.database].command(
         "explain",
         {
-            "find": "jobs",
+            "find": "job_listing",
             "filter": listing.page_query(job_filter, JobOrder.CREATE_TIME_DESC, position),
             "sort": dict(listing.sort(JobOrder.CREATE_TIME_DESC)),
             "hint": dict(listing.index_for(job_filter, JobOrder.CREATE_TIME_DESC)),

@@ -12,15 +12,18 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
 
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.invariants import check_history
-from tests.support import CLIENT, create_job, history, register_pipeline, send, stubs
-from tests.system.faults import Replicas
+from tests.support import CLIENT, create_job, eventually, history, register_pipeline, send, stubs
+from tests.system.faults import Job, Load, Replicas, check_every_job, create_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -94,3 +97,80 @@ def test_sigkill_during_event_stream_loses_no_acknowledged_event(replicas: Repli
     by_key = {event.idempotency_key: event.uuid for event in events if event.idempotency_key}
     assert by_key == acknowledged
     assert verdict.valid, verdict.reason
+
+
+# -- a SIGKILL in the middle of a batch write (group commit, DESIGN §6a) ---------------------------------
+
+BATCH_SENDERS = 8
+
+
+@pytest.fixture
+def failpoint_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedDatabase]:
+    """A database of its own that takes ``configureFailPoint`` (mongod's test commands)."""
+    database = EmbeddedDatabase(tmp_path_factory.mktemp("failpoints"), test_commands=True)
+    database.start()
+    yield database
+    database.stop()
+
+
+def _ahead_of_records(db: Database[dict[str, Any]], jobs: list[Job]) -> list[dict[str, Any]]:
+    """The entries the history holds past its job's record: written, not yet advanced over."""
+    ahead: list[dict[str, Any]] = []
+    for job in jobs:
+        record = db.jobs.find_one({"_id": job.uuid}, {"seq": 1})
+        if record is not None:
+            ahead += db.job_events.find({"job_uuid": job.uuid, "seq": {"$gt": record["seq"]}})
+    return ahead
+
+
+def test_sigkill_between_a_batchs_insert_and_its_compare_and_sets(
+    failpoint_database: EmbeddedDatabase, database_name: str
+) -> None:
+    """Every compare-and-set is held at the database (a failpoint blocks `update`, then fails it), so
+    the batches in flight have their entries in the log and their records behind them; the server is
+    killed right then. Its callers were never answered; their retries through a fresh server replay the
+    same entries (rolled forward, not written twice), and nothing acknowledged is missing."""
+    uri = failpoint_database.uri
+    replicas = Replicas(uri, database_name, count=1)
+    mongo: MongoClient[dict[str, Any]] = MongoClient(uri, tz_aware=True)
+    try:
+        # Several jobs: a job whose record is held behind its log takes no new entry until it is rolled
+        # forward, so the entries of the later batches held are on the other jobs.
+        jobs = create_jobs(replicas.servers[0].address, 4, "mid-batch")
+        db = mongo[database_name]
+        with Load(jobs, replicas.address, senders=BATCH_SENDERS) as load:
+            load.wait_for_acknowledged(40)
+            mongo.admin.command(
+                "configureFailPoint",
+                "failCommand",
+                mode="alwaysOn",
+                data={
+                    "failCommands": ["update"],
+                    "blockConnection": True,
+                    "blockTimeMS": 2000,
+                    "errorCode": 50,
+                },
+            )
+            try:
+                # The first batch held is what was in flight (often one event); its write fails after
+                # the block, and the next one, what queued meanwhile, is written and held in turn: the
+                # kill finds the entries of one or more batches in the log, their records behind.
+                eventually(
+                    lambda: len(_ahead_of_records(db, jobs)) >= 2, timeout_s=30, what="a batch in flight"
+                )
+                time.sleep(0.2)  # the whole batch's insert is in, its compare-and-sets held
+                replicas.servers[0].kill()
+                ahead = _ahead_of_records(db, jobs)
+            finally:
+                mongo.admin.command("configureFailPoint", "failCommand", mode="off")
+            replicas.kill_and_replace(0)
+            load.wait_for_acknowledged(load.acknowledged_count() + 40)
+        assert not load.failures, load.failures
+        assert len(ahead) >= 2, f"the killed server held {len(ahead)} entries behind their records"
+        check_every_job(replicas.servers[0].address, load)
+        # The entries the killed batch wrote were kept and acknowledged to the retries (replayed).
+        acknowledged = {uuid for keys in load.seen.acknowledged.values() for uuid in keys.values()}
+        assert {entry["_id"] for entry in ahead} <= acknowledged
+    finally:
+        mongo.close()
+        replicas.stop()

@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIServer
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -38,6 +39,15 @@ class ServerMetrics:
             ["event", "outcome"],
             registry=self.registry,
         )
+        self.event_batches = Histogram(
+            "pipelinejobs_event_batch_size",
+            "Events written together in one batch (group commit, DESIGN section 6a)",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_batch(self, size: int) -> None:
+        self.event_batches.observe(size)
 
     def observe_call(self, method: str, code: grpc.StatusCode, seconds: float | None) -> None:
         self.calls.labels(method=method, code=code.name).inc()

@@ -140,3 +140,12 @@ class TooManyWatchesForKey(TooManyWatches):
 
 class TooManyWatchesOnServer(TooManyWatches):
     reason = "TOO_MANY_WATCHES_ON_SERVER"
+
+
+class EventQueueFull(PipelineJobsError):
+    """The server's queue of events waiting for their batch write is full (DESIGN §6a): retry shortly."""
+
+    reason = "EVENT_QUEUE_FULL"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message, limit=str(limit))

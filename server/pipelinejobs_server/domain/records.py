@@ -54,6 +54,8 @@ class JobRecord:
     ever_running: bool = False
     # Set by CancelJob before it deletes the job's history, so that no event can slip in meanwhile.
     cancelled: bool = False
+    # The update time last written to the job's listing (storage/listed.py); None: never listed.
+    listed_at: datetime | None = None
 
     def next_entry(
         self,

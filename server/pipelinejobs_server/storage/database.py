@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -27,6 +27,10 @@ DURABLE = WriteConcern(w="majority", j=True)
 # The collections, by name: the service's stores and the doctor's scan read the same ones. The history
 # keeps its first name, job_events: renaming a collection would be a migration for every installation.
 PIPELINES, JOBS, HISTORY, REJECTED = "pipelines", "jobs", "job_events", "rejected_events"
+# What ListJobs reads: one small document per job carrying the listing indexes (storage/listed.py, ADR 013).
+LISTING = "job_listing"
+# How many listing documents the first start after ADR 013 writes per round trip for existing jobs.
+BACKFILL_BATCH = 1000
 
 # How long closing the client may spend on its goodbyes to the database (endSessions, killCursors).
 # They are courtesies, the server expires both by itself; but on a database that stopped answering
@@ -90,6 +94,7 @@ class Collections:
     jobs: AsyncCollection[Document]
     job_events: AsyncCollection[Document]
     rejected_events: AsyncCollection[Document]
+    job_listing: AsyncCollection[Document]
 
 
 class Database:
@@ -115,15 +120,20 @@ class Database:
             jobs=database[JOBS],
             job_events=database[HISTORY],
             rejected_events=database[REJECTED],
+            job_listing=database[LISTING],
         )
 
     @translate_errors
     async def ensure_indexes(self) -> None:
         c = self.collections
         await c.pipelines.create_indexes([IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)])])
-        # ListJobs: each common filter has an index that also serves the newest-first sort.
+        # ListJobs: each common filter has an index that also serves the newest-first sort. They are on
+        # the listing, not on the record every event rewrites (ADR 013): the record keeps only _id.
+        # Existing jobs are listed first: building the indexes over the listings afterwards is faster
+        # than inserting every listing into them.
+        await self._move_listing_off_the_records()
         newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
-        await c.jobs.create_indexes(
+        await c.job_listing.create_indexes(
             [
                 IndexModel(newest),
                 IndexModel([("updated_at", DESCENDING), ("_id", DESCENDING)]),
@@ -154,6 +164,42 @@ class Database:
             ]
         )
 
+    async def _move_listing_off_the_records(self) -> None:
+        """A database from before ADR 013: drop the listing indexes from the records and list every job
+        that has no listing yet (once; later starts find the counts equal and skip it)."""
+        c = self.collections
+        # The records' collection exists from the first start, as it did while it carried the indexes
+        # (the doctor takes a database without one for a wrong name).
+        if JOBS not in await self.database.list_collection_names():
+            with contextlib.suppress(pymongo.errors.CollectionInvalid, pymongo.errors.OperationFailure):
+                await self.database.create_collection(JOBS)  # another replica may create it first
+        for name in await c.jobs.index_information():
+            if name != "_id_":
+                await c.jobs.drop_index(name)
+        if await c.job_listing.estimated_document_count() >= await c.jobs.estimated_document_count():
+            return
+        fields = ("pipeline_uuid", "state", "links", "created_at", "updated_at")
+        last = ""
+        while True:
+            page = (
+                await c.jobs.find({"_id": {"$gt": last}}, [*fields, "seq"])
+                .sort("_id", ASCENDING)
+                .to_list(BACKFILL_BATCH)
+            )
+            if not page:
+                return
+            # As storage/listed.py's listing_document makes them (that module imports this one).
+            documents = [
+                {"_id": job["_id"], **{f: job.get(f) for f in fields}, "listed_seq": job.get("seq", 0)}
+                for job in page
+            ]
+            try:
+                await c.job_listing.insert_many(documents, ordered=False)
+            except pymongo.errors.BulkWriteError as error:  # jobs listed already (by an event meanwhile)
+                if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                    raise
+            last = page[-1]["_id"]
+
     @translate_errors
     async def ping(self) -> None:
         await self.client.admin.command("ping")
@@ -168,15 +214,22 @@ class Database:
             await self.client.close()
 
 
+DUPLICATE_KEY = 11000  # the server's code for a write refused by a unique index
+
+
 def duplicate_index(error: DuplicateKeyError) -> str:
     """The name of the unique index a duplicate-key error came from."""
-    details = error.details or {}
+    return duplicate_index_of(error.details or {}, str(error))
+
+
+def duplicate_index_of(details: Mapping[str, Any], fallback: str = "") -> str:
+    """The unique index named by a duplicate-key error's details (or by one entry of a bulk write's)."""
     pattern = details.get("keyPattern") or {}
     if "seq" in pattern:
         return "job_seq"
     if "idempotency_key" in pattern:
         return "job_idempotency_key"
-    message = str(details.get("errmsg", error))
+    message = str(details.get("errmsg", fallback))
     for name in ("job_seq", "job_idempotency_key"):
         if name in message:
             return name

@@ -28,6 +28,11 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A time read from the database, as an aware UTC datetime."""
+    return _utc(moment)
+
+
 def _json(text: str) -> dict[str, Any]:
     value = json.loads(text)
     return value if isinstance(value, dict) else {}
@@ -60,7 +65,7 @@ def token_to_document(token: StoredToken) -> Document:
 
 
 def job_to_document(record: JobRecord) -> Document:
-    return {
+    document: Document = {
         "_id": record.uuid,
         "pipeline_uuid": record.pipeline_uuid,
         "state": record.state,
@@ -80,6 +85,9 @@ def job_to_document(record: JobRecord) -> Document:
         "ever_running": record.ever_running,
         "cancelled": record.cancelled,
     }
+    if record.listed_at is not None:
+        document["listed_at"] = record.listed_at
+    return document
 
 
 def job_from_document(document: Document) -> JobRecord:
@@ -102,6 +110,7 @@ def job_from_document(document: Document) -> JobRecord:
         creator=document.get("creator", ""),
         ever_running=bool(document.get("ever_running", False)),
         cancelled=bool(document.get("cancelled", False)),
+        listed_at=_utc(document["listed_at"]) if document.get("listed_at") else None,
     )
 
 

@@ -112,13 +112,21 @@ class EmbeddedDatabase:
     """``start()`` (or ``with``), then ``uri``; ``stop()`` at the end. Data persists in ``data_dir``."""
 
     def __init__(
-        self, data_dir: Path | str, *, host: str = "127.0.0.1", port: int = 0, standalone: bool = False
+        self,
+        data_dir: Path | str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        standalone: bool = False,
+        test_commands: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
         # standalone: no replica-set advertisement, hence no change streams (tests the polling fallback).
         self.standalone = standalone
+        # mongod's enableTestCommands (configureFailPoint): for the fault suites only, never for a service.
+        self.test_commands = test_commands
         self.process: subprocess.Popen[bytes] | None = None
         self._password: str | None = None
         self._lock = RunLock(self.data_dir)
@@ -278,6 +286,7 @@ class EmbeddedDatabase:
             "--log-level", "WARNING",
             *(["--auth"] if authenticated else []),
             *(["--standalone"] if self.standalone else []),
+            *(["--enable-test-commands"] if self.test_commands else []),
         ]  # fmt: skip
         descriptor = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.fchmod(descriptor, 0o600)  # a log an older version made under the default umask

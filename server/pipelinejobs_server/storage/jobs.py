@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from pipelinejobs_server.domain.history import Entry
 from pipelinejobs_server.domain.listing import JobFilter, JobOrder, Position
 from pipelinejobs_server.domain.records import ADVANCED_FIELDS, JobRecord, RecordedEntry
 from pipelinejobs_server.domain.tokens import StoredToken
 
-from . import listing
-from .database import Database, duplicate_index, translate_errors
+from . import listed, listing
+from .database import DUPLICATE_KEY, Database, Document, duplicate_index, duplicate_index_of, translate_errors
 from .documents import (
+    as_utc,
     event_from_document,
     event_to_document,
     job_from_document,
@@ -37,6 +39,25 @@ class AppendOutcome(enum.Enum):
     APPENDED = "appended"
     SEQ_TAKEN = "seq_taken"  # another writer (or a crashed one) already holds this seq
     KEY_TAKEN = "key_taken"  # this idempotency key was already applied to the job
+    SKIPPED = "skipped"  # not written: an earlier entry of the same job in the batch was not appended
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A compare-and-set on a record, and the listing write that must come before it, if one is due."""
+
+    query: dict[str, Any]
+    update: dict[str, Any]
+    listing: UpdateOne | None
+
+
+@dataclass(frozen=True)
+class Advance:
+    """One job's compare-and-set in a batch: ``job`` as read, moved over ``entries``."""
+
+    job: JobRecord
+    entries: Sequence[RecordedEntry]
+    token: StoredToken | None = None
 
 
 class TokenOutcome(enum.Enum):
@@ -49,6 +70,7 @@ class JobStore:
     def __init__(self, database: Database) -> None:
         self._jobs = database.collections.jobs
         self._events = database.collections.job_events
+        self._listing = database.collections.job_listing
 
     @translate_errors
     async def get(self, job_uuid: str) -> JobRecord | None:
@@ -56,25 +78,61 @@ class JobStore:
         return None if document is None else job_from_document(document)
 
     @translate_errors
+    async def get_many(self, job_uuids: Sequence[str]) -> dict[str, JobRecord]:
+        """The records of these jobs that exist, by uuid, in one query."""
+        if len(job_uuids) == 1:
+            found = await self.get(job_uuids[0])
+            return {} if found is None else {found.uuid: found}
+        cursor = self._jobs.find({"_id": {"$in": list(job_uuids)}})
+        return {document["_id"]: job_from_document(document) async for document in cursor}
+
+    @translate_errors
     async def page(
         self, job_filter: JobFilter, order: JobOrder, position: Position | None, limit: int
     ) -> list[JobRecord]:
-        """Up to ``limit`` jobs after ``position`` in ``order``."""
+        """Up to ``limit`` jobs after ``position`` in ``order``, found in the listing (ADR 013).
+
+        Each row is the job's record with the update time its listing holds: the order, the ranges
+        and the next page's position are all by that one value (at most ``listed.GRANULARITY`` behind
+        the record's own, which GetJob answers).
+        """
         cursor = (
-            self._jobs.find(listing.page_query(job_filter, order, position))
+            self._listing.find(listing.page_query(job_filter, order, position))
             .sort(listing.sort(order))
             .hint(listing.index_for(job_filter, order))
             .batch_size(limit + 1)
         )
         jobs: list[JobRecord] = []
         async with cursor:
+            rows: list[Document] = []
             async for document in cursor:
-                if document.get("cancelled") or not listing.is_after(order, position, document):
+                if not listing.is_after(order, position, document):
                     continue
-                jobs.append(job_from_document(document))
-                if len(jobs) == limit:
-                    break
+                rows.append(document)
+                if len(rows) == limit - len(jobs):
+                    jobs += await self._listed(rows)
+                    rows = []
+                    if len(jobs) == limit:
+                        break
+            jobs += await self._listed(rows)
         return jobs
+
+    async def _listed(self, rows: Sequence[Document]) -> list[JobRecord]:
+        """The records of these listing rows, in their order, without cancelled or vanished jobs."""
+        if not rows:
+            return []
+        records = await self.get_many([row["_id"] for row in rows])
+        found = (records.get(row["_id"]) for row in rows)
+        return [
+            replace(record, updated_at=as_utc(row["updated_at"]))
+            for row, record in zip(rows, found, strict=True)
+            if record is not None and not record.cancelled
+        ]
+
+    @translate_errors
+    async def records(self, job_uuids: Sequence[str]) -> dict[str, JobRecord]:
+        """Records by uuid, in one query (what the listing's rows point to)."""
+        return await self.get_many(job_uuids)
 
     @translate_errors
     async def insert(self, record: JobRecord) -> bool:
@@ -125,6 +183,100 @@ class JobStore:
         return AppendOutcome.APPENDED
 
     @translate_errors
+    async def append_chains(self, entries: Sequence[tuple[Entry, str]]) -> list[AppendOutcome]:
+        """Append a batch's entries, each job's in seq order, in as few ``insert_many`` as it takes.
+
+        The insert is ordered: the database stops at the first entry it refuses, so an entry that
+        follows a refused one of its job (and names that one's hash as its ``prev_hash``) is never
+        written. The rest of the batch after the refusal is sent again, without that job's later
+        entries, which are ``SKIPPED``. Without a refusal (the common case) it is one round trip.
+        """
+        outcomes: list[AppendOutcome | None] = [None] * len(entries)
+        todo = list(range(len(entries)))
+        while todo:
+            documents = [event_to_document(*entries[i]) for i in todo]
+            try:
+                await self._events.insert_many(documents, ordered=True)
+            except BulkWriteError as error:
+                failure = error.details["writeErrors"][0]
+                if failure.get("code") != DUPLICATE_KEY:
+                    raise
+                index = int(failure["index"])
+                for i in todo[:index]:
+                    outcomes[i] = AppendOutcome.APPENDED
+                refused = todo[index]
+                outcomes[refused] = (
+                    AppendOutcome.KEY_TAKEN
+                    if duplicate_index_of(failure) == "job_idempotency_key"
+                    else AppendOutcome.SEQ_TAKEN
+                )
+                job = entries[refused][0].job_uuid
+                rest = todo[index + 1 :]
+                for i in rest:
+                    if entries[i][0].job_uuid == job:
+                        outcomes[i] = AppendOutcome.SKIPPED
+                todo = [i for i in rest if outcomes[i] is None]
+                continue
+            for i in todo:
+                outcomes[i] = AppendOutcome.APPENDED
+            todo = []
+        return [outcome or AppendOutcome.SKIPPED for outcome in outcomes]
+
+    @translate_errors
+    async def advance_many(self, advances: Sequence[Advance]) -> list[bool]:
+        """Every compare-and-set of a batch in one unordered ``bulk_write`` (one job each).
+
+        True for a job whose record now stands at or past the last of its entries: moved there by this
+        write or, when its compare-and-set did not match, by a reader that rolled it forward first.
+        False needs the caller's attention, as a lost ``advance`` does (cancelled, or the token gone).
+        """
+        if not advances:
+            return []
+        writes = [self._compare_and_set(a.job, a.entries, a.token) for a in advances]
+        await self._list([write.listing for write in writes if write.listing is not None])
+        result = await self._jobs.bulk_write(
+            [UpdateOne(write.query, write.update) for write in writes], ordered=False
+        )
+        if result.modified_count == len(advances):
+            return [True] * len(advances)
+        # The bulk reply counts, it does not say which: read back the few jobs of this batch.
+        current = await self.get_many([a.job.uuid for a in advances])
+        return [self._stands_at_or_past(current.get(a.job.uuid), a.entries[-1].entry.seq) for a in advances]
+
+    @staticmethod
+    def _stands_at_or_past(record: JobRecord | None, seq: int) -> bool:
+        return record is not None and not record.cancelled and record.seq >= seq
+
+    async def _list(self, writes: Sequence[UpdateOne]) -> None:
+        """Write listings; one that already lists a later seq stays (its upsert's duplicate key)."""
+        if not writes:
+            return
+        try:
+            await self._listing.bulk_write(list(writes), ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
+
+    def _compare_and_set(
+        self, job: JobRecord, entries: Sequence[RecordedEntry], token: StoredToken | None
+    ) -> _Write:
+        after = job.advanced(entries)
+        query: dict[str, Any] = {"_id": job.uuid, "seq": job.seq, "cancelled": {"$ne": True}}
+        # Only what the entries change: the filter pins the rest to what ``job`` says.
+        changes: dict[str, Any] = {
+            name: getattr(after, name)
+            for name in ADVANCED_FIELDS
+            if getattr(after, name) != getattr(job, name)
+        }
+        if token is not None:
+            query["tokens.h"] = token.digest
+            changes["tokens.$.exp"] = token.expires_at
+        if listed.due(job, after):
+            changes["listed_at"] = after.updated_at
+            return _Write(query, {"$set": changes}, listed.listing_write(after))
+        return _Write(query, {"$set": changes}, None)
+
+    @translate_errors
     async def advance(
         self,
         job: JobRecord,
@@ -137,18 +289,10 @@ class JobStore:
         The filter is the compare-and-set: it matches only if nobody advanced or cancelled the job since
         ``job`` was read. ``token``, when given, gets its new expiry in the same write.
         """
-        after = job.advanced(entries)
-        query: dict[str, Any] = {"_id": job.uuid, "seq": job.seq, "cancelled": {"$ne": True}}
-        # Only what the entries change: the filter pins the rest to what ``job`` says.
-        changes: dict[str, Any] = {
-            name: getattr(after, name)
-            for name in ADVANCED_FIELDS
-            if getattr(after, name) != getattr(job, name)
-        }
-        if token is not None:
-            query["tokens.h"] = token.digest
-            changes["tokens.$.exp"] = token.expires_at
-        result = await self._jobs.update_one(query, {"$set": changes})
+        write = self._compare_and_set(job, entries, token)
+        if write.listing is not None:
+            await self._list([write.listing])
+        result = await self._jobs.update_one(write.query, write.update)
         return result.modified_count == 1
 
     @translate_errors
@@ -189,6 +333,7 @@ class JobStore:
 
     @translate_errors
     async def purge(self, job_uuid: str) -> None:
-        """Delete a cancelled job: its history first, the record (the cancel marker) last."""
+        """Delete a cancelled job: its history, its listing, and the record (the cancel marker) last."""
         await self._events.delete_many({"job_uuid": job_uuid})
+        await self._listing.delete_one({"_id": job_uuid})
         await self._jobs.delete_one({"_id": job_uuid, "cancelled": True})
