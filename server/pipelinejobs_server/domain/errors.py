@@ -127,6 +127,35 @@ class WatchResume(Unavailable):
         )
 
 
+class FeedWatchResume(WatchResume):
+    """A WatchEvents stream the server ended: resume after ``after_cursor`` (same reason as WatchJob's)."""
+
+    def __init__(self, after_cursor: str, why: str) -> None:
+        PipelineJobsError.__init__(
+            self,
+            f"the watch ended ({why}); resume with after_cursor={after_cursor}",
+            after_cursor=after_cursor,
+            why=why,
+        )
+
+
+class CursorExpired(PipelineJobsError):
+    """A feed cursor older than the retention: the entries after it were deleted. ``oldest_cursor`` is the
+    oldest one still served (resuming there skips what was deleted, knowingly)."""
+
+    reason = "CURSOR_EXPIRED"
+
+    def __init__(self, message: str, *, oldest_cursor: str) -> None:
+        super().__init__(message, oldest_cursor=oldest_cursor)
+
+
+class CursorUnknown(PipelineJobsError):
+    """A well-formed feed cursor that this feed never gave out: another installation's, or a database
+    that was reset or restored from an older backup."""
+
+    reason = "CURSOR_UNKNOWN"
+
+
 class TooManyWatches(PipelineJobsError):
     reason = "TOO_MANY_WATCHES"
 

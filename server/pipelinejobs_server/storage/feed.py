@@ -1,0 +1,290 @@
+"""The event feed's collections: ``feed`` (the entries, by position) and ``feed_meta`` (its epoch, the
+retention horizon and the relay's lease), and the reads of ``job_events`` the relay makes (ADR 015).
+
+A feed document's ``_id`` is its position. Positions are taken by inserting at the current head + 1
+under the ``_id`` index, in order, one after the other: a position exists only once every smaller one
+is visible, so a reader that read the head may read everything up to it and never find a smaller
+position later. Two feeders at once (the relay and a CancelJob, or a relay whose lease ran out) cannot
+take one position twice (``_id``) nor feed one history entry twice (the unique ``u``): the loser's
+insert fails and it reads again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from pipelinejobs_server.domain.canonical import canonical_json
+from pipelinejobs_server.domain.feed import CANCELLED, EVENT, FeedEntry, FeedFilter
+
+from .database import Database, Document, translate_errors
+
+FEED, FEED_META = "feed", "feed_meta"
+PENDING = "feed_pending"  # on a job_events document until the relay fed it (storage/documents.py)
+_EPOCH, _HORIZON, _LEASE = "epoch", "horizon", "relay"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What the relay needs of a job record: whether it covers an entry, and what to copy onto it."""
+
+    seq: int
+    state: str
+    cancelled: bool
+    pipeline_uuid: str
+    links: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Window:
+    entries: list[FeedEntry]
+    next_position: int  # resume after this position
+    caught_up: bool  # next_position is the head: nothing more now
+
+
+class PositionTaken(Exception):
+    """Another feeder took a position or fed an entry meanwhile: read again and retry."""
+
+
+def entry_to_document(entry: FeedEntry) -> Document:
+    return {
+        "_id": entry.position,
+        "u": entry.uuid,
+        "k": entry.kind,
+        "job_uuid": entry.job_uuid,
+        "pipeline_uuid": entry.pipeline_uuid,
+        "links": entry.links,
+        "seq": entry.seq,
+        "name": entry.name,
+        "from_state": entry.from_state,
+        "to_state": entry.to_state,
+        "timestamp": entry.timestamp,
+        "data_json": canonical_json(entry.data),
+        "source": entry.source,
+        "hash": entry.hash,
+        "fed_at": entry.fed_at,
+    }
+
+
+def entry_from_document(document: Document, *, with_data: bool = True) -> FeedEntry:
+    data = json.loads(document.get("data_json", "{}")) if with_data else {}
+    return FeedEntry(
+        position=int(document["_id"]),
+        kind=document.get("k", EVENT),
+        uuid=document.get("u", ""),
+        job_uuid=document.get("job_uuid", ""),
+        pipeline_uuid=document.get("pipeline_uuid", ""),
+        links={kind: list(values) for kind, values in document.get("links", {}).items()},
+        seq=int(document.get("seq", 0)),
+        name=document.get("name", ""),
+        from_state=document.get("from_state", ""),
+        to_state=document.get("to_state", ""),
+        timestamp=_utc(document["timestamp"]),
+        data=data if isinstance(data, dict) else {},
+        source=document.get("source", ""),
+        hash=document.get("hash", ""),
+        fed_at=_utc(document["fed_at"]),
+    )
+
+
+def filter_query(feed_filter: FeedFilter) -> Document:
+    """The filter as a query on the entries' own fields (copied onto them when they were fed)."""
+    query: Document = {}
+    if feed_filter.pipeline_uuids:
+        query["pipeline_uuid"] = {"$in": list(feed_filter.pipeline_uuids)}
+    if feed_filter.job_uuids:
+        query["job_uuid"] = {"$in": list(feed_filter.job_uuids)}
+    for kind, values in feed_filter.links.items():
+        if values:
+            query[f"links.{kind}"] = {"$in": list(values)}
+    if feed_filter.about_events:
+        happened: Document = {"k": EVENT}
+        if feed_filter.events:
+            happened["name"] = {"$in": list(feed_filter.events)}
+        if feed_filter.to_states:
+            happened["to_state"] = {"$in": list(feed_filter.to_states)}
+        if feed_filter.sources:
+            happened["source"] = {"$in": list(feed_filter.sources)}
+        if feed_filter.include_cancelled:
+            query["$or"] = [happened, {"k": CANCELLED}]
+        else:
+            query.update(happened)
+    return query
+
+
+class FeedStore:
+    def __init__(self, database: Database) -> None:
+        self._feed = database.database[FEED]
+        self._meta = database.database[FEED_META]
+        self._events = database.collections.job_events
+        self._jobs = database.collections.jobs
+        self._epoch: str | None = None
+
+    @translate_errors
+    async def ensure(self) -> None:
+        """The indexes, and the feed's epoch (made once per database: a reset database has a new one)."""
+        await self._feed.create_indexes(
+            [
+                IndexModel([("u", ASCENDING)], unique=True, name="entry_uuid"),
+                IndexModel([("fed_at", ASCENDING)]),
+            ]
+        )
+        # Only entries not fed yet are in it: the relay's one query stays small however long the log.
+        await self._events.create_indexes(
+            [
+                IndexModel(
+                    [(PENDING, ASCENDING), ("job_uuid", ASCENDING), ("seq", ASCENDING)],
+                    name=PENDING,
+                    partialFilterExpression={PENDING: True},
+                )
+            ]
+        )
+        await self.epoch()
+
+    @translate_errors
+    async def epoch(self) -> str:
+        if self._epoch is None:
+            with contextlib.suppress(DuplicateKeyError):
+                await self._meta.insert_one({"_id": _EPOCH, "epoch": secrets.token_hex(8)})
+            document = await self._meta.find_one({"_id": _EPOCH})
+            self._epoch = str((document or {})["epoch"])
+        return self._epoch
+
+    @translate_errors
+    async def head(self) -> int:
+        """The newest position (the horizon when everything before it was pruned, 0 for a new feed)."""
+        document = await self._feed.find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
+        return int(document["_id"]) if document is not None else await self.horizon()
+
+    @translate_errors
+    async def horizon(self) -> int:
+        """Positions up to this one were deleted by the retention: a cursor before it has expired."""
+        document = await self._meta.find_one({"_id": _HORIZON})
+        return int((document or {}).get("through", 0))
+
+    @translate_errors
+    async def window(
+        self, after: int, feed_filter: FeedFilter, limit: int, *, span: int, end: int | None, with_data: bool
+    ) -> Window:
+        """Up to ``limit`` matching entries after ``after``, looking at no more than ``span`` positions
+        and none past ``end``. The head is read first: every position up to it is visible (see above),
+        so the window never passes a position that may still be taken."""
+        head = await self.head()
+        upto = min(head, after + span, end if end is not None else head)
+        if upto <= after:
+            return Window([], after, caught_up=after >= head)
+        query = {"_id": {"$gt": after, "$lte": upto}, **filter_query(feed_filter)}
+        projection = None if with_data else {"data_json": 0}
+        cursor = self._feed.find(query, projection).sort("_id", ASCENDING).limit(limit)
+        entries = [entry_from_document(document, with_data=with_data) async for document in cursor]
+        if len(entries) == limit:
+            return Window(entries, entries[-1].position, caught_up=entries[-1].position >= head)
+        return Window(entries, upto, caught_up=upto >= head)
+
+    # -- feeding --------------------------------------------------------------------------------------
+
+    @translate_errors
+    async def pending(self, limit: int) -> list[Document]:
+        """History entries not fed yet, by job and seq."""
+        cursor = self._events.find({PENDING: True}).sort([("job_uuid", ASCENDING), ("seq", ASCENDING)])
+        return [document async for document in cursor.limit(limit)]
+
+    @translate_errors
+    async def pending_of(self, job_uuid: str) -> list[Document]:
+        cursor = self._events.find({PENDING: True, "job_uuid": job_uuid}).sort("seq", ASCENDING)
+        return [document async for document in cursor]
+
+    @translate_errors
+    async def still_pending(self, entries: Sequence[tuple[str, int]]) -> set[str]:
+        """Of these (job, seq) pairs, the jobs whose entry at that seq is not fed yet."""
+        if not entries:
+            return set()
+        clauses = [{"job_uuid": job, "seq": seq} for job, seq in entries]
+        cursor = self._events.find({PENDING: True, "$or": clauses}, {"job_uuid": 1})
+        return {document["job_uuid"] async for document in cursor}
+
+    @translate_errors
+    async def job_facts(self, job_uuids: Sequence[str]) -> dict[str, JobFacts]:
+        projection = {"seq": 1, "state": 1, "cancelled": 1, "pipeline_uuid": 1, "links": 1}
+        cursor = self._jobs.find({"_id": {"$in": list(job_uuids)}}, projection)
+        return {
+            document["_id"]: JobFacts(
+                seq=int(document.get("seq", 0)),
+                state=document.get("state", ""),
+                cancelled=bool(document.get("cancelled", False)),
+                pipeline_uuid=document.get("pipeline_uuid", ""),
+                links={kind: list(values) for kind, values in document.get("links", {}).items()},
+            )
+            async for document in cursor
+        }
+
+    @translate_errors
+    async def fed(self, uuids: Sequence[str]) -> set[str]:
+        """Which of these entry uuids are in the feed already."""
+        cursor = self._feed.find({"u": {"$in": list(uuids)}}, {"u": 1})
+        return {document["u"] async for document in cursor}
+
+    @translate_errors
+    async def append(self, entries: Sequence[FeedEntry]) -> list[FeedEntry]:
+        """Feed ``entries`` in this order at the next positions; the entries as fed (with positions).
+
+        Raises ``PositionTaken`` when another feeder got in between: some of ``entries`` may have been
+        fed then, which the caller's next read of ``fed`` tells."""
+        head = await self.head()
+        placed = [replace(entry, position=head + offset) for offset, entry in enumerate(entries, 1)]
+        try:
+            # Ordered: a failed insert stops the rest, so positions are taken in order and never skipped.
+            await self._feed.insert_many([entry_to_document(entry) for entry in placed], ordered=True)
+        except (BulkWriteError, DuplicateKeyError) as error:
+            raise PositionTaken from error
+        return placed
+
+    @translate_errors
+    async def mark_fed(self, uuids: Sequence[str]) -> None:
+        if uuids:
+            await self._events.update_many({"_id": {"$in": list(uuids)}}, {"$unset": {PENDING: ""}})
+
+    # -- retention and the lease ----------------------------------------------------------------------
+
+    @translate_errors
+    async def prune(self, before: datetime) -> int:
+        """Delete the entries fed before ``before``; the new horizon. The horizon moves first, so that a
+        reader never reads a hole as "nothing happened": its cursor has expired instead."""
+        newest = await self._feed.find_one(
+            {"fed_at": {"$lt": before}}, {"_id": 1}, sort=[("fed_at", DESCENDING)]
+        )
+        if newest is None:
+            return await self.horizon()
+        through = int(newest["_id"])
+        await self._meta.update_one({"_id": _HORIZON}, {"$max": {"through": through}}, upsert=True)
+        await self._feed.delete_many({"_id": {"$lte": through}})
+        return through
+
+    @translate_errors
+    async def hold_lease(self, holder: str, now: datetime, until: datetime) -> bool:
+        """Take or renew the relay's lease for ``holder`` until ``until``; False while another holds it."""
+        query: dict[str, Any] = {"_id": _LEASE, "$or": [{"holder": holder}, {"until": {"$lt": now}}]}
+        result = await self._meta.update_one(query, {"$set": {"holder": holder, "until": until}})
+        if result.matched_count == 1:
+            return True
+        try:
+            await self._meta.insert_one({"_id": _LEASE, "holder": holder, "until": until})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    @translate_errors
+    async def release_lease(self, holder: str) -> None:
+        await self._meta.delete_one({"_id": _LEASE, "holder": holder})
