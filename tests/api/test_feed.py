@@ -141,8 +141,13 @@ def test_a_cursor_of_another_feed_is_unknown(api: Stubs, mongodb_uri: str) -> No
     cursor = fed(api, 1)[0].cursor
     other = ServerThread(test_settings(mongodb_uri, f"test_{uuid.uuid4().hex[:12]}")).start()
     try:
-        with stubs(other.address) as second, pytest.raises(grpc.RpcError) as error:
-            second.jobs.ListEvents(feed_pb2.ListEventsRequest(after_cursor=cursor), metadata=CLIENT)
+        with stubs(other.address) as second:
+            pipeline = register_pipeline(second)
+            for n in range(3):
+                create_job(second, pipeline, {"n": n})
+            fed(second, 3)  # the other feed has a position 1 too: only its epoch tells them apart
+            with pytest.raises(grpc.RpcError) as error:
+                second.jobs.ListEvents(feed_pb2.ListEventsRequest(after_cursor=cursor), metadata=CLIENT)
         assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert error_info(error.value).reason == "CURSOR_UNKNOWN"
     finally:
