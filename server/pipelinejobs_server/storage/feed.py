@@ -21,6 +21,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.read_concern import ReadConcern
 
 from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.feed import CANCELLED, EVENT, FeedEntry, FeedFilter
@@ -30,6 +31,7 @@ from .database import Database, Document, translate_errors
 FEED, FEED_META = "feed", "feed_meta"
 PENDING = "feed_pending"  # on a job_events document until the relay fed it (storage/documents.py)
 _EPOCH, _HORIZON, _LEASE = "epoch", "horizon", "relay"
+MAJORITY = ReadConcern("majority")
 
 
 def _utc(moment: datetime) -> datetime:
@@ -126,10 +128,13 @@ def filter_query(feed_filter: FeedFilter) -> Document:
 
 class FeedStore:
     def __init__(self, database: Database) -> None:
-        self._feed = database.database[FEED]
-        self._meta = database.database[FEED_META]
-        self._events = database.collections.job_events
-        self._jobs = database.collections.jobs
+        # Majority reads: on a replica set, what the relay copies and what readers see has been written to
+        # a majority and cannot be rolled back by a failover (a position read and then lost would be
+        # taken again by another entry). On a single node this is what a plain read sees.
+        self._feed = database.database.get_collection(FEED, read_concern=MAJORITY)
+        self._meta = database.database.get_collection(FEED_META, read_concern=MAJORITY)
+        self._events = database.collections.job_events.with_options(read_concern=MAJORITY)
+        self._jobs = database.collections.jobs.with_options(read_concern=MAJORITY)
         self._epoch: str | None = None
 
     @translate_errors
