@@ -55,12 +55,13 @@ STOP_MARGIN_S = STEP_SLACK_S + STEP_SLACK_S + CANCEL_WAIT_S + CLOSE_TIMEOUT_S + 
 class Feed:
     """The event feed's moving parts: the relay that fills it and the tail that wakes its watches."""
 
+    store: FeedStore
     relay: FeedRelay
     tail: FeedTail
 
 
 def build_feed(settings: Settings, database: Database, clock: Clock) -> Feed:
-    store = FeedStore(database)
+    store = FeedStore(database, majority_reads=settings.feed.majority_reads)
     tail = FeedTail(store, poll_s=settings.feed.poll_s)
     relay = FeedRelay(
         store,
@@ -70,7 +71,7 @@ def build_feed(settings: Settings, database: Database, clock: Clock) -> Feed:
         poll_s=settings.feed.poll_s,
         on_fed=tail.poke,
     )
-    return Feed(relay, tail)
+    return Feed(store, relay, tail)
 
 
 def build_services(
@@ -96,7 +97,7 @@ def build_services(
         ),
         provenance=Provenance(jobs, settler, pipelines, settings.limits),
         feed=EventFeed(
-            FeedStore(database),
+            feed.store,
             feed.tail,
             watch_limits,
             settings.limits,
@@ -171,7 +172,8 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
     await grpc_server.health.check_once()
     grpc_server.health.start()
     notifier.start()
-    feed.relay.start()
+    if settings.feed.relay:
+        feed.relay.start()
     await grpc_server.server.start()
     metrics_http = (
         None

@@ -111,6 +111,11 @@ class Feed:
     # the bulk of a live watch's lag. An idle server makes two indexed reads per poll.
     poll_s: float = 0.05
     bookmark_s: float = 5.0  # a watch sends its cursor at least this often, even when nothing matched
+    # Off: this process never relays (another replica must, or the feed stands still); for measuring
+    # what the relay costs, and for replicas that should leave the database's work to the others.
+    relay: bool = True
+    # On for a replica set (ADR 015): the feed reads only what a majority holds. Off for one node.
+    majority_reads: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,8 @@ class Settings:
                 ),
                 poll_s=read_int(env, "PIPELINEJOBS_FEED_POLL_MS", int(Feed.poll_s * 1000), 5, maximum=5000)
                 / 1000,
+                relay=env.get("PIPELINEJOBS_FEED_RELAY", "on") not in ("off", "0", "false", "no"),
+                majority_reads=env.get("PIPELINEJOBS_FEED_MAJORITY_READS", "") in ("on", "1", "true", "yes"),
                 bookmark_s=read_seconds(
                     env, "PIPELINEJOBS_FEED_BOOKMARK_SECONDS", Feed.bookmark_s, maximum=600.0
                 ),

@@ -157,7 +157,9 @@ def test_a_cursor_of_another_feed_is_unknown(api: Stubs, mongodb_uri: str) -> No
 def test_a_cursor_ahead_of_the_feed_is_unknown(api: Stubs, db: Database) -> None:  # type: ignore[type-arg]
     create_job(api, register_pipeline(api))
     cursor = fed(api, 1)[0].cursor
-    db.feed.delete_many({})  # as a database restored from a backup older than the cursor
+    # As a database restored from a backup older than the cursor: no feed yet, and its head at 0.
+    db.feed.delete_many({})
+    db.feed_meta.update_one({"_id": "head"}, {"$set": {"p": 0}})
     with pytest.raises(grpc.RpcError) as error:
         api.jobs.ListEvents(feed_pb2.ListEventsRequest(after_cursor=cursor), metadata=CLIENT)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -172,7 +174,7 @@ def test_a_cursor_past_the_retention_has_expired_and_names_the_oldest(api: Stubs
     # What the relay's prune does past the retention: the horizon first, then the entries.
     through = 2
     db.feed_meta.update_one({"_id": "horizon"}, {"$max": {"through": through}}, upsert=True)
-    db.feed.delete_many({"_id": {"$lte": through}})
+    db.feed.delete_many({"p": {"$lte": through}})
     with pytest.raises(grpc.RpcError) as error:
         api.jobs.ListEvents(feed_pb2.ListEventsRequest(after_cursor=entries[0].cursor), metadata=CLIENT)
     assert error.value.code() == grpc.StatusCode.OUT_OF_RANGE

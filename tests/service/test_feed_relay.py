@@ -121,7 +121,7 @@ def test_several_relays_at_once_feed_each_entry_once_in_order(
         assert [e.seq for e in entries if e.job_uuid == job.job.uuid] == [
             h.seq for h in history(api, job.job.uuid)
         ]
-    positions = [doc["_id"] for doc in db.feed.find({}, {"_id": 1}).sort("_id", 1)]
+    positions = sorted(doc["p"] for doc in db.feed.find({}, {"p": 1}))
     assert positions == list(range(1, len(entries) + 1))
 
 
@@ -132,7 +132,7 @@ def test_prune_moves_the_horizon_before_it_deletes(
     for _ in range(4):
         send(api, job.job.uuid, "update", token=job.token)
     entries = fed(api, 5)
-    third = db.feed.find_one({"_id": 3}) or {}
+    third = db.feed.find_one({"p": 3}) or {}
 
     async def prune() -> tuple[int, int]:
         database = Database(mongodb_uri, database_name)
@@ -145,5 +145,5 @@ def test_prune_moves_the_horizon_before_it_deletes(
 
     through, horizon = asyncio.run(prune())
     assert through == horizon >= 3
-    assert db.feed.count_documents({"_id": {"$lte": horizon}}) == 0
+    assert db.feed.count_documents({"p": {"$lte": horizon}}) == 0
     assert [e.uuid for e in list_all(api)[0]] == [e.uuid for e in entries[horizon:]]

@@ -19,7 +19,13 @@ from datetime import datetime
 
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.clock import Clock
-from pipelinejobs_server.domain.errors import CursorExpired, CursorUnknown, FeedWatchResume, InvalidArgument
+from pipelinejobs_server.domain.errors import (
+    CursorExpired,
+    CursorUnknown,
+    DatabaseUnavailable,
+    FeedWatchResume,
+    InvalidArgument,
+)
 from pipelinejobs_server.domain.feed import Cursor, FeedEntry, FeedFilter, decode_cursor
 from pipelinejobs_server.settings import Limits
 from pipelinejobs_server.storage.feed import FeedStore, Window
@@ -34,6 +40,7 @@ SPAN = 10_000  # positions one read looks at, at most: a rare filter costs bound
 LINK_KINDS = ("lab", "experiment", "sample")
 MAX_UUIDS = 100
 WATCH_BATCH = 500  # entries a watch reads at a time while it catches up
+RETRY_S = 0.25  # after a read that failed, the watch reads again this soon
 
 
 @dataclass(frozen=True)
@@ -207,9 +214,15 @@ class EventFeed:
             if loop.time() >= deadline:
                 raise FeedWatchResume(await self._cursor(after), "the watch reached its maximum duration")
             woken.clear()  # before reading: a wake-up after the read sets it again
-            window = await self._read(
-                after, feed_filter, WATCH_BATCH, end=end, full=full, name="after_cursor"
-            )
+            try:
+                window = await self._read(
+                    after, feed_filter, WATCH_BATCH, end=end, full=full, name="after_cursor"
+                )
+            except DatabaseUnavailable:
+                # A read that got no answer in time: the watch goes on from where it is, as an idle
+                # WatchJob does through an outage, rather than end.
+                await self._wait(woken, RETRY_S)
+                continue
             for entry in window.entries:
                 yield entry, await self._cursor(entry.position)
                 after = entry.position

@@ -123,6 +123,9 @@ class FeedRelay:
 
     async def relay_once(self) -> int:
         """Feed what is ready now; how many entries were fed (0 also when another feeder got in first)."""
+        # A round that failed after its insert (its answer lost) left the head behind: readers read only
+        # up to the head, so it is caught up first, whether or not there is anything new to feed.
+        await self._store.repair_head()
         documents = await self._store.pending(BATCH)
         if not documents:
             return 0
