@@ -23,7 +23,7 @@ from .service.bundle import Services
 from .service.credentials import Credentials
 from .service.events import Events
 from .service.feed import EventFeed
-from .service.feed_relay import FeedRelay
+from .service.feed_relay import FeedRelay, WakingJobStore
 from .service.feed_tail import FeedTail
 from .service.jobs import Jobs
 from .service.listing import JobListing
@@ -79,7 +79,8 @@ def build_services(
 ) -> Services:
     """Stores over ``database``, and the services over them."""
     feed = feed or build_feed(settings, database, clock)
-    jobs, pipelines = JobStore(database), PipelineStore(database)
+    # Its writers wake the feed's relay as soon as they advance a record (service/feed_relay.py).
+    jobs, pipelines = WakingJobStore(database, feed.relay), PipelineStore(database)
     rejected = RejectedStore(database, keep=settings.limits.max_rejected_per_job)
     settler = RecordSettler(jobs)
     # One set of caps for every live feed of the process: a feed added later takes its slots here too.

@@ -25,17 +25,19 @@ import logging
 import random
 import secrets
 import uuid as uuid_module
-from collections import defaultdict
-from collections.abc import Callable
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from pipelinejobs_server.domain.clock import Clock
 from pipelinejobs_server.domain.errors import ConcurrentModification, NotFound, PipelineJobsError
 from pipelinejobs_server.domain.feed import CANCELLED, EVENT, FeedEntry
-from pipelinejobs_server.domain.records import JobRecord
-from pipelinejobs_server.storage.database import Document
+from pipelinejobs_server.domain.records import JobRecord, RecordedEntry
+from pipelinejobs_server.domain.tokens import StoredToken
+from pipelinejobs_server.storage.database import Database, Document
 from pipelinejobs_server.storage.documents import event_from_document
 from pipelinejobs_server.storage.feed import FeedStore, JobFacts, PositionTaken
+from pipelinejobs_server.storage.jobs import JobStore
 
 from .settling import RecordSettler
 
@@ -46,6 +48,8 @@ STUCK_S = 2.0  # an entry its record has not covered for this long: its writer d
 LEASE_S = 6.0  # a relay that stops renewing is replaced this long after its last renewal, at most
 RENEW_S = 2.0  # how often the holder renews, and how often the others try to take over
 PRUNE_S = 60.0  # how often the holder deletes what passed the retention
+COALESCE_S = 0.01  # after a wake-up, wait this long for more: fewer, larger rounds
+REMEMBERED_JOBS = 10_000  # jobs whose last fed seq the relay keeps in memory (a few hundred KiB)
 CANCELLED_NAMESPACE = uuid_module.UUID("5b0c6c1e-77c4-4d2e-9a57-2f3e0d0b6a15")
 
 
@@ -116,8 +120,18 @@ class FeedRelay:
         self._on_fed = on_fed
         self._holder = secrets.token_hex(8)
         self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.holding = False
+        # Until a round went through cleanly: the head may be behind what was taken, and entries marked
+        # pending may be fed already (a feeder died, or lost its answers, between its writes).
+        self._suspect = True
+        self._head: int | None = None
+        self._last_fed: OrderedDict[str, int] = OrderedDict()  # job -> the last seq this relay fed
+
+    def poke(self) -> None:
+        """A record was advanced in this process: relay now rather than at the next poll."""
+        self._woken.set()
 
     # -- one round ------------------------------------------------------------------------------------
 
@@ -125,7 +139,8 @@ class FeedRelay:
         """Feed what is ready now; how many entries were fed (0 also when another feeder got in first)."""
         # A round that failed after its insert (its answer lost) left the head behind: readers read only
         # up to the head, so it is caught up first, whether or not there is anything new to feed.
-        await self._store.repair_head()
+        if self._suspect:
+            self._head = await self._store.repair_head()
         documents = await self._store.pending(BATCH)
         if not documents:
             return 0
@@ -134,9 +149,13 @@ class FeedRelay:
             by_job[document["job_uuid"]].append(document)
         facts = await self._store.job_facts(list(by_job))
         # An entry fed only after the one before it: a read of pending entries is not a snapshot.
-        blocked = await self._store.still_pending(
-            [(job, entries[0]["seq"] - 1) for job, entries in by_job.items() if entries[0]["seq"] > 1]
-        )
+        # Known from this relay's own rounds for jobs it fed lately; asked of the database for the rest.
+        unsure = [
+            (job, entries[0]["seq"] - 1)
+            for job, entries in by_job.items()
+            if entries[0]["seq"] > 1 and self._last_fed.get(job) != entries[0]["seq"] - 1
+        ]
+        blocked = await self._store.still_pending(unsure)
         now = self._clock.now()
         ready: list[FeedEntry] = []
         orphans: list[str] = []
@@ -169,14 +188,26 @@ class FeedRelay:
     async def _feed(self, entries: list[FeedEntry]) -> int:
         if not entries:
             return 0
-        already = await self._store.fed([entry.uuid for entry in entries])
-        new = [entry for entry in entries if entry.uuid not in already]
+        new = entries
+        if self._suspect:
+            already = await self._store.fed([entry.uuid for entry in entries])
+            new = [entry for entry in entries if entry.uuid not in already]
         if new:
             try:
-                await self._store.append(new)
+                self._suspect = True  # until the insert's answer is in
+                # Not suspect: the head is the one this relay took last. Had another feeder taken
+                # positions since, the insert fails on the unique position and the next round repairs.
+                placed = await self._store.append(new, known_head=self._head, trusted=not self._suspect)
             except PositionTaken:
-                return 0  # someone else fed meanwhile; the next round sorts out what is left
+                return 0  # someone else fed meanwhile (or these were fed): the next round sorts it out
+            self._head = placed[-1].position
+        for entry in entries:
+            self._last_fed[entry.job_uuid] = entry.seq
+            self._last_fed.move_to_end(entry.job_uuid)
+        while len(self._last_fed) > REMEMBERED_JOBS:
+            self._last_fed.popitem(last=False)
         await self._store.mark_fed([entry.uuid for entry in entries])
+        self._suspect = False
         self._on_fed()
         return len(new)
 
@@ -213,6 +244,7 @@ class FeedRelay:
     def stop(self) -> None:
         """Stop after the current round (the server's stop waits on ``task`` with its own deadline)."""
         self._stopping.set()
+        self._woken.set()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -232,13 +264,35 @@ class FeedRelay:
                         await self._store.prune(self._clock.now() - self._retention)
                         prune_at = loop.time() + PRUNE_S
             except PipelineJobsError as error:
+                self._suspect = True
                 log.warning("feed relay: %s; trying again", error.message)
             except Exception:
+                self._suspect = True
                 log.exception("feed relay failed; trying again")
             if fed >= BATCH:
                 continue  # a backlog: no pause until it is fed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._poll_s if self.holding else RENEW_S)
+                await asyncio.wait_for(self._woken.wait(), self._poll_s if self.holding else RENEW_S)
+            if self._woken.is_set() and not self._stopping.is_set():
+                await asyncio.sleep(COALESCE_S)  # the writers acknowledged at about the same time, together
+            self._woken.clear()
         if self.holding:
             with contextlib.suppress(PipelineJobsError):
                 await self._store.release_lease(self._holder)  # the next replica takes over at once
+
+
+class WakingJobStore(JobStore):
+    """The job store for this process's writers: each record it advances wakes the relay, so that an
+    event is fed within one round of its acknowledgement rather than within a poll."""
+
+    def __init__(self, database: Database, relay: FeedRelay) -> None:
+        super().__init__(database)
+        self._relay = relay
+
+    async def advance(
+        self, job: JobRecord, entries: Sequence[RecordedEntry], *, token: StoredToken | None = None
+    ) -> bool:
+        advanced = await super().advance(job, entries, token=token)
+        if advanced:
+            self._relay.poke()
+        return advanced

@@ -71,6 +71,7 @@ class Window:
     entries: list[FeedEntry]
     next_position: int  # resume after this position
     caught_up: bool  # next_position is the head: nothing more now
+    horizon: int = 0  # as read before the entries
 
 
 P = ParamSpec("P")
@@ -220,9 +221,10 @@ class FeedStore:
         answer was lost, in between)."""
         return await self._true_head()
 
-    async def _true_head(self) -> int:
-        """The head, caught up with positions a feeder took but did not record (it died in between)."""
-        head = await self.head()
+    async def _true_head(self, known: int | None = None) -> int:
+        """The head (``known``, or read), caught up with positions taken after it: by another feeder, or
+        by one that died (or lost its write's answer) before it recorded them."""
+        head = await self.head() if known is None else known
         cursor = self._feed.find({"p": {"$gt": head}}, {"p": 1}).sort("p", ASCENDING)
         taken = [int(document["p"]) async for document in cursor]
         # Dense: a position is taken only after the one before it, so the run after the head is unbroken.
@@ -233,6 +235,16 @@ class FeedStore:
 
     async def _advance_head(self, position: int) -> None:
         await self._meta.update_one({"_id": _HEAD}, {"$max": {"p": position}}, upsert=True)
+
+    @translate_errors
+    @bounded
+    async def bounds(self) -> tuple[int, int]:
+        """The head and the horizon, in one read."""
+        found = {
+            document["_id"]: document
+            async for document in self._meta.find({"_id": {"$in": [_HEAD, _HORIZON]}})
+        }
+        return int(found.get(_HEAD, {}).get("p", 0)), int(found.get(_HORIZON, {}).get("through", 0))
 
     @translate_errors
     @bounded
@@ -249,17 +261,17 @@ class FeedStore:
         """Up to ``limit`` matching entries after ``after``, looking at no more than ``span`` positions
         and none past ``end``. The head is read first: every position up to it is visible (see above),
         so the window never passes a position that may still be taken."""
-        head = await self.head()
+        head, horizon = await self.bounds()
         upto = min(head, after + span, end if end is not None else head)
         if upto <= after:
-            return Window([], after, caught_up=after >= head)
+            return Window([], after, caught_up=after >= head, horizon=horizon)
         query = {"p": {"$gt": after, "$lte": upto}, **filter_query(feed_filter)}
         projection = None if with_data else {"data_json": 0}
         cursor = self._feed.find(query, projection).sort("p", ASCENDING).limit(limit)
         entries = [entry_from_document(document, with_data=with_data) async for document in cursor]
         if len(entries) == limit:
-            return Window(entries, entries[-1].position, caught_up=entries[-1].position >= head)
-        return Window(entries, upto, caught_up=upto >= head)
+            return Window(entries, entries[-1].position, entries[-1].position >= head, horizon)
+        return Window(entries, upto, upto >= head, horizon)
 
     # -- feeding --------------------------------------------------------------------------------------
 
@@ -318,12 +330,14 @@ class FeedStore:
 
     @translate_errors
     @bounded
-    async def append(self, entries: Sequence[FeedEntry]) -> list[FeedEntry]:
+    async def append(
+        self, entries: Sequence[FeedEntry], *, known_head: int | None = None, trusted: bool = False
+    ) -> list[FeedEntry]:
         """Feed ``entries`` in this order at the next positions; the entries as fed (with positions).
 
         Raises ``PositionTaken`` when another feeder got in between: some of ``entries`` may have been
         fed then, which the caller's next read of ``fed`` tells."""
-        head = await self._true_head()
+        head = known_head if trusted and known_head is not None else await self._true_head(known_head)
         placed = [replace(entry, position=head + offset) for offset, entry in enumerate(entries, 1)]
         try:
             # Ordered: a failed insert stops the rest, so positions are taken in order and never skipped.
