@@ -230,3 +230,36 @@ def test_admin_events_carry_their_source(api: Stubs) -> None:
     fed(api, 2)
     admin = list_all(api, feed_filter=feed_pb2.FeedFilter(sources=[job_pb2.EVENT_SOURCE_ADMIN]))[0]
     assert [(e.seq, e.source) for e in admin] == [(2, job_pb2.EVENT_SOURCE_ADMIN)]
+
+
+def test_a_watch_the_server_ends_says_where_to_resume_and_the_client_goes_on(mongodb_uri: str) -> None:
+    from dataclasses import replace
+
+    from pipelinejobs_client import JobsClient
+    from pipelinejobs_server.settings import Streams
+    from tests.support import CLIENT_KEY
+
+    settings = test_settings(mongodb_uri, f"test_{uuid.uuid4().hex[:12]}")
+    short = ServerThread(replace(settings, streams=replace(Streams(), max_watch_s=1.0))).start()
+    try:
+        with stubs(short.address) as api:
+            job = create_job(api, register_pipeline(api))
+            cursor = fed(api, 1)[0].cursor
+            with pytest.raises(grpc.RpcError) as ended:
+                list(watch(api, feed_pb2.WatchEventsRequest(after_cursor=cursor)))
+            assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+            info = error_info(ended.value)
+            assert info.reason == "WATCH_RESUME"
+            assert info.metadata["after_cursor"] == cursor
+            with JobsClient(short.address, api_key=CLIENT_KEY) as client:
+                seen = []
+                for entry in client.watch_events(timeout=20):
+                    seen.append(entry.seq)
+                    if len(seen) == 1:
+                        time.sleep(1.5)  # past the watch's maximum duration: the client resumes it
+                        send(api, job.job.uuid, "run", token=job.token)
+                    if len(seen) == 2:
+                        break
+            assert seen == [1, 2]
+    finally:
+        short.stop()

@@ -126,17 +126,17 @@ class WatchResume(Unavailable):
             f"the watch ended ({why}); resume with after_seq={after_seq}", after_seq=str(after_seq), why=why
         )
 
-
-class FeedWatchResume(WatchResume):
-    """A WatchEvents stream the server ended: resume after ``after_cursor`` (same reason as WatchJob's)."""
-
-    def __init__(self, after_cursor: str, why: str) -> None:
+    @classmethod
+    def at_cursor(cls, after_cursor: str, why: str) -> WatchResume:
+        """The same end for a WatchEvents stream: resume after the feed cursor ``after_cursor``."""
+        error = cls.__new__(cls)
         PipelineJobsError.__init__(
-            self,
+            error,
             f"the watch ended ({why}); resume with after_cursor={after_cursor}",
             after_cursor=after_cursor,
             why=why,
         )
+        return error
 
 
 class CursorExpired(PipelineJobsError):

@@ -6,7 +6,7 @@ cursor that was handed out. A watch waits between reads to be woken by the proce
 and makes no query of its own while idle; it sends a bookmark (the position it has considered up to)
 every ``bookmark_s`` even when nothing matched, so that a consumer of a rare filter can resume from a
 recent cursor. Watches hold a slot of the same ``WatchLimits`` as WatchJob and end with
-``FeedWatchResume`` after the same maximum duration, or when the server stops (ADR 009).
+``WatchResume`` (metadata ``after_cursor``) after the same maximum duration, or when the server stops (ADR 009).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pipelinejobs_server.domain.errors import (
     CursorExpired,
     CursorUnknown,
     DatabaseUnavailable,
-    FeedWatchResume,
     InvalidArgument,
+    WatchResume,
 )
 from pipelinejobs_server.domain.feed import Cursor, FeedEntry, FeedFilter, decode_cursor
 from pipelinejobs_server.settings import Limits
@@ -108,7 +108,7 @@ class EventFeed:
         self._closing = asyncio.Event()
 
     def close(self) -> None:
-        """End every watch at its next step with ``FeedWatchResume``: for a graceful shutdown."""
+        """End every watch at its next step with ``WatchResume``: for a graceful shutdown."""
         self._closing.set()
 
     async def _cursor(self, position: int) -> str:
@@ -212,9 +212,11 @@ class EventFeed:
         bookmark_at = loop.time() + self._bookmark_s
         while True:
             if self._closing.is_set():
-                raise FeedWatchResume(await self._cursor(after), "the server is stopping")
+                raise WatchResume.at_cursor(await self._cursor(after), "the server is stopping")
             if loop.time() >= deadline:
-                raise FeedWatchResume(await self._cursor(after), "the watch reached its maximum duration")
+                raise WatchResume.at_cursor(
+                    await self._cursor(after), "the watch reached its maximum duration"
+                )
             woken.clear()  # before reading: a wake-up after the read sets it again
             try:
                 window = await self._read(

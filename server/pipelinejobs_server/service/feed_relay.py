@@ -143,6 +143,7 @@ class FeedRelay:
             self._head = await self._store.repair_head()
         documents = await self._store.pending(BATCH)
         if not documents:
+            self._suspect = False  # the head is repaired and nothing marked can have been fed already
             return 0
         by_job: dict[str, list[Document]] = defaultdict(list)
         for document in documents:
