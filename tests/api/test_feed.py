@@ -254,6 +254,7 @@ def test_a_watch_the_server_ends_says_where_to_resume_and_the_client_goes_on(mon
             with JobsClient(short.address, api_key=CLIENT_KEY) as client:
                 seen = []
                 for entry in client.watch_events(timeout=20):
+                    assert isinstance(entry, feed_pb2.FeedEntry)  # no bookmarks unless asked for
                     seen.append(entry.seq)
                     if len(seen) == 1:
                         time.sleep(1.5)  # past the watch's maximum duration: the client resumes it

@@ -6,7 +6,8 @@ cursor that was handed out. A watch waits between reads to be woken by the proce
 and makes no query of its own while idle; it sends a bookmark (the position it has considered up to)
 every ``bookmark_s`` even when nothing matched, so that a consumer of a rare filter can resume from a
 recent cursor. Watches hold a slot of the same ``WatchLimits`` as WatchJob and end with
-``WatchResume`` (metadata ``after_cursor``) after the same maximum duration, or when the server stops (ADR 009).
+``WatchResume`` (metadata ``after_cursor``) after the same maximum duration, or when the server
+stops (ADR 009).
 """
 
 from __future__ import annotations
