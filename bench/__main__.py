@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from . import callbacks, collection, history, latency, listing, profiling, throughput
+from . import callbacks, collection, feed, history, latency, listing, profiling, throughput
 from .harness import Environment
 from .parallel import STOP
 from .plan import FULL, QUICK, Plan
@@ -27,6 +27,7 @@ SECTIONS: dict[str, Section] = {
     "collection": collection.measure,
     "list": listing.measure,
     "callbacks": callbacks.measure,
+    "feed": feed.measure,
     "profile": profiling.measure,
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.json"

@@ -23,6 +23,7 @@ import grpc
 from google.protobuf.message import Message
 
 from pipelinejobs_client.api.v1 import (
+    feed_pb2,
     job_pb2,
     job_service_pb2,
     job_service_pb2_grpc,
@@ -305,6 +306,93 @@ class AsyncJobsClient:
                 async for reply in self._stream(self._jobs.WatchJob, request, deadline=left):
                     request.after_seq, received = reply.event.seq, True
                     yield reply.event
+                return
+            except ServiceUnavailable as error:
+                if not resume:
+                    raise
+                served = isinstance(error, WatchResume) and monotonic() - opened >= SERVED_S
+                failures = 0 if received or served else failures + 1
+                if failures >= self._retry.attempts:
+                    raise
+            pause = self._retry.backoff(max(failures - 1, 0))
+            await sleep(pause if deadline is None else max(min(pause, deadline - monotonic()), 0))
+
+    # -- the event feed -------------------------------------------------------------------------------
+
+    async def list_events(
+        self, *, after_cursor: str = "", page_size: int = 0, full: bool = False, **filters: Any
+    ) -> feed_pb2.ListEventsResponse:
+        """One page of the feed of every job's events after ``after_cursor`` (the oldest kept for "").
+
+        ``filters`` are the keyword arguments of ``requests.feed_filter`` (``pipelines``, ``events``,
+        ``to_states``, ``jobs``, ``sources``, ``lab``, ``experiment``, ``sample``, ``include_cancelled``);
+        ``full`` adds each event's data. The reply's ``next_cursor`` is where to go on; ``caught_up``
+        says there is nothing more now. Raises ``CursorExpired`` / ``CursorUnknown`` for a bad cursor.
+        """
+        request = feed_pb2.ListEventsRequest(
+            filter=requests.feed_filter(**filters),
+            after_cursor=after_cursor,
+            page_size=page_size,
+            view=requests.feed_view(full),
+        )
+        return await self._call(self._jobs.ListEvents, request)
+
+    async def iter_events(
+        self, *, after_cursor: str = "", page_size: int = 0, full: bool = False, **filters: Any
+    ) -> AsyncIterator[feed_pb2.FeedEntry]:
+        """Every entry after ``after_cursor`` up to the newest, page after page (each has its cursor)."""
+        while True:
+            page = await self.list_events(
+                after_cursor=after_cursor, page_size=page_size, full=full, **filters
+            )
+            for entry in page.entries:
+                yield entry
+            after_cursor = page.next_cursor
+            if page.caught_up:
+                return
+
+    async def watch_events(
+        self,
+        *,
+        after_cursor: str = "",
+        from_now: bool = False,
+        full: bool = False,
+        end_cursor: str = "",
+        end_time: datetime | None = None,
+        bookmarks: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 - the whole watch's gRPC deadline
+        resume: bool = True,
+        **filters: Any,
+    ) -> AsyncIterator[feed_pb2.FeedEntry | feed_pb2.FeedBookmark]:
+        """The feed after ``after_cursor`` (or ``from_now``), then each new entry, for as long as it runs.
+
+        Ends at ``end_cursor`` or ``end_time`` when given. With ``bookmarks`` it also yields the server's
+        bookmarks (``FeedBookmark``: the newest cursor considered, every few seconds). With ``resume`` it
+        goes on by itself from the last cursor it received (an entry's or a bookmark's) when the server
+        ends the watch or the connection drops, as ``watch_job`` does: nothing skipped or repeated.
+        Keep the last ``cursor`` you processed to resume after a restart of your own program.
+        """
+        request = requests.watch_events(
+            after_cursor=after_cursor,
+            from_now=from_now,
+            full=full,
+            end_cursor=end_cursor,
+            end_time=end_time,
+            filters=filters,
+        )
+        deadline = None if timeout is None else monotonic() + timeout
+        failures = 0
+        while True:
+            left = None if deadline is None else deadline - monotonic()
+            if left is not None and left <= 0:
+                raise DeadlineExceeded("the watch's deadline passed", code=grpc.StatusCode.DEADLINE_EXCEEDED)
+            opened, received = monotonic(), False
+            try:
+                async for reply in self._stream(self._jobs.WatchEvents, request, deadline=left):
+                    item = reply.entry if reply.WhichOneof("item") == "entry" else reply.bookmark
+                    request.after_cursor, request.from_now, received = item.cursor, False, True
+                    if isinstance(item, feed_pb2.FeedEntry) or bookmarks:
+                        yield item
                 return
             except ServiceUnavailable as error:
                 if not resume:

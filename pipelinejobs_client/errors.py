@@ -184,6 +184,23 @@ class WatchResume(ServiceUnavailable):
         return int(raw) if raw.isdigit() else 0
 
 
+class CursorExpired(PipelineJobsError):
+    """A feed cursor older than the feed's retention: the entries after it were deleted. ``oldest_cursor``
+    is the oldest one the feed still serves (resuming there skips what was deleted, knowingly)."""
+
+    REASON = "CURSOR_EXPIRED"
+
+    @property
+    def oldest_cursor(self) -> str:
+        return self.metadata.get("oldest_cursor", "")
+
+
+class CursorUnknown(PipelineJobsError):
+    """A feed cursor this feed never gave out: another installation's, or a database reset since."""
+
+    REASON = "CURSOR_UNKNOWN"
+
+
 class TooManyWatches(PipelineJobsError):
     """The API key, or the server, has as many watches open as it allows (``limit``): end one first.
 
@@ -243,6 +260,7 @@ BY_CODE: Final[dict[grpc.StatusCode, type[PipelineJobsError]]] = {
     grpc.StatusCode.ABORTED: Aborted,
     grpc.StatusCode.UNAVAILABLE: ServiceUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.OUT_OF_RANGE: CursorExpired,
 }
 
 

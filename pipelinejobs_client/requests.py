@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from google.protobuf import timestamp_pb2
 
-from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2, pipeline_pb2, pipeline_service_pb2
+from pipelinejobs_client.api.v1 import feed_pb2, job_pb2, job_service_pb2, pipeline_pb2, pipeline_service_pb2
 
 from .names import EventLike, event_value, source_value, state_value
 from .payload import fill
@@ -173,3 +173,52 @@ def watch_job(
     return job_service_pb2.WatchJobRequest(
         uuid=job_uuid, after_seq=after_seq, until_states=[state_value(state) for state in until_states]
     )
+
+
+def feed_filter(
+    *,
+    pipelines: str | Iterable[str] = (),
+    events: Iterable[EventLike] = (),
+    to_states: Iterable[str | int] = (),
+    jobs: str | Iterable[str] = (),
+    sources: Iterable[str | int] = (),
+    lab: str | Iterable[str] = (),
+    experiment: str | Iterable[str] = (),
+    sample: str | Iterable[str] = (),
+    include_cancelled: bool = False,
+) -> feed_pb2.FeedFilter:
+    """The feed's filter from names ("finish", "FAILED", "callback") and uuids; see docs/events.md."""
+    return feed_pb2.FeedFilter(
+        pipeline_uuids=_links(pipelines),
+        events=[event_value(event) for event in events],
+        to_states=[state_value(state) for state in to_states],
+        job_uuids=_links(jobs),
+        sources=[source_value(source) for source in sources],
+        links=job_pb2.JobLinks(lab=_links(lab), experiment=_links(experiment), sample=_links(sample)),
+        include_cancelled=include_cancelled,
+    )
+
+
+def feed_view(full: bool) -> feed_pb2.FeedView.ValueType:
+    return feed_pb2.FEED_VIEW_FULL if full else feed_pb2.FEED_VIEW_BASIC
+
+
+def watch_events(
+    *,
+    after_cursor: str,
+    from_now: bool,
+    full: bool,
+    end_cursor: str,
+    end_time: datetime | None,
+    filters: Mapping[str, Any],
+) -> feed_pb2.WatchEventsRequest:
+    request = feed_pb2.WatchEventsRequest(
+        filter=feed_filter(**filters),
+        after_cursor=after_cursor,
+        from_now=from_now,
+        view=feed_view(full),
+        end_cursor=end_cursor,
+    )
+    if end_time is not None:
+        request.end_time.FromDatetime(end_time.astimezone(UTC))
+    return request

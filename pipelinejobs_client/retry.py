@@ -38,11 +38,15 @@ RETRY_SAFE: Final[Mapping[str, str]] = {
     "/pipelinejobs.v1.JobService/RevokeTokens": "revoking what is already revoked removes nothing more",
     "/pipelinejobs.v1.JobService/GetStateMachine": _READ,
     "/pipelinejobs.v1.JobService/ExportProvenance": _READ,
+    "/pipelinejobs.v1.JobService/ListEvents": _READ,
 }
 
 RETRY_UNSAFE: Final[Mapping[str, str]] = {
     "/pipelinejobs.v1.JobService/WatchJob": (
         "a stream: a repeat would send the entries already received again; resume with after_seq"
+    ),
+    "/pipelinejobs.v1.JobService/WatchEvents": (
+        "a stream: a repeat would send the entries already received again; resume with after_cursor"
     ),
 }
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
-from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2, pipeline_pb2
+from pipelinejobs_client.api.v1 import feed_pb2, job_pb2, job_service_pb2, pipeline_pb2
 from pipelinejobs_client.history import plain_object, seed_date, seed_history
 from pipelinejobs_client.names import event_name, source_name, state_name
 from pipelinejobs_client.payload import to_dict
@@ -145,4 +145,30 @@ def verdict(uuid: str, reply: job_service_pb2.VerifyHistoryResponse) -> dict[str
         "checked": reply.checked,
         "first_bad_seq": reply.first_bad_seq,
         "reason": reply.reason,
+    }
+
+
+def feed_entry(message: feed_pb2.FeedEntry) -> dict[str, Any]:
+    """One entry of the event feed (docs/events.md), with its cursor."""
+    cancelled = message.kind == feed_pb2.FEED_ENTRY_KIND_CANCELLED
+    return {
+        "cursor": message.cursor,
+        "kind": "cancelled" if cancelled else "event",
+        "job_uuid": message.job_uuid,
+        "pipeline_uuid": message.pipeline_uuid,
+        "links": {
+            "lab": list(message.links.lab),
+            "experiment": list(message.links.experiment),
+            "sample": list(message.links.sample),
+        },
+        "seq": message.seq,
+        "event": "cancelled" if cancelled else _event(message.event),
+        "from_state": _state(message.from_state),
+        "to_state": _state(message.to_state),
+        "timestamp": iso(message.timestamp),
+        "data": data(message.data),
+        "source": source_name(message.source) if message.source else None,
+        "hash": message.hash,
+        "uuid": message.uuid,
+        "feed_time": iso(message.feed_time),
     }

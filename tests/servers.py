@@ -24,7 +24,7 @@ from starlette.types import ASGIApp
 from pipelinejobs_server import shim, ui
 from pipelinejobs_server.app import STOP_MARGIN_S, RunningServer, start_server
 from pipelinejobs_server.domain.clock import SYSTEM_CLOCK, Clock
-from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.settings import Feed, Settings
 from pipelinejobs_server.stopping import settle_tasks
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from pipelinejobs_server.web.connections import ConnectionLimits
@@ -42,6 +42,7 @@ def test_settings(uri: str, database: str, **changes: Any) -> Settings:
         admin_keys=(ADMIN_KEY,),
         client_keys=(CLIENT_KEY,),
         health_interval_s=0.2,
+        feed=Feed(bookmark_s=1.0),
     )
     return replace(settings, **changes)
 

@@ -19,7 +19,7 @@ from importlib import metadata
 
 from pipelinejobs_client.errors import DeadlineExceeded, PipelineJobsError, ServiceUnavailable
 
-from . import common, fsm, health, history, jobs, output, pipelines, plugins
+from . import common, events, fsm, health, history, jobs, output, pipelines, plugins
 
 EXIT_OK = 0
 EXIT_SERVICE = 1
@@ -54,6 +54,7 @@ def build_parser(contributed: Mapping[str, plugins.Command | str] | None = None)
     )
     pipelines.add_commands(commands)
     jobs.add_commands(commands)
+    events.add_commands(commands)
     fsm.add_commands(commands)
     health.add_commands(commands)
     for name, command in (contributed or {}).items():

@@ -22,6 +22,9 @@ from .domain.clock import SYSTEM_CLOCK, Clock
 from .service.bundle import Services
 from .service.credentials import Credentials
 from .service.events import Events
+from .service.feed import EventFeed
+from .service.feed_relay import FeedRelay, WakingJobStore
+from .service.feed_tail import FeedTail
 from .service.jobs import Jobs
 from .service.listing import JobListing
 from .service.pipelines import Pipelines
@@ -32,6 +35,7 @@ from .service.watching import JobWatcher
 from .settings import Settings
 from .stopping import Budget
 from .storage.database import CLOSE_TIMEOUT_S, Database
+from .storage.feed import FeedStore
 from .storage.jobs import JobStore
 from .storage.notifications import HistoryNotifier
 from .storage.pipelines import PipelineStore
@@ -47,11 +51,36 @@ CANCEL_WAIT_S = 0.25  # a background task still inside the driver, after it was 
 STOP_MARGIN_S = STEP_SLACK_S + STEP_SLACK_S + CANCEL_WAIT_S + CLOSE_TIMEOUT_S + STEP_SLACK_S
 
 
+@dataclass
+class Feed:
+    """The event feed's moving parts: the relay that fills it and the tail that wakes its watches."""
+
+    store: FeedStore
+    relay: FeedRelay
+    tail: FeedTail
+
+
+def build_feed(settings: Settings, database: Database, clock: Clock) -> Feed:
+    store = FeedStore(database, majority_reads=settings.feed.majority_reads)
+    tail = FeedTail(store, poll_s=settings.feed.poll_s)
+    relay = FeedRelay(
+        store,
+        RecordSettler(JobStore(database)),
+        clock,
+        retention=settings.feed.retention,
+        poll_s=settings.feed.poll_s,
+        on_fed=tail.poke,
+    )
+    return Feed(store, relay, tail)
+
+
 def build_services(
-    settings: Settings, database: Database, notifier: HistoryNotifier, clock: Clock
+    settings: Settings, database: Database, notifier: HistoryNotifier, clock: Clock, feed: Feed | None = None
 ) -> Services:
     """Stores over ``database``, and the services over them."""
-    jobs, pipelines = JobStore(database), PipelineStore(database)
+    feed = feed or build_feed(settings, database, clock)
+    # Its writers wake the feed's relay as soon as they advance a record (service/feed_relay.py).
+    jobs, pipelines = WakingJobStore(database, feed.relay), PipelineStore(database)
     rejected = RejectedStore(database, keep=settings.limits.max_rejected_per_job)
     settler = RecordSettler(jobs)
     # One set of caps for every live feed of the process: a feed added later takes its slots here too.
@@ -61,13 +90,22 @@ def build_services(
     return Services(
         credentials=Credentials(settings.admin_keys, settings.client_keys),
         pipelines=Pipelines(settings.limits, pipelines, clock),
-        jobs=Jobs(settings, jobs, settler, pipelines, rejected, clock),
+        jobs=Jobs(settings, jobs, settler, pipelines, rejected, clock, feed=feed.relay),
         events=Events(settings, jobs, settler, rejected, clock),
         listing=JobListing(jobs, settings.limits),
         watcher=JobWatcher(
             jobs, settler, notifier, watch_limits, max_duration_s=settings.streams.max_watch_s
         ),
         provenance=Provenance(jobs, settler, pipelines, settings.limits),
+        feed=EventFeed(
+            feed.store,
+            feed.tail,
+            watch_limits,
+            settings.limits,
+            clock,
+            max_duration_s=settings.streams.max_watch_s,
+            bookmark_s=settings.feed.bookmark_s,
+        ),
     )
 
 
@@ -81,6 +119,8 @@ class RunningServer:
     watcher: JobWatcher
     metrics: ServerMetrics
     metrics_http: MetricsEndpoint | None = None
+    feed: Feed | None = None
+    events: EventFeed | None = None
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database.
@@ -99,7 +139,14 @@ class RunningServer:
         await budget.run("health: NOT_SERVING", self.health.stop(), STEP_SLACK_S)
         self.watcher.close()
         self.notifier.stop()
-        background = [task for task in (self.health.task, self.notifier.task) if task is not None]
+        tasks = [self.health.task, self.notifier.task]
+        if self.events is not None:
+            self.events.close()
+        if self.feed is not None:
+            self.feed.relay.stop()
+            self.feed.tail.stop()
+            tasks += [self.feed.relay.task, self.feed.tail.task]
+        background = [task for task in tasks if task is not None]
         await budget.run("gRPC server", self.server.stop(grace_s), grace_s + STEP_SLACK_S)
         if not await budget.wait("background tasks", background, STEP_SLACK_S):
             # Stuck in a driver call to a database that does not answer. Cancelling is safe now: each
@@ -118,13 +165,17 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
     await database.ensure_indexes()
     await RejectedStore(database).ensure_retention(settings.rejected_retention)
     notifier = HistoryNotifier(database.collections.job_events)
-    services = build_services(settings, database, notifier, clock)
+    await FeedStore(database).ensure()
+    feed = build_feed(settings, database, clock)
+    services = build_services(settings, database, notifier, clock, feed)
     metrics = ServerMetrics()
     services.events.batches.listeners.append(metrics.observe_batch)
     grpc_server = build_grpc_server(settings, services, metrics, database.ping)
     await grpc_server.health.check_once()
     grpc_server.health.start()
     notifier.start()
+    if settings.feed.relay:
+        feed.relay.start()
     await grpc_server.server.start()
     metrics_http = (
         None
@@ -140,4 +191,6 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
         services.watcher,
         metrics,
         metrics_http,
+        feed,
+        services.feed,
     )

@@ -36,6 +36,8 @@ TABLE: Final[dict[type[errors.PipelineJobsError], Codes]] = {
     errors.Unavailable: Codes(grpc.StatusCode.UNAVAILABLE, 503),
     errors.TooManyWatches: Codes(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
     errors.EventQueueFull: Codes(grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
+    errors.CursorExpired: Codes(grpc.StatusCode.OUT_OF_RANGE, 410),
+    errors.CursorUnknown: Codes(grpc.StatusCode.FAILED_PRECONDITION, 409),
 }
 
 

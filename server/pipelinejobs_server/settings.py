@@ -109,6 +109,22 @@ class Streams:
 
 
 @dataclass(frozen=True)
+class Feed:
+    """The event feed (ADR 015): how long it keeps entries, how soon it sees new ones."""
+
+    retention: timedelta = timedelta(days=30)
+    # The relay looks for new history entries, and each process for new feed entries, this often:
+    # the bulk of a live watch's lag. An idle server makes two indexed reads per poll.
+    poll_s: float = 0.05
+    bookmark_s: float = 5.0  # a watch sends its cursor at least this often, even when nothing matched
+    # Off: this process never relays (another replica must, or the feed stands still); for measuring
+    # what the relay costs, and for replicas that should leave the database's work to the others.
+    relay: bool = True
+    # On for a replica set (ADR 015): the feed reads only what a majority holds. Off for one node.
+    majority_reads: bool = False
+
+
+@dataclass(frozen=True)
 class Tls:
     """Server-side TLS. Without a certificate the server speaks plaintext (loopback, trusted networks)."""
 
@@ -139,6 +155,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     tls: Tls = field(default_factory=Tls)
     streams: Streams = field(default_factory=Streams)
+    feed: Feed = field(default_factory=Feed)
     # None: no metrics endpoint; 0 picks a free port.
     metrics_port: int | None = None
     log_format: str = "text"
@@ -194,6 +211,20 @@ class Settings:
                 ),
                 max_concurrent_rpcs=read_int(
                     env, "PIPELINEJOBS_MAX_CONCURRENT_RPCS", Streams.max_concurrent_rpcs, 1
+                ),
+            ),
+            feed=Feed(
+                retention=timedelta(
+                    days=read_int(
+                        env, "PIPELINEJOBS_FEED_RETENTION_DAYS", Feed.retention.days, 1, maximum=36500
+                    )
+                ),
+                poll_s=read_int(env, "PIPELINEJOBS_FEED_POLL_MS", int(Feed.poll_s * 1000), 5, maximum=5000)
+                / 1000,
+                relay=env.get("PIPELINEJOBS_FEED_RELAY", "on") not in ("off", "0", "false", "no"),
+                majority_reads=env.get("PIPELINEJOBS_FEED_MAJORITY_READS", "") in ("on", "1", "true", "yes"),
+                bookmark_s=read_seconds(
+                    env, "PIPELINEJOBS_FEED_BOOKMARK_SECONDS", Feed.bookmark_s, maximum=600.0
                 ),
             ),
             tls=Tls(

@@ -22,8 +22,10 @@ import grpc
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from pipelinejobs_client.api.v1 import (
+    feed_pb2,
     job_pb2,
     job_service_pb2,
     pipeline_pb2,
@@ -116,6 +118,9 @@ def base_request(method: str, ready: Fixtures) -> Message:
         "RegisterPipeline": lambda: pipeline_service_pb2.RegisterPipelineRequest(
             name="caps", components=[pipeline_pb2.PipelineComponent(id="one")]
         ),
+        "ListEvents": lambda: feed_pb2.ListEventsRequest(page_size=1),
+        # Ends at once: from now, until a time that has passed.
+        "WatchEvents": lambda: feed_pb2.WatchEventsRequest(from_now=True, end_time=Timestamp(seconds=1)),
     }
     assert method in bases, f"add a valid {method} request here: it has a capped field"
     return bases[method]()
@@ -124,12 +129,20 @@ def base_request(method: str, ready: Fixtures) -> Message:
 def values(field: FieldDescriptor, count: int) -> list[Any]:
     """``count`` values for ``field``, all valid; past the number of distinct ones, repeats."""
     if field.enum_type is not None:
-        assert field.enum_type.full_name == "pipelinejobs.v1.JobState", f"add values for {field.full_name}"
-        return [STATES[n % len(STATES)] for n in range(count)]
+        known: dict[str, list[Any]] = {
+            "pipelinejobs.v1.JobState": STATES,
+            "pipelinejobs.v1.JobEvent": [v for v in job_pb2.JobEvent.values() if v],
+            "pipelinejobs.v1.EventSource": [v for v in job_pb2.EventSource.values() if v],
+        }
+        assert field.enum_type.full_name in known, f"add values for {field.full_name}"
+        choices = known[field.enum_type.full_name]
+        return [choices[n % len(choices)] for n in range(count)]
     if field.message_type is not None:
         assert field.message_type.full_name == "pipelinejobs.v1.PipelineComponent", field.full_name
         return [pipeline_pb2.PipelineComponent(id=f"component-{n}", version="1") for n in range(count)]
     assert field.type == FieldDescriptor.TYPE_STRING, f"add values for {field.full_name}"
+    if field.name.endswith("uuids"):
+        return [str(uuid.uuid4()) for _ in range(count)]
     return [f"{field.name}-{n}-{uuid.uuid4().hex[:8]}" for n in range(count)]
 
 

@@ -210,7 +210,8 @@ def test_idle_watchers_make_no_database_queries_while_the_change_stream_is_live(
     mongodb_uri: str, database_name: str, mongo: MongoClient[dict[str, Any]]
 ) -> None:
     """F5: every idle watcher polled the database once a second (200: 39 % of a core in the server, 35 %
-    in the database). Counted by the database itself: its serverStatus query counter."""
+    in the database). Counted by the database itself: its serverStatus query counter, against the
+    server's own queries without watchers (the event feed's relay looks for new entries every poll)."""
 
     def queries() -> int:
         return int(mongo.admin.command("serverStatus")["opcounters"]["query"])
@@ -218,6 +219,10 @@ def test_idle_watchers_make_no_database_queries_while_the_change_stream_is_live(
     with server_with(mongodb_uri, database_name) as server, stubs(server.address) as api:
         assert server.running is not None
         created = create_job(api, register_pipeline(api))
+        time.sleep(0.5)
+        before = queries()
+        time.sleep(3)
+        baseline = queries() - before
         calls = [open_watch(api, created.job.uuid, CLIENT_KEY, timeout=60) for _ in range(50)]
         notifier = server.running.notifier
         deadline = time.monotonic() + 10
@@ -233,7 +238,8 @@ def test_idle_watchers_make_no_database_queries_while_the_change_stream_is_live(
         assert {next(call).event.seq for call in calls} == {2}
         for call in calls:
             call.cancel()
-    assert idle == 0, f"{idle} queries from 50 idle watchers in 3 s"
+    # One poll a second by each watcher would be 150 more; the server's own vary by a few.
+    assert idle <= baseline + 10, f"{idle} queries with 50 idle watchers in 3 s, {baseline} without"
 
 
 def test_the_grpc_server_caps_calls_in_flight(mongodb_uri: str, database_name: str) -> None:

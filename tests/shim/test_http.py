@@ -57,6 +57,7 @@ def test_the_openapi_description_is_served_and_matches_the_tables(http: httpx.Cl
         "/v1/callbacks/agave",
         "/v1/callbacks/tapis",
         "/v1/events",
+        "/v1/feed/events",
         "/actors/v2/{manager_id}/messages",
         "/healthz",
         "/metrics",

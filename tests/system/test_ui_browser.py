@@ -285,3 +285,35 @@ def test_the_state_machine_drawing_keeps_its_labels_apart(
     badge = page.locator("#job-state").evaluate("e => getComputedStyle(e).backgroundColor")
     assert swatch == node == badge == "rgb(220, 38, 38)"  # FAILED's red
     page.close()
+
+
+def test_the_activity_page_follows_every_job_live_with_its_filter(
+    stack: tuple[ServerThread, DashboardThread], browser: BrowserContext, output_dir: Path
+) -> None:
+    server, shim = stack
+    lab = f"lab-{uuid.uuid4().hex[:8]}"
+    page: Page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{shim.url}/ui/activity?lab={lab}&event=run,finish")
+    if page.locator("#api-key").count():
+        page.fill("#api-key", CLIENT_KEY)
+        page.click("#sign-in")
+    expect(page.locator("#live")).to_have_attribute("data-status", "live", timeout=WAIT_MS)
+    with JobsClient(server.address, api_key=CLIENT_KEY) as client:
+        pipeline = client.register_pipeline("activity", ["activity@1"]).pipeline.uuid
+        ours = client.create_job(pipeline, lab=lab, sample="ours")
+        theirs = client.create_job(pipeline, lab="another-lab", sample=f"theirs-{lab}")
+        client.send_event(theirs.job.uuid, "run", token=theirs.token)  # another lab: not on this page
+        client.send_event(ours.job.uuid, "run", token=ours.token)
+        expect(page.locator("#activity-rows tr")).to_have_count(1, timeout=WAIT_MS)
+        send_through_shim(shim.url, ours.job.uuid, ours.token, "finish")
+    expect(page.locator("#activity-rows tr")).to_have_count(2, timeout=WAIT_MS)
+    expect(page.locator("#activity-rows tr").first).to_have_attribute("data-event", "finish")
+    expect(page.locator("#activity-rows tr").first.locator(".badge")).to_have_text("FINISHED")
+    assert {page.locator("#activity-rows tr").nth(n).get_attribute("data-job") for n in range(2)} == {
+        ours.job.uuid
+    }
+    page.screenshot(path=output_dir / "activity-live.png", full_page=True)
+    assert errors == []
+    page.close()

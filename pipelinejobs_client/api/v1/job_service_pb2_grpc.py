@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from pipelinejobs_client.api.v1 import feed_pb2 as pipelinejobs_dot_v1_dot_feed__pb2
 from pipelinejobs_client.api.v1 import job_service_pb2 as pipelinejobs_dot_v1_dot_job__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -102,6 +103,16 @@ class JobServiceStub:
                 '/pipelinejobs.v1.JobService/ExportProvenance',
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceRequest.SerializeToString,
                 response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceResponse.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/pipelinejobs.v1.JobService/ListEvents',
+                request_serializer=pipelinejobs_dot_v1_dot_feed__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=pipelinejobs_dot_v1_dot_feed__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/pipelinejobs.v1.JobService/WatchEvents',
+                request_serializer=pipelinejobs_dot_v1_dot_feed__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=pipelinejobs_dot_v1_dot_feed__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
 
 
@@ -213,6 +224,24 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEvents(self, request, context):
+        """Reads the feed of every accepted event of every job, in one order, a page after a cursor
+        (docs/events.md). OUT_OF_RANGE (CURSOR_EXPIRED) for a cursor past the retention, with the oldest
+        cursor in the details; FAILED_PRECONDITION (CURSOR_UNKNOWN) for one of another installation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Streams the feed after a cursor (or from now): the backlog, then each new entry, with a bookmark
+        every few seconds. Ends OK at end_cursor or end_time; UNAVAILABLE (WATCH_RESUME, metadata
+        after_cursor) when the server ends it: resume after that cursor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -280,6 +309,16 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ExportProvenance,
                     request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceRequest.FromString,
                     response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceResponse.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=pipelinejobs_dot_v1_dot_feed__pb2.ListEventsRequest.FromString,
+                    response_serializer=pipelinejobs_dot_v1_dot_feed__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=pipelinejobs_dot_v1_dot_feed__pb2.WatchEventsRequest.FromString,
+                    response_serializer=pipelinejobs_dot_v1_dot_feed__pb2.WatchEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -637,6 +676,60 @@ class JobService:
             '/pipelinejobs.v1.JobService/ExportProvenance',
             pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceRequest.SerializeToString,
             pipelinejobs_dot_v1_dot_job__service__pb2.ExportProvenanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipelinejobs.v1.JobService/ListEvents',
+            pipelinejobs_dot_v1_dot_feed__pb2.ListEventsRequest.SerializeToString,
+            pipelinejobs_dot_v1_dot_feed__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/pipelinejobs.v1.JobService/WatchEvents',
+            pipelinejobs_dot_v1_dot_feed__pb2.WatchEventsRequest.SerializeToString,
+            pipelinejobs_dot_v1_dot_feed__pb2.WatchEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

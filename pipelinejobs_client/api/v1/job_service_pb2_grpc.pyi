@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from pipelinejobs_client.api.v1 import feed_pb2 as _feed_pb2
 from pipelinejobs_client.api.v1 import job_service_pb2 as _job_service_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -79,6 +80,16 @@ class JobServiceStub:
     the plan it followed, the agent that launched it, its links, its archive path as the entity it
     generates, and every history entry.
     """
+    ListEvents: _grpc.UnaryUnaryMultiCallable[_feed_pb2.ListEventsRequest, _feed_pb2.ListEventsResponse]
+    """Reads the feed of every accepted event of every job, in one order, a page after a cursor
+    (docs/events.md). OUT_OF_RANGE (CURSOR_EXPIRED) for a cursor past the retention, with the oldest
+    cursor in the details; FAILED_PRECONDITION (CURSOR_UNKNOWN) for one of another installation.
+    """
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_feed_pb2.WatchEventsRequest, _feed_pb2.WatchEventsResponse]
+    """Streams the feed after a cursor (or from now): the backlog, then each new entry, with a bookmark
+    every few seconds. Ends OK at end_cursor or end_time; UNAVAILABLE (WATCH_RESUME, metadata
+    after_cursor) when the server ends it: resume after that cursor.
+    """
 
 @_typing.type_check_only
 class JobServiceAsyncStub(JobServiceStub):
@@ -130,6 +141,16 @@ class JobServiceAsyncStub(JobServiceStub):
     """Exports a job's provenance as a W3C PROV-JSON document: the job as an activity, its pipeline as
     the plan it followed, the agent that launched it, its links, its archive path as the entity it
     generates, and every history entry.
+    """
+    ListEvents: _aio.UnaryUnaryMultiCallable[_feed_pb2.ListEventsRequest, _feed_pb2.ListEventsResponse]  # type: ignore[assignment]
+    """Reads the feed of every accepted event of every job, in one order, a page after a cursor
+    (docs/events.md). OUT_OF_RANGE (CURSOR_EXPIRED) for a cursor past the retention, with the oldest
+    cursor in the details; FAILED_PRECONDITION (CURSOR_UNKNOWN) for one of another installation.
+    """
+    WatchEvents: _aio.UnaryStreamMultiCallable[_feed_pb2.WatchEventsRequest, _feed_pb2.WatchEventsResponse]  # type: ignore[assignment]
+    """Streams the feed after a cursor (or from now): the backlog, then each new entry, with a bookmark
+    every few seconds. Ends OK at end_cursor or end_time; UNAVAILABLE (WATCH_RESUME, metadata
+    after_cursor) when the server ends it: resume after that cursor.
     """
 
 class JobServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -257,6 +278,28 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         """Exports a job's provenance as a W3C PROV-JSON document: the job as an activity, its pipeline as
         the plan it followed, the agent that launched it, its links, its archive path as the entity it
         generates, and every history entry.
+        """
+
+    @_abc_1.abstractmethod
+    def ListEvents(
+        self,
+        request: _feed_pb2.ListEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_feed_pb2.ListEventsResponse, _abc.Awaitable[_feed_pb2.ListEventsResponse]]:
+        """Reads the feed of every accepted event of every job, in one order, a page after a cursor
+        (docs/events.md). OUT_OF_RANGE (CURSOR_EXPIRED) for a cursor past the retention, with the oldest
+        cursor in the details; FAILED_PRECONDITION (CURSOR_UNKNOWN) for one of another installation.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _feed_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_feed_pb2.WatchEventsResponse], _abc.AsyncIterator[_feed_pb2.WatchEventsResponse]]:
+        """Streams the feed after a cursor (or from now): the backlog, then each new entry, with a bookmark
+        every few seconds. Ends OK at end_cursor or end_time; UNAVAILABLE (WATCH_RESUME, metadata
+        after_cursor) when the server ends it: resume after that cursor.
         """
 
 def add_JobServiceServicer_to_server(servicer: JobServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

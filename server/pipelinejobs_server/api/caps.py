@@ -23,6 +23,8 @@ from google.protobuf.message import Message
 
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.errors import InvalidArgument
+from pipelinejobs_server.service.events import SOURCES
+from pipelinejobs_server.service.feed import MAX_UUIDS
 from pipelinejobs_server.service.pipelines import MAX_COMPONENTS
 from pipelinejobs_server.service.validation import MAX_LINK_VALUES
 
@@ -53,6 +55,11 @@ CAPS: dict[str, Cap | BoundedByBytes] = {
     "pipelinejobs.v1.ListJobsRequest.states": _STATES,
     "pipelinejobs.v1.WatchJobRequest.until_states": _STATES,
     "pipelinejobs.v1.RegisterPipelineRequest.components": Cap(MAX_COMPONENTS, "a pipeline's components"),
+    "pipelinejobs.v1.FeedFilter.pipeline_uuids": Cap(MAX_UUIDS, "pipelines to follow"),
+    "pipelinejobs.v1.FeedFilter.events": Cap(len(fsm.EVENTS), "each event once; duplicates are folded"),
+    "pipelinejobs.v1.FeedFilter.to_states": _STATES,
+    "pipelinejobs.v1.FeedFilter.job_uuids": Cap(MAX_UUIDS, "jobs to follow"),
+    "pipelinejobs.v1.FeedFilter.sources": Cap(len(SOURCES), "each source once"),
     "google.protobuf.Struct.fields": _DATA,
     "google.protobuf.ListValue.values": _DATA,
 }

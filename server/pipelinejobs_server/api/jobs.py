@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from pipelinejobs_client.api.v1 import job_pb2
+from pipelinejobs_client.api.v1 import feed_pb2, job_pb2
 from pipelinejobs_client.api.v1 import job_service_pb2 as pb
 from pipelinejobs_client.api.v1 import job_service_pb2_grpc as pb_grpc
 from pipelinejobs_client.names import event_name
@@ -30,6 +30,7 @@ from .convert import (
     struct_to_dict,
     timestamp,
 )
+from .feed import bookmark_to_proto, end_time, entry_to_proto, feed_filter, full_view
 from .interceptors import principal
 from .interceptors.around import Context
 from .listing import job_filter, job_order
@@ -68,6 +69,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self._listing = services.listing
         self._watcher = services.watcher
         self._provenance = services.provenance
+        self._feed = services.feed
         self._metrics = metrics  # events by outcome; calls are counted by the interceptors
         self._machine = state_machine()
         self._reply_limit = reply_limit  # the server's max_send_message_length: list replies fit in it
@@ -210,3 +212,41 @@ class JobServicer(pb_grpc.JobServiceServicer):
     ) -> pb.ExportProvenanceResponse:
         text = await self._provenance.export(principal(), request.uuid)
         return pb.ExportProvenanceResponse(document=text, media_type=MEDIA_TYPE)
+
+    async def ListEvents(
+        self, request: feed_pb2.ListEventsRequest, context: Context
+    ) -> feed_pb2.ListEventsResponse:
+        full = full_view(request.view)
+        listed = await self._feed.list_events(
+            principal(), feed_filter(request.filter), request.after_cursor, request.page_size, full=full
+        )
+        reply = feed_pb2.ListEventsResponse(next_cursor=listed.next_cursor, caught_up=listed.caught_up)
+        size = reply.ByteSize()
+        for entry, cursor in listed.entries:
+            message = entry_to_proto(entry, cursor, full=full)
+            size += message.ByteSize() + 8  # the field's tag and length
+            if size > self._reply_limit - 1024 and reply.entries:
+                # Cut by the message size (ADR 012): the next call resumes after the last entry sent.
+                reply.next_cursor, reply.caught_up = reply.entries[-1].cursor, False
+                break
+            reply.entries.append(message)
+        return reply
+
+    async def WatchEvents(
+        self, request: feed_pb2.WatchEventsRequest, context: Context
+    ) -> AsyncIterator[feed_pb2.WatchEventsResponse]:
+        full = full_view(request.view)
+        items = self._feed.watch_events(
+            principal(),
+            feed_filter(request.filter),
+            after_cursor=request.after_cursor,
+            from_now=request.from_now,
+            full=full,
+            end_cursor=request.end_cursor,
+            end_time=end_time(request.end_time, "end_time") if request.HasField("end_time") else None,
+        )
+        async for item in items:
+            if isinstance(item, tuple):
+                yield feed_pb2.WatchEventsResponse(entry=entry_to_proto(*item, full=full))
+            else:
+                yield feed_pb2.WatchEventsResponse(bookmark=bookmark_to_proto(item))

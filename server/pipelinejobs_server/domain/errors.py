@@ -126,6 +126,35 @@ class WatchResume(Unavailable):
             f"the watch ended ({why}); resume with after_seq={after_seq}", after_seq=str(after_seq), why=why
         )
 
+    @classmethod
+    def at_cursor(cls, after_cursor: str, why: str) -> WatchResume:
+        """The same end for a WatchEvents stream: resume after the feed cursor ``after_cursor``."""
+        error = cls.__new__(cls)
+        PipelineJobsError.__init__(
+            error,
+            f"the watch ended ({why}); resume with after_cursor={after_cursor}",
+            after_cursor=after_cursor,
+            why=why,
+        )
+        return error
+
+
+class CursorExpired(PipelineJobsError):
+    """A feed cursor older than the retention: the entries after it were deleted. ``oldest_cursor`` is the
+    oldest one still served (resuming there skips what was deleted, knowingly)."""
+
+    reason = "CURSOR_EXPIRED"
+
+    def __init__(self, message: str, *, oldest_cursor: str) -> None:
+        super().__init__(message, oldest_cursor=oldest_cursor)
+
+
+class CursorUnknown(PipelineJobsError):
+    """A well-formed feed cursor that this feed never gave out: another installation's, or a database
+    that was reset or restored from an older backup."""
+
+    reason = "CURSOR_UNKNOWN"
+
 
 class TooManyWatches(PipelineJobsError):
     reason = "TOO_MANY_WATCHES"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .credentials import Credentials
 from .events import Events
+from .feed import EventFeed
 from .jobs import Jobs
 from .listing import JobListing
 from .pipelines import Pipelines
@@ -23,3 +24,4 @@ class Services:
     listing: JobListing
     watcher: JobWatcher
     provenance: Provenance
+    feed: EventFeed

@@ -31,6 +31,7 @@ from pipelinejobs_server.storage.rejected import RejectedStore
 from . import paging, validation
 from .credentials import Principal, Role, require
 from .events import authorize, load_for_token
+from .feed_relay import FeedRelay
 from .settling import MAX_ATTEMPTS, RecordSettler
 
 
@@ -80,8 +81,10 @@ class Jobs:
         pipelines: PipelineStore,
         rejected: RejectedStore,
         clock: Clock,
+        feed: FeedRelay | None = None,
     ) -> None:
         self._settings = settings
+        self._feed = feed
         self._limits = settings.limits
         self._store = store
         self._settler = settler
@@ -251,6 +254,9 @@ class Jobs:
         return len(digests)
 
     async def _finish_cancel(self, job: JobRecord) -> None:
+        if self._feed is not None:
+            # Before the history goes: what the job did stays in the feed, and one entry says it ended.
+            await self._feed.record_cancel(job)
         await self._rejected.purge(job.uuid)
         await self._store.purge(job.uuid)
 

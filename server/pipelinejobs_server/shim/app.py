@@ -17,11 +17,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from pipelinejobs_client import AsyncJobsClient
 from pipelinejobs_client import errors as client_errors
 from pipelinejobs_server.domain import errors
+from pipelinejobs_server.web import feed_stream
 from pipelinejobs_server.web.body import read_limited
 from pipelinejobs_server.web.failures import Failure, failure, http_error
 from pipelinejobs_server.web.headers import NOSNIFF, DefaultHeaders
@@ -143,6 +145,40 @@ class Shim:
             return await self._answer(request, "actors", "agave", self._agave_work(request))
         return await self._answer(request, "actors", "event", self._event_work(request, envelope=True))
 
+    # -- the event feed ---------------------------------------------------------------------------
+
+    async def feed_events(self, request: Request) -> Response:
+        """The event feed as Server-Sent Events (docs/events.md), for programs holding a client key: the
+        shim relays callbacks with job tokens alone, so the caller's own key opens the feed, sent on as
+        is (``Authorization: Bearer <key>``). ``Last-Event-ID`` or ``?after=`` resumes."""
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return Failure(
+                401, "API_KEY_REQUIRED", "the feed needs a client key: 'Authorization: Bearer <key>'", {}
+            ).response()
+        chosen = feed_stream.filters(request.query_params)
+        cursor = feed_stream.resume_cursor(request.headers, request.query_params)
+        client = AsyncJobsClient(self.settings.server, api_key=key.strip(), tls=self.settings.tls or False)
+        try:
+            # A bad key, cursor or filter: answered now, before the stream's 200 has gone out.
+            await client.list_events(after_cursor=cursor, page_size=1, **chosen)
+        except _ERRORS as error:
+            await client.close()
+            return failure(error).response([key])
+
+        async def body() -> AsyncIterator[str]:
+            try:
+                async for chunk in feed_stream.stream(client, cursor, chosen):
+                    yield chunk
+            finally:
+                await client.close()
+
+        return StreamingResponse(
+            body(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+
     # -- operations -------------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
@@ -175,6 +211,7 @@ def create_app(settings: ShimSettings) -> Starlette:
         Route("/v1/callbacks/agave", shim.agave, methods=["GET", "POST"]),
         Route("/v1/callbacks/tapis", shim.tapis, methods=["POST"]),
         Route("/v1/events", shim.event, methods=["POST"]),
+        Route("/v1/feed/events", shim.feed_events, methods=["GET"]),
         Route("/actors/v2/{manager_id}/messages", shim.actors, methods=["POST"]),
         Route("/healthz", shim.healthz, methods=["GET"]),
         Route("/metrics", shim.prometheus, methods=["GET"]),

@@ -110,6 +110,37 @@ def document() -> dict[str, Any]:
                     "responses": _answers(*_CALLBACK_ERRORS[:2], *_CALLBACK_ERRORS[3:]),
                 }
             },
+            "/v1/feed/events": {
+                "get": {
+                    "operationId": "feedEvents",
+                    "summary": "the event feed of every job as Server-Sent Events (docs/events.md): "
+                    "one message per entry, its id the entry's cursor; Last-Event-ID or ?after= resumes "
+                    "after it. Needs 'Authorization: Bearer <client key>'; repeatable filters pipeline, "
+                    "job, event, to_state, source, lab, experiment, sample",
+                    "parameters": [
+                        {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}},
+                        *[
+                            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                            for name in (
+                                "pipeline",
+                                "job",
+                                "event",
+                                "to_state",
+                                "source",
+                                "lab",
+                                "experiment",
+                            )
+                        ],
+                    ],
+                    "responses": {
+                        "200": {"description": "the stream", "content": {"text/event-stream": {}}},
+                        "400": {"description": "a bad cursor or filter"},
+                        "401": {"description": "no valid client key"},
+                        "409": {"description": "CURSOR_UNKNOWN: a cursor of another feed"},
+                        "410": {"description": "CURSOR_EXPIRED: past the retention"},
+                    },
+                }
+            },
             "/actors/v2/{manager_id}/messages": {
                 "post": {
                     "operationId": "abacoMessage",

@@ -127,6 +127,9 @@ def event_to_document(entry: Entry, digest: str) -> Document:
         "source": entry.source,
         "prev_hash": entry.prev_hash,
         "hash": digest,
+        # Until the feed's relay copied the entry into the feed (storage/feed.py): the partial index on
+        # it holds only what is not fed yet. Not part of the entry, nor of its hash.
+        "feed_pending": True,
     }
     # Absent rather than empty, so the partial unique index only covers events that carry a key.
     if entry.idempotency_key:

@@ -117,7 +117,7 @@ class Dashboard:
         return self.render(request, "error.html", {"failure": answer}, status=answer.status)
 
     def routes(self) -> list[BaseRoute]:
-        from . import pages, signin  # the handlers import this module for its types
+        from . import activity, pages, signin  # the handlers import this module for its types
 
         def bind(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             return functools.partial(endpoint, self)
@@ -127,6 +127,8 @@ class Dashboard:
             Route("/login", bind(signin.login_form), methods=["GET"]),
             Route("/login", bind(signin.login), methods=["POST"]),
             Route("/logout", bind(signin.logout), methods=["POST"]),
+            Route("/activity", bind(activity.activity_page), methods=["GET"], name="ui-activity"),
+            Route("/activity/events", bind(activity.activity_events), methods=["GET"]),
             Route("/jobs/{uuid}", bind(pages.job_page), methods=["GET"]),
             Route("/jobs/{uuid}/events", bind(pages.job_events), methods=["GET"]),
             Route("/jobs/{uuid}/provenance.json", bind(pages.provenance), methods=["GET"]),

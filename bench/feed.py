@@ -1,0 +1,190 @@
+"""feed: the event feed's lag on a live watch, and what the feed costs the write path (ADR 015).
+
+Lag: SendEvent('update') open loop at ``RATE`` per second (futures, on a fixed schedule) while a
+WatchEvents stream from now reads the feed on the same server; an event's lag runs from the moment its
+SendEvent was acknowledged to the moment its entry arrived on the watch. p50 and p99 per repetition,
+beside the target (p99 <= 250 ms at 100 events/s).
+
+Cost: the throughput workload (bench/throughput.py: ``threads`` clients sending updates as fast as they
+can) against three servers on one database process, round after round in a rotating order: one that
+does not relay (``PIPELINEJOBS_FEED_RELAY=off``, its own database: nothing is ever fed there), one that
+relays (its own database), and the same one with a WatchEvents stream reading everything meanwhile.
+The event documents carry the feed's mark and index in all three: that part of the cost is in the
+baseline too (docs/performance.md, section 9, measures it apart).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import ExitStack
+from typing import Any
+
+import grpc
+
+from pipelinejobs_client.api.v1 import feed_pb2, job_pb2
+
+from .api import TIMEOUT_S, Api, JobHandle, connect, send_request
+from .harness import Environment
+from .latency import open_loop
+from .plan import Plan
+from .report import progress
+from .stats import Row, Runs, Target, paired_row, percentile
+from .throughput import WARM_SEQ, _service_round
+
+SECTION = "feed"
+RATE = 100.0
+LAG_TARGET_MS = 250.0
+COST_TARGET = Target(0.9, at_least=True)  # at most 10 % fewer events/s
+
+
+class Watch:
+    """A WatchEvents stream from now on its own thread, noting when each entry (by uuid) arrived."""
+
+    def __init__(self, api: Api) -> None:
+        self.arrived: dict[str, float] = {}
+        self.error: grpc.RpcError | None = None
+        self._call = api.jobs.WatchEvents(
+            feed_pb2.WatchEventsRequest(from_now=True), metadata=api.metadata, timeout=3600
+        )
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(TIMEOUT_S):
+            raise RuntimeError("the watch did not start")
+
+    def _read(self) -> None:
+        try:
+            for reply in self._call:
+                if reply.WhichOneof("item") == "entry":
+                    self.arrived[reply.entry.uuid] = time.perf_counter()
+                self._ready.set()  # the first reply of a watch from now is its starting bookmark
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                self.error = error
+
+    def close(self) -> None:
+        self._call.cancel()  # type: ignore[no-untyped-call]
+        self._thread.join(timeout=10)
+
+
+def _lags(api: Api, jobs: list[JobHandle], count: int, rep: int) -> list[float]:
+    """Seconds from each event's acknowledgement to its arrival on a live watch, ``count`` at RATE/s."""
+    acknowledged: dict[str, float] = {}
+    watch = Watch(api)
+    try:
+
+        def start(index: int) -> grpc.Future[Any]:
+            request = send_request(
+                jobs[index % len(jobs)], job_pb2.JOB_EVENT_UPDATE, {"n": index, "rep": rep}
+            )
+            future: grpc.Future[Any] = api.jobs.SendEvent.future(
+                request, metadata=api.metadata, timeout=TIMEOUT_S
+            )
+
+            def note(done: grpc.Future[Any]) -> None:
+                if done.exception() is None:
+                    acknowledged[done.result().event.uuid] = time.perf_counter()
+
+            future.add_done_callback(note)
+            return future
+
+        # First, the feed catches up with what came before (the throughput rounds): an entry sent now
+        # arrives only after every entry fed before it.
+        marker = start(-1).result(timeout=TIMEOUT_S).event.uuid
+        deadline = time.perf_counter() + 60
+        while marker not in watch.arrived and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        acknowledged.clear()
+        open_loop(start, RATE, count)
+        deadline = time.perf_counter() + 30
+        while (
+            any(uuid not in watch.arrived for uuid in list(acknowledged)) and time.perf_counter() < deadline
+        ):
+            time.sleep(0.05)
+    finally:
+        watch.close()
+    missing = [uuid for uuid in list(acknowledged) if uuid not in watch.arrived]
+    if missing:
+        raise RuntimeError(f"{len(missing)} acknowledged events never reached the watch ({watch.error})")
+    # An entry can arrive before its SendEvent's reply is read here: the lag is then 0, not negative.
+    return [max(watch.arrived[uuid] - at, 0.0) for uuid, at in acknowledged.items()]
+
+
+def _jobs(api: Api, tag: str, threads: int, per_thread: int) -> list[list[JobHandle]]:
+    pipeline = api.register_pipeline(f"bench-feed-{tag}")
+    jobs = [
+        [api.create_job(pipeline, {"bench": "feed", "tag": tag, "t": t, "j": j}) for j in range(per_thread)]
+        for t in range(threads)
+    ]
+    for share in jobs:
+        for job in share:
+            api.start(job, WARM_SEQ)
+    return jobs
+
+
+def measure(env: Environment, plan: Plan) -> list[Row]:
+    rounds = ("no relay", "relay", "relay + watcher")
+    rates: dict[str, list[float]] = {name: [] for name in rounds}
+    lag_runs: dict[int, list[float]] = {50: [], 99: []}
+    events = plan.threads * plan.events_per_thread
+    lag_count = 300 if plan.mode == "quick" else 1500
+    with ExitStack() as stack:
+        plain = env.start_server("bench_feed_off", settings={"PIPELINEJOBS_FEED_RELAY": "off"})
+        stack.callback(plain.stop)
+        relaying = env.start_server("bench_feed_on")
+        stack.callback(relaying.stop)
+        servers = {"no relay": plain, "relay": relaying, "relay + watcher": relaying}
+        apis = {
+            name: [stack.enter_context(connect(server.address, env.client_key)) for _ in range(plan.threads)]
+            for name, server in (("off", plain), ("on", relaying))
+        }
+        jobs = {name: _jobs(apis[name][0], name, plan.threads, plan.jobs_per_thread) for name in apis}
+        watcher_api = stack.enter_context(connect(relaying.address, env.client_key))
+        for rep in range(plan.throughput_reps):
+            for name in rounds[rep % len(rounds) :] + rounds[: rep % len(rounds)]:
+                side = "off" if servers[name] is plain else "on"
+                watch = Watch(watcher_api) if name == "relay + watcher" else None
+                try:
+                    elapsed, _ = _service_round(apis[side], jobs[side], plan.events_per_thread)
+                finally:
+                    if watch is not None:
+                        watch.close()
+                rates[name].append(events / elapsed)
+        lag_jobs = [job for share in jobs["on"] for job in share]
+        for rep in range(max(plan.throughput_reps // 2, 1)):
+            lags = _lags(apis["on"][0], lag_jobs, lag_count, rep)
+            for q in lag_runs:
+                lag_runs[q].append(percentile(lags, q) * 1000)
+        progress(
+            f"feed: {plan.throughput_reps} repetitions of {events} events per round; "
+            f"lag over {lag_count} events at {RATE:g}/s, {len(lag_runs[99])} repetitions"
+        )
+    clients = f"{plan.threads} clients, {plan.threads * plan.jobs_per_thread} jobs"
+    target = [LAG_TARGET_MS] * len(lag_runs[99])
+    return [
+        paired_row(
+            SECTION,
+            f"events/s, {clients}",
+            "1/s",
+            (("no relay", rates["no relay"]), ("relay", rates["relay"])),
+            COST_TARGET,
+        ),
+        paired_row(
+            SECTION,
+            f"events/s, {clients}",
+            "1/s",
+            (("no relay", rates["no relay"]), ("relay + a watcher", rates["relay + watcher"])),
+            COST_TARGET,
+        ),
+        Row(
+            SECTION, "lag, acknowledged to watched, p50", "ms", f"{RATE:g}/s open loop", Runs.of(lag_runs[50])
+        ),
+        paired_row(
+            SECTION,
+            "lag, acknowledged to watched, p99",
+            "ms",
+            (("target", target), (f"{RATE:g}/s open loop", lag_runs[99])),
+            Target(1.0),
+        ),
+    ]

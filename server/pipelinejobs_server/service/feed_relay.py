@@ -1,0 +1,299 @@
+"""The relay: copies accepted history entries into the feed, in an order every reader can trust (ADR 015).
+
+Writers do not touch the feed. Each history entry is inserted with ``feed_pending`` (storage/documents.py);
+the relay reads those entries, feeds the ones that were **accepted** — their job record was advanced over
+them (``seq`` at least theirs), which is what an acknowledged event is (ADR 003) — at the next positions,
+then clears their mark. One replica relays at a time, by a lease in the database; the others wait their
+turn. The lease only saves work: correctness comes from the feed's unique indexes (storage/feed.py), so
+a relay whose lease ran out while it was paused can do no harm, and CancelJob feeds through the same code.
+
+Order: positions are taken in the relay's order, so an entry committed late (a writer that took longer
+between its insert and its commit than another) simply gets a later position; a reader at position P
+never finds an entry before P later. A job's entries are fed in seq order: an entry is fed only when the
+one before it was (``still_pending``), however the reads of the pending entries interleave with inserts.
+
+An entry whose record was not advanced over it is either in flight (its writer is between its two
+writes), left behind by a writer that died (rolled forward here after ``STUCK_S``, as any reader would),
+or refused after the fact (its writer lost a race with CancelJob and deletes it): never fed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import uuid as uuid_module
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from pipelinejobs_server.domain.clock import Clock
+from pipelinejobs_server.domain.errors import ConcurrentModification, NotFound, PipelineJobsError
+from pipelinejobs_server.domain.feed import CANCELLED, EVENT, FeedEntry
+from pipelinejobs_server.domain.records import JobRecord, RecordedEntry
+from pipelinejobs_server.domain.tokens import StoredToken
+from pipelinejobs_server.storage.database import Database, Document
+from pipelinejobs_server.storage.documents import event_from_document
+from pipelinejobs_server.storage.feed import FeedStore, JobFacts, PositionTaken
+from pipelinejobs_server.storage.jobs import JobStore
+
+from .settling import RecordSettler
+
+log = logging.getLogger("pipelinejobs.feed")
+
+BATCH = 500  # entries per round: one insert into the feed, one update of their marks
+STUCK_S = 2.0  # an entry its record has not covered for this long: its writer died; roll it forward
+LEASE_S = 6.0  # a relay that stops renewing is replaced this long after its last renewal, at most
+RENEW_S = 2.0  # how often the holder renews, and how often the others try to take over
+PRUNE_S = 60.0  # how often the holder deletes what passed the retention
+COALESCE_S = 0.01  # after a wake-up, wait this long for more: fewer, larger rounds
+REMEMBERED_JOBS = 10_000  # jobs whose last fed seq the relay keeps in memory (a few hundred KiB)
+CANCELLED_NAMESPACE = uuid_module.UUID("5b0c6c1e-77c4-4d2e-9a57-2f3e0d0b6a15")
+
+
+def _fed_entry(document: Document, facts: JobFacts, now: datetime) -> FeedEntry:
+    recorded = event_from_document(document)
+    entry = recorded.entry
+    return FeedEntry(
+        position=0,
+        kind=EVENT,
+        uuid=entry.uuid,
+        job_uuid=entry.job_uuid,
+        pipeline_uuid=facts.pipeline_uuid,
+        links=facts.links,
+        seq=entry.seq,
+        name=entry.name,
+        from_state=entry.from_state,
+        to_state=entry.to_state,
+        timestamp=entry.timestamp,
+        data=entry.data,
+        source=entry.source,
+        hash=recorded.hash,
+        fed_at=now,
+    )
+
+
+def cancelled_entry(job: JobRecord, now: datetime) -> FeedEntry:
+    """The one entry a cancelled job leaves: its uuid is derived from the job's last entry, so feeding it
+    again (a cancel that stopped half-way and is finished later) finds it fed already."""
+    return FeedEntry(
+        position=0,
+        kind=CANCELLED,
+        uuid=str(uuid_module.uuid5(CANCELLED_NAMESPACE, f"{job.uuid}:{job.seq}:{job.head_hash}")),
+        job_uuid=job.uuid,
+        pipeline_uuid=job.pipeline_uuid,
+        links=job.links,
+        seq=job.seq,
+        name="",
+        from_state=job.state,
+        to_state="",
+        timestamp=now,
+        data={},
+        source="",
+        hash="",
+        fed_at=now,
+    )
+
+
+def _facts(job: JobRecord) -> JobFacts:
+    return JobFacts(job.seq, job.state, job.cancelled, job.pipeline_uuid, job.links)
+
+
+class FeedRelay:
+    def __init__(
+        self,
+        store: FeedStore,
+        settler: RecordSettler,
+        clock: Clock,
+        *,
+        retention: timedelta,
+        poll_s: float,
+        on_fed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._settler = settler
+        self._clock = clock
+        self._retention = retention
+        self._poll_s = poll_s
+        self._on_fed = on_fed
+        self._holder = secrets.token_hex(8)
+        self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.holding = False
+        # Until a round went through cleanly: the head may be behind what was taken, and entries marked
+        # pending may be fed already (a feeder died, or lost its answers, between its writes).
+        self._suspect = True
+        self._head: int | None = None
+        self._last_fed: OrderedDict[str, int] = OrderedDict()  # job -> the last seq this relay fed
+
+    def poke(self) -> None:
+        """A record was advanced in this process: relay now rather than at the next poll."""
+        self._woken.set()
+
+    # -- one round ------------------------------------------------------------------------------------
+
+    async def relay_once(self) -> int:
+        """Feed what is ready now; how many entries were fed (0 also when another feeder got in first)."""
+        # A round that failed after its insert (its answer lost) left the head behind: readers read only
+        # up to the head, so it is caught up first, whether or not there is anything new to feed.
+        if self._suspect:
+            self._head = await self._store.repair_head()
+        documents = await self._store.pending(BATCH)
+        if not documents:
+            self._suspect = False  # the head is repaired and nothing marked can have been fed already
+            return 0
+        by_job: dict[str, list[Document]] = defaultdict(list)
+        for document in documents:
+            by_job[document["job_uuid"]].append(document)
+        facts = await self._store.job_facts(list(by_job))
+        # An entry fed only after the one before it: a read of pending entries is not a snapshot.
+        # Known from this relay's own rounds for jobs it fed lately; asked of the database for the rest.
+        unsure = [
+            (job, entries[0]["seq"] - 1)
+            for job, entries in by_job.items()
+            if entries[0]["seq"] > 1 and self._last_fed.get(job) != entries[0]["seq"] - 1
+        ]
+        blocked = await self._store.still_pending(unsure)
+        now = self._clock.now()
+        ready: list[FeedEntry] = []
+        orphans: list[str] = []
+        stuck: list[str] = []
+        for job_uuid, entries in by_job.items():
+            job = facts.get(job_uuid)
+            if job is None:  # the record is gone: a cancelled job's leftovers, never accepted
+                orphans.extend(document["_id"] for document in entries)
+                continue
+            if job_uuid in blocked:
+                continue
+            expected = entries[0]["seq"]
+            for document in entries:
+                if document["seq"] != expected:
+                    break  # a gap in what this read saw: the rest waits for the next round
+                if document["seq"] > job.seq:
+                    age = (now - event_from_document(document).entry.timestamp).total_seconds()
+                    if not job.cancelled and age > STUCK_S:
+                        stuck.append(job_uuid)
+                    break
+                ready.append(_fed_entry(document, job, now))
+                expected += 1
+        fed = await self._feed(ready)
+        await self._store.mark_fed(orphans)
+        for job_uuid in stuck:
+            with contextlib.suppress(NotFound):
+                await self._settler.settled(job_uuid)  # its entries are fed in the next round
+        return fed
+
+    async def _feed(self, entries: list[FeedEntry]) -> int:
+        if not entries:
+            return 0
+        new = entries
+        if self._suspect:
+            already = await self._store.fed([entry.uuid for entry in entries])
+            new = [entry for entry in entries if entry.uuid not in already]
+        if new:
+            try:
+                self._suspect = True  # until the insert's answer is in
+                # Not suspect: the head is the one this relay took last. Had another feeder taken
+                # positions since, the insert fails on the unique position and the next round repairs.
+                placed = await self._store.append(new, known_head=self._head, trusted=not self._suspect)
+            except PositionTaken:
+                return 0  # someone else fed meanwhile (or these were fed): the next round sorts it out
+            self._head = placed[-1].position
+        for entry in entries:
+            self._last_fed[entry.job_uuid] = entry.seq
+            self._last_fed.move_to_end(entry.job_uuid)
+        while len(self._last_fed) > REMEMBERED_JOBS:
+            self._last_fed.popitem(last=False)
+        await self._store.mark_fed([entry.uuid for entry in entries])
+        self._suspect = False
+        self._on_fed()
+        return len(new)
+
+    async def record_cancel(self, job: JobRecord) -> None:
+        """Before a cancelled job's history is deleted: feed its accepted entries that are not fed yet,
+        then its ``cancelled`` entry. ``job`` is the record as the cancel marked it."""
+        for attempt in range(64):
+            pending = await self._store.pending_of(job.uuid)
+            facts, now = _facts(job), self._clock.now()
+            entries = [_fed_entry(document, facts, now) for document in pending if document["seq"] <= job.seq]
+            entries.append(cancelled_entry(job, now))
+            already = await self._store.fed([entry.uuid for entry in entries])
+            new = [entry for entry in entries if entry.uuid not in already]
+            try:
+                if new:
+                    await self._store.append(new)
+            except PositionTaken:
+                await asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))  # noqa: S311
+                continue
+            await self._store.mark_fed([entry.uuid for entry in entries])
+            self._on_fed()
+            return
+        raise ConcurrentModification("the feed kept changing while the cancel was recorded", uuid=job.uuid)
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="feed-relay")
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    def stop(self) -> None:
+        """Stop after the current round (the server's stop waits on ``task`` with its own deadline)."""
+        self._stopping.set()
+        self._woken.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        renew_at = prune_at = loop.time()
+        while not self._stopping.is_set():
+            fed = 0
+            try:
+                if loop.time() >= renew_at:
+                    now = datetime.now(UTC)  # the lease is in real time, whatever clock the service reads
+                    self.holding = await self._store.hold_lease(
+                        self._holder, now, now + timedelta(seconds=LEASE_S)
+                    )
+                    renew_at = loop.time() + RENEW_S
+                if self.holding:
+                    fed = await self.relay_once()
+                    if loop.time() >= prune_at:
+                        await self._store.prune(self._clock.now() - self._retention)
+                        prune_at = loop.time() + PRUNE_S
+            except PipelineJobsError as error:
+                self._suspect = True
+                log.warning("feed relay: %s; trying again", error.message)
+            except Exception:
+                self._suspect = True
+                log.exception("feed relay failed; trying again")
+            if fed >= BATCH:
+                continue  # a backlog: no pause until it is fed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self._poll_s if self.holding else RENEW_S)
+            if self._woken.is_set() and not self._stopping.is_set():
+                await asyncio.sleep(COALESCE_S)  # the writers acknowledged at about the same time, together
+            self._woken.clear()
+        if self.holding:
+            with contextlib.suppress(PipelineJobsError):
+                await self._store.release_lease(self._holder)  # the next replica takes over at once
+
+
+class WakingJobStore(JobStore):
+    """The job store for this process's writers: each record it advances wakes the relay, so that an
+    event is fed within one round of its acknowledgement rather than within a poll."""
+
+    def __init__(self, database: Database, relay: FeedRelay) -> None:
+        super().__init__(database)
+        self._relay = relay
+
+    async def advance(
+        self, job: JobRecord, entries: Sequence[RecordedEntry], *, token: StoredToken | None = None
+    ) -> bool:
+        advanced = await super().advance(job, entries, token=token)
+        if advanced:
+            self._relay.poke()
+        return advanced

@@ -1,0 +1,149 @@
+"""The feed's relay (service/feed_relay.py) against what crashes and races leave in the database: an entry
+whose writer died between its two writes, one whose writer lost to a cancel, a relay that died between
+feeding and clearing the marks, and several relays at once. Each scene is made in the real database by
+hand, the way the crash or race would leave it, while a real server relays."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from pymongo.database import Database as SyncDatabase
+
+from pipelinejobs_server.app import build_feed
+from pipelinejobs_server.domain.clock import SYSTEM_CLOCK
+from pipelinejobs_server.domain.records import RecordedEntry
+from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.storage.database import Database
+from pipelinejobs_server.storage.documents import event_to_document, job_from_document
+from pipelinejobs_server.storage.feed import FeedStore
+from tests.api.feed_support import fed, list_all
+from tests.support import Stubs, create_job, eventually, history, register_pipeline, send
+
+Db = SyncDatabase[dict[str, Any]]
+
+
+def left_behind(db: Db, job_uuid: str, name: str = "update") -> RecordedEntry:
+    """Insert the job's next entry without advancing its record: a writer that died between its writes."""
+    record = job_from_document(db.jobs.find_one({"_id": job_uuid}) or {})
+    entry = record.next_entry(
+        name,
+        record.state,
+        uuid=str(uuid.uuid4()),
+        timestamp=record.updated_at,
+        data={"left": True},
+        source="grpc",
+    )
+    recorded = RecordedEntry.of(entry)
+    db.job_events.insert_one(event_to_document(entry, recorded.hash))
+    return recorded
+
+
+def test_an_entry_its_dead_writer_left_behind_is_fed_once_rolled_forward(api: Stubs, db: Db) -> None:
+    job = create_job(api, register_pipeline(api))
+    send(api, job.job.uuid, "run", token=job.token)
+    fed(api, 2)
+    recorded = left_behind(db, job.job.uuid)
+    # Not before the record covers it: the relay rolls the record forward after STUCK_S, then feeds it.
+    entries = fed(api, 3)
+    assert [(e.seq, e.uuid) for e in entries][-1] == (3, recorded.entry.uuid)
+    assert (db.jobs.find_one({"_id": job.job.uuid}) or {})["seq"] == 3
+    time.sleep(0.5)
+    assert len(list_all(api)[0]) == 3
+
+
+def test_an_entry_that_lost_to_a_cancel_is_never_fed(api: Stubs, db: Db) -> None:
+    job = create_job(api, register_pipeline(api))
+    fed(api, 1)
+    # CancelJob's first write marked the record; the writer it beat had inserted its entry already and
+    # is about to delete it (events.py, _after_lost_advance): that event was never accepted.
+    db.jobs.update_one({"_id": job.job.uuid}, {"$set": {"cancelled": True}})
+    left_behind(db, job.job.uuid)
+    time.sleep(3.5)  # past STUCK_S and many relay rounds
+    assert [e.seq for e in list_all(api)[0]] == [1]
+
+
+def test_a_relay_that_died_between_feeding_and_clearing_feeds_nothing_twice(api: Stubs, db: Db) -> None:
+    job = create_job(api, register_pipeline(api))
+    for _ in range(3):
+        send(api, job.job.uuid, "update", token=job.token)
+    before = [e.uuid for e in fed(api, 4)]
+    # The entries are in the feed but still marked, as a relay killed after its insert leaves them.
+    db.job_events.update_many({"job_uuid": job.job.uuid}, {"$set": {"feed_pending": True}})
+    eventually(lambda: db.job_events.count_documents({"feed_pending": True}) == 0, what="the marks cleared")
+    send(api, job.job.uuid, "run", token=job.token)
+    after = [e.uuid for e in fed(api, 5)]
+    assert after[:4] == before
+    assert len(after) == len(set(after)) == 5
+
+
+def test_several_relays_at_once_feed_each_entry_once_in_order(
+    api: Stubs, db: Db, mongodb_uri: str, database_name: str
+) -> None:
+    """The lease only saves work: with it ignored, three relays (the server's and two more) racing on one
+    database still feed every entry once, each job's in seq order, at positions without a gap."""
+    pipeline = register_pipeline(api)
+    jobs = [create_job(api, pipeline, {"n": n}) for n in range(4)]
+    done = threading.Event()
+
+    def writer(job_index: int) -> None:
+        job = jobs[job_index]
+        for n in range(25):
+            send(api, job.job.uuid, "update", token=job.token, data={"n": n})
+        done.set()
+
+    async def relays() -> None:
+        databases = [Database(mongodb_uri, database_name) for _ in range(2)]
+        try:
+            feeds = [build_feed(Settings(), database, SYSTEM_CLOCK) for database in databases]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                await asyncio.gather(*(feed.relay.relay_once() for feed in feeds))
+                if done.is_set() and db.job_events.count_documents({"feed_pending": True}) == 0:
+                    return
+        finally:
+            for database in databases:
+                await database.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    asyncio.run(relays())
+    for thread in threads:
+        thread.join(timeout=60)
+    entries = fed(api, 4 * 26)
+    assert len({e.uuid for e in entries}) == len(entries) == 4 * 26
+    for job in jobs:
+        assert [e.seq for e in entries if e.job_uuid == job.job.uuid] == [
+            h.seq for h in history(api, job.job.uuid)
+        ]
+    positions = sorted(doc["p"] for doc in db.feed.find({}, {"p": 1}))
+    assert positions == list(range(1, len(entries) + 1))
+
+
+def test_prune_moves_the_horizon_before_it_deletes(
+    api: Stubs, db: Db, mongodb_uri: str, database_name: str
+) -> None:
+    job = create_job(api, register_pipeline(api))
+    for _ in range(4):
+        send(api, job.job.uuid, "update", token=job.token)
+    entries = fed(api, 5)
+    third = db.feed.find_one({"p": 3}) or {}
+
+    async def prune() -> tuple[int, int]:
+        database = Database(mongodb_uri, database_name)
+        try:
+            store = FeedStore(database)
+            through = await store.prune(third["fed_at"] + timedelta(milliseconds=1))
+            return through, await store.horizon()
+        finally:
+            await database.close()
+
+    through, horizon = asyncio.run(prune())
+    assert through == horizon >= 3
+    assert db.feed.count_documents({"p": {"$lte": horizon}}) == 0
+    assert [e.uuid for e in list_all(api)[0]] == [e.uuid for e in entries[horizon:]]
