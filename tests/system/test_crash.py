@@ -22,7 +22,7 @@ from pymongo.database import Database
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.invariants import check_history
-from tests.support import CLIENT, create_job, eventually, history, register_pipeline, send, stubs
+from tests.support import CLIENT, create_job, history, register_pipeline, send, stubs
 from tests.system.faults import Job, Load, Replicas, check_every_job, create_jobs
 
 pytestmark = pytest.mark.slow
@@ -155,9 +155,14 @@ def test_sigkill_between_a_batchs_insert_and_its_compare_and_sets(
                 # The first batch held is what was in flight (often one event); its write fails after
                 # the block, and the next one, what queued meanwhile, is written and held in turn: the
                 # kill finds the entries of one or more batches in the log, their records behind.
-                eventually(
-                    lambda: len(_ahead_of_records(db, jobs)) >= 2, timeout_s=30, what="a batch in flight"
-                )
+                deadline = time.monotonic() + 90  # a loaded machine stretches each held batch's turn
+                while len(_ahead_of_records(db, jobs)) < 2:
+                    assert time.monotonic() < deadline, (
+                        f"no batch in flight: {len(_ahead_of_records(db, jobs))} entries ahead, "
+                        f"{load.acknowledged_count()} acknowledged, retried {dict(load.seen.retried)}, "
+                        f"failures {load.failures}"
+                    )
+                    time.sleep(0.05)
                 time.sleep(0.2)  # the whole batch's insert is in, its compare-and-sets held
                 replicas.servers[0].kill()
                 ahead = _ahead_of_records(db, jobs)
