@@ -49,6 +49,8 @@ LEASE_S = 6.0  # a relay that stops renewing is replaced this long after its las
 RENEW_S = 2.0  # how often the holder renews, and how often the others try to take over
 PRUNE_S = 60.0  # how often the holder deletes what passed the retention
 COALESCE_S = 0.01  # after a wake-up, wait this long for more: fewer, larger rounds
+COALESCE_BUSY_S = 0.04  # ... and this long after a round of BUSY_ROUND entries or more
+BUSY_ROUND = 4
 REMEMBERED_JOBS = 10_000  # jobs whose last fed seq the relay keeps in memory (a few hundred KiB)
 CANCELLED_NAMESPACE = uuid_module.UUID("5b0c6c1e-77c4-4d2e-9a57-2f3e0d0b6a15")
 
@@ -275,7 +277,9 @@ class FeedRelay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self._poll_s if self.holding else RENEW_S)
             if self._woken.is_set() and not self._stopping.is_set():
-                await asyncio.sleep(COALESCE_S)  # the writers acknowledged at about the same time, together
+                # The writers acknowledged at about the same time, together: longer while busy (the last
+                # round carried several), when larger rounds save the database most.
+                await asyncio.sleep(COALESCE_BUSY_S if fed >= BUSY_ROUND else COALESCE_S)
             self._woken.clear()
         if self.holding:
             with contextlib.suppress(PipelineJobsError):
