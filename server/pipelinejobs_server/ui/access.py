@@ -33,7 +33,7 @@ COOKIE = "pipelinejobs_ui_key"
 COOKIE_PATH = "/ui"
 COOKIE_MAX_AGE_S = 12 * 3600  # a working day; then the user signs in again
 POOL_SIZE = 32
-# An evicted client may still serve a live stream (live.py ends each after WATCH_S): close it after that.
+# An evicted client may still serve a live stream (web/sse.py ends each after WATCH_S): close it after that.
 EVICTED_CLOSE_AFTER_S = 330.0
 # Reads are safe to retry; one quick retry covers a replica restarting, and a page still answers fast.
 RETRY = RetryPolicy(attempts=2, initial_backoff_s=0.1, max_backoff_s=0.5)

@@ -11,19 +11,14 @@ ends the watch (``WATCH_RESUME``) ends the stream the same way.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from pipelinejobs_client import AsyncJobsClient, views
-from pipelinejobs_client import errors as client_errors
 from pipelinejobs_client.api.v1 import feed_pb2
 
-HEARTBEAT_S = 15.0
-WATCH_S = 300.0
-RETRY_MS = 2000  # how long the browser waits before reconnecting
+from . import sse
+
 MAX_CURSOR = 200
 
 # Query parameters (each repeatable) to the client's filter arguments (requests.feed_filter).
@@ -64,63 +59,22 @@ def resume_cursor(headers: Mapping[str, str], params: Mapping[str, str]) -> str:
     return ""
 
 
-def message(event: str, data: dict[str, Any], event_id: str | None = None) -> str:
-    """One SSE message; ``data`` is a single line of JSON, so no field can break the framing."""
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'), sort_keys=True)}\n\n"
+def encode(item: feed_pb2.FeedEntry | feed_pb2.FeedBookmark) -> str:
+    if isinstance(item, feed_pb2.FeedEntry):
+        return sse.message("entry", views.feed_entry(item), item.cursor)
+    return sse.message("bookmark", {"cursor": item.cursor}, item.cursor)
 
 
-Item = feed_pb2.FeedEntry | feed_pb2.FeedBookmark | Exception | None
-
-
-async def _pump(
-    client: AsyncJobsClient, cursor: str, chosen: dict[str, Any], queue: asyncio.Queue[Item]
-) -> None:
-    try:
-        watch = client.watch_events(
-            after_cursor=cursor,
-            from_now=not cursor,
-            bookmarks=True,
-            full=True,
-            timeout=WATCH_S,
-            resume=False,
-            **chosen,
-        )
-        async for item in watch:
-            await queue.put(item)
-    except Exception as error:  # handed to the reader, which reports or raises it
-        await queue.put(error)
-    await queue.put(None)
-
-
-async def stream(client: AsyncJobsClient, cursor: str, chosen: dict[str, Any]) -> AsyncIterator[str]:
+def stream(client: AsyncJobsClient, cursor: str, chosen: dict[str, Any]) -> AsyncIterator[str]:
     """The SSE body: a retry hint, then each entry after ``cursor`` (from now without one), bookmarks and
     heartbeats."""
-    queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=256)
-    pump = asyncio.create_task(_pump(client, cursor, chosen, queue), name="feed-sse")
-    try:
-        yield f"retry: {RETRY_MS}\n\n"
-        while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
-            except TimeoutError:
-                yield ": still watching\n\n"
-                continue
-            if item is None:
-                return  # the watch ended (deadline, server shutdown): the browser reconnects
-            if isinstance(item, client_errors.DeadlineExceeded | client_errors.WatchResume):
-                continue  # our WATCH_S deadline, or the server's: end quietly (None follows)
-            if isinstance(item, client_errors.PipelineJobsError):
-                yield message("failure", {"reason": item.reason or item.code.name, "message": item.message})
-                continue
-            if isinstance(item, Exception):
-                raise item
-            if isinstance(item, feed_pb2.FeedEntry):
-                yield message("entry", views.feed_entry(item), item.cursor)
-            else:
-                yield message("bookmark", {"cursor": item.cursor}, item.cursor)
-    finally:
-        # The reader left (Starlette cancels us) or the watch ended: stop the gRPC stream too.
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
+    watch = client.watch_events(
+        after_cursor=cursor,
+        from_now=not cursor,
+        bookmarks=True,
+        full=True,
+        timeout=sse.WATCH_S,
+        resume=False,
+        **chosen,
+    )
+    return sse.stream(watch, encode, name="feed-sse")
