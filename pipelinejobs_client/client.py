@@ -295,6 +295,25 @@ class JobsClient:
         whole watch, resumes included (None: no deadline), which then raises ``DeadlineExceeded``.
         """
         request = requests.watch_job(uuid, after_seq=after_seq, until_states=until_states)
+
+        def replies(left: float | None) -> Iterator[job_pb2.HistoryEvent]:
+            for reply in self._stream(self._jobs.WatchJob, request, deadline=left):
+                request.after_seq = reply.event.seq  # a resumed watch goes on after it
+                yield reply.event
+
+        for event in self._resumed(replies, timeout=timeout, resume=resume):
+            yield event
+
+    def _resumed(
+        self,
+        watch: Callable[[float | None], Iterator[Item]],
+        *,
+        timeout: float | None,
+        resume: bool,
+    ) -> Iterator[Item]:
+        """A watch's items, opened again after ``WatchResume`` or a dropped connection (``watch_job``
+        says how): ``watch(left)`` opens the stream with ``left`` seconds of the deadline, from where the
+        items it yielded last left its request."""
         deadline = None if timeout is None else monotonic() + timeout
         failures = 0
         while True:
@@ -303,9 +322,9 @@ class JobsClient:
                 raise DeadlineExceeded("the watch's deadline passed", code=grpc.StatusCode.DEADLINE_EXCEEDED)
             opened, received = monotonic(), False
             try:
-                for reply in self._stream(self._jobs.WatchJob, request, deadline=left):
-                    request.after_seq, received = reply.event.seq, True
-                    yield reply.event
+                for item in watch(left):
+                    received = True
+                    yield item
                 return
             except ServiceUnavailable as error:
                 if not resume:
@@ -378,29 +397,17 @@ class JobsClient:
             end_time=end_time,
             filters=filters,
         )
-        deadline = None if timeout is None else monotonic() + timeout
-        failures = 0
-        while True:
-            left = None if deadline is None else deadline - monotonic()
-            if left is not None and left <= 0:
-                raise DeadlineExceeded("the watch's deadline passed", code=grpc.StatusCode.DEADLINE_EXCEEDED)
-            opened, received = monotonic(), False
-            try:
-                for reply in self._stream(self._jobs.WatchEvents, request, deadline=left):
-                    item = reply.entry if reply.WhichOneof("item") == "entry" else reply.bookmark
-                    request.after_cursor, request.from_now, received = item.cursor, False, True
-                    if isinstance(item, feed_pb2.FeedEntry) or bookmarks:
-                        yield item
-                return
-            except ServiceUnavailable as error:
-                if not resume:
-                    raise
-                served = isinstance(error, WatchResume) and monotonic() - opened >= SERVED_S
-                failures = 0 if received or served else failures + 1
-                if failures >= self._retry.attempts:
-                    raise
-            pause = self._retry.backoff(max(failures - 1, 0))
-            sleep(pause if deadline is None else max(min(pause, deadline - monotonic()), 0))
+
+        def replies(left: float | None) -> Iterator[feed_pb2.FeedEntry | feed_pb2.FeedBookmark]:
+            for reply in self._stream(self._jobs.WatchEvents, request, deadline=left):
+                item = reply.entry if reply.WhichOneof("item") == "entry" else reply.bookmark
+                # A resumed watch goes on after it.
+                request.after_cursor, request.from_now = item.cursor, False
+                yield item
+
+        for item in self._resumed(replies, timeout=timeout, resume=resume):
+            if isinstance(item, feed_pb2.FeedEntry) or bookmarks:
+                yield item
 
     def send_event(
         self,
