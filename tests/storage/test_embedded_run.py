@@ -172,3 +172,49 @@ def test_the_wrapper_runs_nothing_for_a_parent_that_is_gone(tmp_path: Path) -> N
     assert ran.returncode == 1
     assert "has already ended" in ran.stderr
     assert not marker.exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_wrapped_program_dies_with_a_many_threaded_owner_whatever_it_does_with_sigterm(
+    tmp_path: Path,
+) -> None:
+    # The owner's death reaches the program as one signal per thread it is handed to; a program that
+    # catches SIGTERM (as the database does, with a handler that deadlocks when it runs twice) must die
+    # all the same.
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+    owner = textwrap.dedent(f"""
+        import subprocess, sys, threading, time
+        from pipelinejobs_server.storage import embedded_run
+        for _ in range(8):
+            threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+        child = subprocess.Popen(embedded_run.dying_with_parent([sys.executable, "-c", {stubborn!r}]))
+        print(child.pid, flush=True)
+        time.sleep(600)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", owner], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        child = Path("/proc") / process.stdout.readline().strip()
+        deadline = time.monotonic() + 30
+        while "SIG_IGN" not in (child / "cmdline").read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the wrapper has become the program and ignores SIGTERM
+        time.sleep(0.5)
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    assert wait_until_ended(child), "the program outlived its owner"
+
+
+def wait_until_ended(process: Path, timeout_s: float = 30) -> bool:
+    """Whether the process at ``/proc/<pid>`` is gone (or a zombie) within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if (process / "stat").read_text().rpartition(")")[2].split()[0] == "Z":
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False

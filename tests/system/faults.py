@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,12 +164,22 @@ class Load:
     key until the service acknowledges or refuses it. ``address`` picks the replica for each attempt."""
 
     def __init__(
-        self, jobs: list[Job], address: Callable[[random.Random], str], senders: int = 6, hot: int = 0
+        self,
+        jobs: list[Job],
+        address: Callable[[random.Random], str],
+        senders: int = 6,
+        hot: int = 0,
+        *,
+        events: Sequence[str] = EVENTS,
+        pinned: bool = False,
     ) -> None:
         self.jobs = jobs
         # The first ``hot`` jobs get eight times the events of the others: many writers racing on one job
         # is where a missing compare-and-set shows (records moved back, seqs lost).
         self._choices = jobs[:hot] * 8 + jobs[hot:]
+        self._events = events
+        # Pinned: sender n sends to job n alone (modulo the jobs), so no two senders share a job.
+        self._pinned = pinned
         self.seen = Seen(acknowledged={job.uuid: {} for job in jobs})
         self._address = address
         self._stop = threading.Event()
@@ -200,7 +210,8 @@ class Load:
         try:
             count = 0
             while not self._stop.is_set():
-                job, name = chooser.choice(self._choices), chooser.choice(EVENTS)
+                job = self.jobs[n % len(self.jobs)] if self._pinned else chooser.choice(self._choices)
+                name = chooser.choice(self._events)
                 self._deliver(chooser, clients, job, name, f"sender-{n}-{count}")
                 count += 1
         except BaseException as error:  # surfaced by the test: a sender must never die silently

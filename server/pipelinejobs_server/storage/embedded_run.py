@@ -11,8 +11,8 @@
   owner (a version that let it outlive its owner, or a crash between fork and ``die_with_parent``). It is
   found by its command line (``--storage-path``) and stopped before a new one starts.
 - **Dying with the owner**: ``dying_with_parent`` wraps the database's command in die_with_parent.py,
-  which makes the kernel send the database SIGTERM (a clean WiredTiger shutdown) when the thread that
-  started it ends, whatever ends it, SIGKILL included. The database keeps a session of its own, so a
+  which makes the kernel SIGKILL the database when the thread that started it ends, whatever ends it,
+  SIGKILL included (not SIGTERM: see there). The database keeps a session of its own, so a
   terminal's Ctrl-C reaches its owner first, which stops it. Linux only (``PR_SET_PDEATHSIG``);
   elsewhere the lock and the leftover check still hold.
 """
@@ -206,7 +206,7 @@ def _is_zombie(entry: Path) -> bool:
 
 
 def dying_with_parent(command: list[str]) -> list[str]:
-    """``command`` run so that it gets SIGTERM when the thread that starts it ends (for ``up``, its main
+    """``command`` run so that it is SIGKILLed when the thread that starts it ends (for ``up``, its main
     thread: the process); ``command`` itself where the kernel offers no such thing."""
     if not sys.platform.startswith("linux"):
         return command
