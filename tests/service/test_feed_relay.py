@@ -19,7 +19,12 @@ from pipelinejobs_server.domain.clock import SYSTEM_CLOCK
 from pipelinejobs_server.domain.records import RecordedEntry
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.storage.database import Database
-from pipelinejobs_server.storage.documents import event_to_document, job_from_document
+from pipelinejobs_server.storage.documents import (
+    event_from_document,
+    event_to_document,
+    job_from_document,
+    pending_mark_document,
+)
 from pipelinejobs_server.storage.feed import FeedStore
 from tests.api.feed_support import fed, list_all
 from tests.support import Stubs, create_job, eventually, history, register_pipeline, send
@@ -39,6 +44,7 @@ def left_behind(db: Db, job_uuid: str, name: str = "update") -> RecordedEntry:
         source="grpc",
     )
     recorded = RecordedEntry.of(entry)
+    db.feed_pending.insert_one(pending_mark_document(entry))  # as a writer does: the mark first
     db.job_events.insert_one(event_to_document(entry, recorded.hash))
     return recorded
 
@@ -73,8 +79,13 @@ def test_a_relay_that_died_between_feeding_and_clearing_feeds_nothing_twice(api:
         send(api, job.job.uuid, "update", token=job.token)
     before = [e.uuid for e in fed(api, 4)]
     # The entries are in the feed but still marked, as a relay killed after its insert leaves them.
-    db.job_events.update_many({"job_uuid": job.job.uuid}, {"$set": {"feed_pending": True}})
-    eventually(lambda: db.job_events.count_documents({"feed_pending": True}) == 0, what="the marks cleared")
+    db.feed_pending.insert_many(
+        [
+            pending_mark_document(event_from_document(d).entry)
+            for d in db.job_events.find({"job_uuid": job.job.uuid})
+        ]
+    )
+    eventually(lambda: db.feed_pending.count_documents({}) == 0, what="the marks deleted")
     send(api, job.job.uuid, "run", token=job.token)
     after = [e.uuid for e in fed(api, 5)]
     assert after[:4] == before
@@ -103,7 +114,7 @@ def test_several_relays_at_once_feed_each_entry_once_in_order(
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 await asyncio.gather(*(feed.relay.relay_once() for feed in feeds))
-                if done.is_set() and db.job_events.count_documents({"feed_pending": True}) == 0:
+                if done.is_set() and db.feed_pending.count_documents({}) == 0:
                     return
         finally:
             for database in databases:
