@@ -80,7 +80,9 @@ def test_an_entry_that_lost_to_a_cancel_is_never_fed(api: Stubs, db: Db) -> None
     assert [e.seq for e in list_all(api)[0]] == [1]
 
 
-def test_a_relay_that_died_between_feeding_and_clearing_feeds_nothing_twice(api: Stubs, db: Db) -> None:
+def test_a_relay_that_died_between_feeding_and_deleting_the_marks_feeds_nothing_twice(
+    api: Stubs, db: Db
+) -> None:
     job = create_job(api, register_pipeline(api))
     for _ in range(3):
         send(api, job.job.uuid, "update", token=job.token)

@@ -408,7 +408,7 @@ class FeedStore:
         except PyMongoError as error:
             if not isinstance(error, (ExecutionTimeout, NetworkTimeout, WTimeoutError)) and not error.timeout:
                 raise
-            log.info("feed: clearing %d marks timed out; the next round does it", len(uuids))
+            log.info("feed: deleting %d marks timed out; the next round does it", len(uuids))
 
     # -- retention and the lease ----------------------------------------------------------------------
 
