@@ -257,16 +257,21 @@ def test_a_watch_the_server_ends_says_where_to_resume_and_the_client_goes_on(mon
             limits = running.events._limits  # the server's count of open watches: is the client's over?
             with JobsClient(short.address, api_key=CLIENT_KEY) as client:
                 watching = client.watch_events(timeout=30)
-                seen = [next(watching)]  # no bookmarks unless asked for
+                seen: list[feed_pb2.FeedEntry] = []
+
+                def take() -> None:
+                    entry = next(watching)
+                    assert isinstance(entry, feed_pb2.FeedEntry)  # no bookmarks unless asked for
+                    seen.append(entry)
+
+                take()
                 # The server ends the watch (its maximum duration) while the client holds entry 1, and
                 # entry 2 is fed before the client asks for more: only a resume from entry 1's cursor
                 # sees entry 2, and sees it once (from the start it repeats 1, from now it misses 2).
                 eventually(lambda: limits.open() == 0, what="the server to end the watch")
                 send(api, job.job.uuid, "run", token=job.token)
                 fed(api, 2)
-                seen.append(next(watching))
-                watching.close()
-            assert all(isinstance(entry, feed_pb2.FeedEntry) for entry in seen)
+                take()
             assert [entry.seq for entry in seen] == [1, 2]
             assert len({entry.uuid for entry in seen}) == 2
     finally:
