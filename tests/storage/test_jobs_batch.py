@@ -1,6 +1,6 @@
 """A batch's writes (storage/jobs.py): ``append_chains`` never writes an entry after a refused one of its
-job, says which index refused and leaves a feed mark for each entry written and none other;
-``advance_many`` says which compare-and-sets stand. Against the real embedded database."""
+job, and says which index refused; ``advance_many`` says which compare-and-sets stand. Against the real
+embedded database."""
 
 from __future__ import annotations
 
@@ -104,8 +104,6 @@ def test_an_entry_after_a_refused_one_of_its_job_is_never_written(
     stored = {document["_id"] for document in db.job_events.find()}
     assert {e.entry.uuid for e in mine_free} <= stored
     assert not {e.entry.uuid for e in mine_taken + mine_keyed} & stored
-    # The feed's marks (no relay runs here): one for each entry written, none left for one refused.
-    assert {document["_id"] for document in db.feed_pending.find()} == stored
 
 
 def test_advance_many_says_which_compare_and_sets_stand(

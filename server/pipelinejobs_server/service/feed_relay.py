@@ -1,12 +1,9 @@
 """The relay: copies accepted history entries into the feed, in an order every reader can trust (ADR 015).
 
-Writers do not touch the feed. Each history entry has a mark in ``feed_pending``, inserted before it
-(storage/jobs.py); the relay reads the marks and their entries, feeds the entries that were **accepted** —
-their job record was advanced over them (``seq`` at least theirs), which is what an acknowledged event is
-(ADR 003) — at the next positions, then deletes their marks. A mark without an entry (its writer died
-between the two inserts, or its entry was refused) is dropped once its seq is covered by the record: the
-seq is then held by another entry, and this one can never be written. One replica relays at a time, by
-a lease in the database; the others wait their
+Writers do not touch the feed. Each history entry is inserted with ``feed_pending`` (storage/documents.py);
+the relay reads those entries, feeds the ones that were **accepted** — their job record was advanced over
+them (``seq`` at least theirs), which is what an acknowledged event is (ADR 003) — at the next positions,
+then clears their mark. One replica relays at a time, by a lease in the database; the others wait their
 turn. The lease only saves work: correctness comes from the feed's unique indexes (storage/feed.py), so
 a relay whose lease ran out while it was paused can do no harm, and CancelJob feeds through the same code.
 
@@ -46,7 +43,7 @@ from .settling import RecordSettler
 
 log = logging.getLogger("pipelinejobs.feed")
 
-BATCH = 500  # entries per round: one insert into the feed, one deletion of their marks
+BATCH = 500  # entries per round: one insert into the feed, one update of their marks
 STUCK_S = 2.0  # an entry its record has not covered for this long: its writer died; roll it forward
 LEASE_S = 6.0  # a relay that stops renewing is replaced this long after its last renewal, at most
 RENEW_S = 2.0  # how often the holder renews, and how often the others try to take over
@@ -146,18 +143,15 @@ class FeedRelay:
         # up to the head, so it is caught up first, whether or not there is anything new to feed.
         if self._suspect:
             self._head = await self._store.repair_head()
-        marks = await self._store.pending(BATCH)
-        if not marks:
+        documents = await self._store.pending(BATCH)
+        if not documents:
             self._suspect = False  # the head is repaired and nothing marked can have been fed already
             return 0
         by_job: dict[str, list[Document]] = defaultdict(list)
-        for mark in marks:
-            by_job[mark["job_uuid"]].append(mark)
-        # The records before the entries: a record read first that covers a mark's seq while the mark's
-        # entry is then not found means another entry holds that seq, so this one will never be written.
+        for document in documents:
+            by_job[document["job_uuid"]].append(document)
         facts = await self._store.job_facts(list(by_job))
-        documents = await self._store.entries([mark["_id"] for mark in marks])
-        # An entry fed only after the one before it: a read of the marks is not a snapshot.
+        # An entry fed only after the one before it: a read of pending entries is not a snapshot.
         # Known from this relay's own rounds for jobs it fed lately; asked of the database for the rest.
         unsure = [
             (job, entries[0]["seq"] - 1)
@@ -167,24 +161,17 @@ class FeedRelay:
         blocked = await self._store.still_pending(unsure)
         now = self._clock.now()
         ready: list[FeedEntry] = []
-        dropped: list[str] = []
+        orphans: list[str] = []
         stuck: list[str] = []
-        for job_uuid, job_marks in by_job.items():
+        for job_uuid, entries in by_job.items():
             job = facts.get(job_uuid)
             if job is None:  # the record is gone: a cancelled job's leftovers, never accepted
-                dropped.extend(mark["_id"] for mark in job_marks)
+                orphans.extend(document["_id"] for document in entries)
                 continue
             if job_uuid in blocked:
                 continue
-            expected = job_marks[0]["seq"]
-            for mark in job_marks:
-                document = documents.get(mark["_id"])
-                if document is None:
-                    if mark["seq"] <= job.seq:
-                        # Another entry holds the seq; so that the one before the next entry is surely
-                        # fed, the job's other marks wait for the next round.
-                        dropped.append(mark["_id"])
-                    break  # else its writer is between its inserts (or died there): nothing after it yet
+            expected = entries[0]["seq"]
+            for document in entries:
                 if document["seq"] != expected:
                     break  # a gap in what this read saw: the rest waits for the next round
                 if document["seq"] > job.seq:
@@ -194,16 +181,15 @@ class FeedRelay:
                     break
                 ready.append(_fed_entry(document, job, now))
                 expected += 1
-        fed = await self._feed(ready, dropped)
+        fed = await self._feed(ready)
+        await self._store.mark_fed(orphans)
         for job_uuid in stuck:
             with contextlib.suppress(NotFound):
                 await self._settler.settled(job_uuid)  # its entries are fed in the next round
         return fed
 
-    async def _feed(self, entries: list[FeedEntry], dropped: list[str]) -> int:
-        """Feed ``entries``, then delete their marks and the ``dropped`` ones, in one write."""
+    async def _feed(self, entries: list[FeedEntry]) -> int:
         if not entries:
-            await self._store.mark_fed(dropped)
             return 0
         new = entries
         if self._suspect:
@@ -216,7 +202,6 @@ class FeedRelay:
                 # positions since, the insert fails on the unique position and the next round repairs.
                 placed = await self._store.append(new, known_head=self._head, trusted=not self._suspect)
             except PositionTaken:
-                await self._store.mark_fed(dropped)
                 return 0  # someone else fed meanwhile (or these were fed): the next round sorts it out
             self._head = placed[-1].position
         for entry in entries:
@@ -224,7 +209,7 @@ class FeedRelay:
             self._last_fed.move_to_end(entry.job_uuid)
         while len(self._last_fed) > REMEMBERED_JOBS:
             self._last_fed.popitem(last=False)
-        await self._store.mark_fed([entry.uuid for entry in entries] + dropped)
+        await self._store.mark_fed([entry.uuid for entry in entries])
         self._suspect = False
         self._on_fed()
         return len(new)
@@ -233,10 +218,8 @@ class FeedRelay:
         """Before a cancelled job's history is deleted: feed its accepted entries that are not fed yet,
         then its ``cancelled`` entry. ``job`` is the record as the cancel marked it."""
         for attempt in range(64):
-            marks = await self._store.pending_of(job.uuid)
-            documents = await self._store.entries([mark["_id"] for mark in marks])
+            pending = await self._store.pending_of(job.uuid)
             facts, now = _facts(job), self._clock.now()
-            pending = sorted(documents.values(), key=lambda document: int(document["seq"]))
             entries = [_fed_entry(document, facts, now) for document in pending if document["seq"] <= job.seq]
             entries.append(cancelled_entry(job, now))
             already = await self._store.fed([entry.uuid for entry in entries])
@@ -247,8 +230,7 @@ class FeedRelay:
             except PositionTaken:
                 await asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.05)))  # noqa: S311
                 continue
-            # Every mark of the job read: the purge that follows deletes its history, fed or not.
-            await self._store.mark_fed([mark["_id"] for mark in marks])
+            await self._store.mark_fed([entry.uuid for entry in entries])
             self._on_fed()
             return
         raise ConcurrentModification("the feed kept changing while the cancel was recorded", uuid=job.uuid)

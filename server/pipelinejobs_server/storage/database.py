@@ -29,9 +29,6 @@ DURABLE = WriteConcern(w="majority", j=True)
 PIPELINES, JOBS, HISTORY, REJECTED = "pipelines", "jobs", "job_events", "rejected_events"
 # What ListJobs reads: one small document per job carrying the listing indexes (storage/listed.py, ADR 013).
 LISTING = "job_listing"
-# The history entries not fed yet: one small document each, inserted before its entry (storage/feed.py,
-# ADR 015 amendment): the relay deletes it once fed instead of updating the entry.
-FEED_PENDING = "feed_pending"
 # How many listing documents the first start after ADR 013 writes per round trip for existing jobs.
 BACKFILL_BATCH = 1000
 
@@ -98,7 +95,6 @@ class Collections:
     job_events: AsyncCollection[Document]
     rejected_events: AsyncCollection[Document]
     job_listing: AsyncCollection[Document]
-    feed_pending: AsyncCollection[Document]
 
 
 class Database:
@@ -125,7 +121,6 @@ class Database:
             job_events=database[HISTORY],
             rejected_events=database[REJECTED],
             job_listing=database[LISTING],
-            feed_pending=database[FEED_PENDING],
         )
 
     @translate_errors

@@ -127,17 +127,14 @@ def event_to_document(entry: Entry, digest: str) -> Document:
         "source": entry.source,
         "prev_hash": entry.prev_hash,
         "hash": digest,
+        # Until the feed's relay copied the entry into the feed (storage/feed.py): the partial index on
+        # it holds only what is not fed yet. Not part of the entry, nor of its hash.
+        "feed_pending": True,
     }
     # Absent rather than empty, so the partial unique index only covers events that carry a key.
     if entry.idempotency_key:
         document["idempotency_key"] = entry.idempotency_key
     return document
-
-
-def pending_mark_document(entry: Entry) -> Document:
-    """The feed's mark of an entry not fed yet (storage/feed.py): its own small document, so that the
-    relay deletes it rather than rewriting the entry and every index entry of it (ADR 015 amendment)."""
-    return {"_id": entry.uuid, "job_uuid": entry.job_uuid, "seq": entry.seq, "at": entry.timestamp}
 
 
 def event_from_document(document: Document) -> RecordedEntry:

@@ -1,12 +1,5 @@
-"""The event feed's collections: ``feed`` (the entries, by position), ``feed_meta`` (its epoch, the
-retention horizon and the relay's lease) and ``feed_pending`` (the marks of history entries not fed
-yet), and the reads of ``job_events`` the relay makes (ADR 015).
-
-A mark is a document of its own (``_id`` the entry's uuid, its job and seq), inserted by the writer
-before its entry (storage/jobs.py) and deleted by the relay once the entry is fed: deleting a small
-document with two index entries, where clearing a field of the entry rewrote the entry and every index
-entry of it on the embedded database (ADR 015, amendment). A crash between a mark and its entry leaves a
-mark without an entry; the relay drops it once the seq is covered by the record (another entry holds it).
+"""The event feed's collections: ``feed`` (the entries, by position) and ``feed_meta`` (its epoch, the
+retention horizon and the relay's lease), and the reads of ``job_events`` the relay makes (ADR 015).
 
 A feed document's ``_id`` is its history entry's uuid and ``p`` its position (unique index). Positions
 are taken by inserting at the head + 1, in order, one after the other, and the head (``feed_meta``) is
@@ -47,13 +40,10 @@ from pymongo.read_concern import ReadConcern
 from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.feed import CANCELLED, EVENT, FeedEntry, FeedFilter
 
-from .database import DUPLICATE_KEY, Database, Document, translate_errors
+from .database import Database, Document, translate_errors
 
 FEED, FEED_META = "feed", "feed_meta"
-# Until an amendment of ADR 015, the mark was this field of the job_events document itself, under a
-# partial index of that name. Start-up (and the relay, once a minute) moves such marks to feed_pending.
-OLD_MARK = "feed_pending"
-ADOPT_BATCH = 1000
+PENDING = "feed_pending"  # on a job_events document until the relay fed it (storage/documents.py)
 _EPOCH, _HORIZON, _HEAD, _LEASE = "epoch", "horizon", "head", "relay"
 MAJORITY = ReadConcern("majority")
 MARK_TIMEOUT_S = 0.5
@@ -184,11 +174,8 @@ class FeedStore:
         self._meta = database.database.get_collection(FEED_META, read_concern=concern)
         self._events = database.collections.job_events.with_options(read_concern=concern)
         self._jobs = database.collections.jobs.with_options(read_concern=concern)
-        self._pending = database.collections.feed_pending.with_options(read_concern=concern)
-        # A deletion lost in a crash only costs the next round a look at the feed (mark_fed): no journal
-        # wait. Adopted marks are inserted durably (the default): they are what gets an entry fed.
-        self._unmarking = database.collections.feed_pending.with_options(write_concern=WriteConcern(w=1))
-        self._old_marks = database.collections.job_events
+        # A mark lost in a crash only costs the next round a look at the feed (mark_fed): no journal wait.
+        self._marks = database.collections.job_events.with_options(write_concern=WriteConcern(w=1))
         self._epoch: str | None = None
 
     @translate_errors
@@ -199,41 +186,17 @@ class FeedStore:
                 IndexModel([("p", ASCENDING)], unique=True, name="position"),
             ]
         )
-        # Only entries not fed yet have a mark: the relay's one query stays small however long the log.
-        await self._pending.create_indexes([IndexModel([("job_uuid", ASCENDING), ("seq", ASCENDING)])])
-        await self.adopt_old_marks()
-        await self.epoch()
-
-    @translate_errors
-    async def adopt_old_marks(self) -> int:
-        """Give entries marked the old way (a ``feed_pending`` field on the entry, written by a version
-        before the ADR 015 amendment) a mark of their own, then clear the field; how many were moved.
-
-        The new mark is inserted first: a crash in between leaves both, and the next adoption finds the
-        field again and only clears it (the mark's ``_id`` is taken). Should the relay have fed the entry
-        meanwhile and deleted the new mark, the mark inserted again by that adoption finds the entry in
-        the feed (unique ``_id``) and feeds nothing twice. The old partial index is kept: it costs the
-        writers nothing (no new entry has the field) and keeps this query an index scan."""
-        moved = 0
-        if OLD_MARK not in await self._old_marks.index_information():
-            return moved
-        while True:
-            cursor = self._old_marks.find({OLD_MARK: True}, {"job_uuid": 1, "seq": 1, "timestamp": 1})
-            found = [document async for document in cursor.limit(ADOPT_BATCH)]
-            if not found:
-                return moved
-            marks = [
-                {"_id": d["_id"], "job_uuid": d["job_uuid"], "seq": d["seq"], "at": d["timestamp"]}
-                for d in found
+        # Only entries not fed yet are in it: the relay's one query stays small however long the log.
+        await self._events.create_indexes(
+            [
+                IndexModel(
+                    [(PENDING, ASCENDING), ("job_uuid", ASCENDING), ("seq", ASCENDING)],
+                    name=PENDING,
+                    partialFilterExpression={PENDING: True},
+                )
             ]
-            try:
-                await self._pending.insert_many(marks, ordered=False)
-            except BulkWriteError as error:  # marks adopted by a start that stopped half-way
-                if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                    raise
-            ids = [d["_id"] for d in found]
-            await self._old_marks.update_many({"_id": {"$in": ids}}, {"$unset": {OLD_MARK: ""}})
-            moved += len(found)
+        )
+        await self.epoch()
 
     @translate_errors
     async def epoch(self) -> str:
@@ -315,36 +278,27 @@ class FeedStore:
     @translate_errors
     @bounded
     async def pending(self, limit: int) -> list[Document]:
-        """Marks of history entries not fed yet (``_id``, ``job_uuid``, ``seq``, ``at``), by job and seq."""
-        cursor = self._pending.find({}).sort([("job_uuid", ASCENDING), ("seq", ASCENDING)])
+        """History entries not fed yet, by job and seq."""
+        cursor = self._events.find({PENDING: True}).sort([("job_uuid", ASCENDING), ("seq", ASCENDING)])
         return [document async for document in cursor.limit(limit)]
 
     @translate_errors
     @bounded
     async def pending_of(self, job_uuid: str) -> list[Document]:
-        cursor = self._pending.find({"job_uuid": job_uuid}).sort("seq", ASCENDING)
+        cursor = self._events.find({PENDING: True, "job_uuid": job_uuid}).sort("seq", ASCENDING)
         return [document async for document in cursor]
-
-    @translate_errors
-    @bounded
-    async def entries(self, uuids: Sequence[str]) -> dict[str, Document]:
-        """The history entries with these uuids that exist, by uuid (what the marks point to)."""
-        if not uuids:
-            return {}
-        cursor = self._events.find({"_id": {"$in": list(uuids)}})
-        return {document["_id"]: document async for document in cursor}
 
     @translate_errors
     @bounded
     async def still_pending(self, entries: Sequence[tuple[str, int]]) -> set[str]:
         """Of these (job, seq) pairs, the jobs whose entry at that seq is not fed yet.
 
-        One read of the marks of those jobs, not an ``$or`` of the pairs."""
+        One read of the pending entries of those jobs (the partial index), not an ``$or`` of the pairs."""
         if not entries:
             return set()
         wanted = set(entries)
-        query = {"job_uuid": {"$in": sorted({job for job, _ in entries})}}
-        cursor = self._pending.find(query, {"job_uuid": 1, "seq": 1})
+        query = {PENDING: True, "job_uuid": {"$in": sorted({job for job, _ in entries})}}
+        cursor = self._events.find(query, {"job_uuid": 1, "seq": 1})
         return {
             document["job_uuid"]
             async for document in cursor
@@ -395,20 +349,20 @@ class FeedStore:
 
     @translate_errors
     async def mark_fed(self, uuids: Sequence[str]) -> None:
-        """Delete the marks of fed entries (and of dropped ones). Only saves work: an entry fed but still
-        marked is found in the feed by the next round (``fed``) and not fed again. So the deletion is
-        bounded by MARK_TIMEOUT_S and a mark left behind is not an error: on the embedded database the
-        clearing of marks, racing the writers' inserts into the same index, was seen to get no answer
-        until the socket timeout (10 s), stalling the whole feed meanwhile."""
+        """Clear the marks of fed entries. Only saves work: an entry fed but still marked is found in the
+        feed by the next round (``fed``) and not fed again. So the clearing is bounded by MARK_TIMEOUT_S
+        and a mark left behind is not an error: on the embedded database this update, racing the
+        writers' inserts into the same index, was seen to get no answer until the socket timeout (10 s),
+        stalling the whole feed meanwhile."""
         if not uuids:
             return
         try:
             with pymongo.timeout(MARK_TIMEOUT_S):
-                await self._unmarking.delete_many({"_id": {"$in": list(uuids)}})
+                await self._marks.update_many({"_id": {"$in": list(uuids)}}, {"$unset": {PENDING: ""}})
         except PyMongoError as error:
             if not isinstance(error, (ExecutionTimeout, NetworkTimeout, WTimeoutError)) and not error.timeout:
                 raise
-            log.info("feed: deleting %d marks timed out; the next round does it", len(uuids))
+            log.info("feed: clearing %d marks timed out; the next round does it", len(uuids))
 
     # -- retention and the lease ----------------------------------------------------------------------
 

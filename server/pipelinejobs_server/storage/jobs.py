@@ -31,7 +31,6 @@ from .documents import (
     event_to_document,
     job_from_document,
     job_to_document,
-    pending_mark_document,
     token_to_document,
 )
 
@@ -72,7 +71,6 @@ class JobStore:
         self._jobs = database.collections.jobs
         self._events = database.collections.job_events
         self._listing = database.collections.job_listing
-        self._marks = database.collections.feed_pending
 
     @translate_errors
     async def get(self, job_uuid: str) -> JobRecord | None:
@@ -174,27 +172,11 @@ class JobStore:
         )
         return result.matched_count == 1
 
-    async def _mark(self, entries: Sequence[Entry]) -> None:
-        """The feed's marks of these entries, before the entries: a crash in between leaves a mark without
-        an entry, which the relay drops, never an entry without a mark, which would never be fed."""
-        try:
-            await self._marks.insert_many([pending_mark_document(entry) for entry in entries], ordered=False)
-        except BulkWriteError as error:  # a mark of this uuid is there already: a retried write
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                raise
-
-    async def _unmark(self, entries: Sequence[Entry]) -> None:
-        """Drop the marks of entries that were not written: nothing will ever feed them."""
-        if entries:
-            await self._marks.delete_many({"_id": {"$in": [entry.uuid for entry in entries]}})
-
     @translate_errors
     async def append(self, entry: Entry, digest: str) -> AppendOutcome:
-        await self._mark([entry])
         try:
             await self._events.insert_one(event_to_document(entry, digest))
         except DuplicateKeyError as error:
-            await self._unmark([entry])
             if duplicate_index(error) == "job_idempotency_key":
                 return AppendOutcome.KEY_TAKEN
             return AppendOutcome.SEQ_TAKEN
@@ -202,18 +184,13 @@ class JobStore:
 
     @translate_errors
     async def append_chains(self, entries: Sequence[tuple[Entry, str]]) -> list[AppendOutcome]:
-        """Append a batch's entries, each job's in seq order, in as few ``insert_many`` as it takes (after
-        one ``insert_many`` of their feed marks).
+        """Append a batch's entries, each job's in seq order, in as few ``insert_many`` as it takes.
 
         The insert is ordered: the database stops at the first entry it refuses, so an entry that
         follows a refused one of its job (and names that one's hash as its ``prev_hash``) is never
         written. The rest of the batch after the refusal is sent again, without that job's later
-        entries, which are ``SKIPPED``; the marks of what was not written are deleted. Without a refusal
-        (the common case) it is two round trips: the marks, then the entries.
+        entries, which are ``SKIPPED``. Without a refusal (the common case) it is one round trip.
         """
-        if not entries:
-            return []
-        await self._mark([entry for entry, _ in entries])
         outcomes: list[AppendOutcome | None] = [None] * len(entries)
         todo = list(range(len(entries)))
         while todo:
@@ -243,10 +220,7 @@ class JobStore:
             for i in todo:
                 outcomes[i] = AppendOutcome.APPENDED
             todo = []
-        final = [outcome or AppendOutcome.SKIPPED for outcome in outcomes]
-        written = zip(entries, final, strict=True)
-        await self._unmark([entry for (entry, _), outcome in written if outcome != AppendOutcome.APPENDED])
-        return final
+        return [outcome or AppendOutcome.SKIPPED for outcome in outcomes]
 
     @translate_errors
     async def advance_many(self, advances: Sequence[Advance]) -> list[bool]:
