@@ -9,12 +9,15 @@ Cost: the throughput workload (bench/throughput.py: ``threads`` clients sending 
 can) against three servers on one database process, round after round in a rotating order: one that
 does not relay (``PIPELINEJOBS_FEED_RELAY=off``, its own database: nothing is ever fed there), one that
 relays (its own database), and the same one with a WatchEvents stream reading everything meanwhile.
-The event documents carry the feed's mark and index in all three: that part of the cost is in the
-baseline too (docs/performance.md, section 9, measures it apart).
+The writers mark each entry for the feed in all three (ADR 015): that part of the cost is in the
+baseline too. Beside the rates, the database's CPU time per event of each round, counted until the
+feed holds the round's entries (the relay's catch-up after the writers stopped is its cost too): on a
+machine other work loads, CPU per event moves far less than the rates do.
 """
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from contextlib import ExitStack
@@ -25,6 +28,7 @@ import grpc
 from pipelinejobs_client.api.v1 import feed_pb2, job_pb2
 
 from .api import TIMEOUT_S, Api, JobHandle, connect, send_request
+from .cpu import CpuMeter
 from .harness import Environment
 from .latency import open_loop
 from .plan import Plan
@@ -123,9 +127,51 @@ def _jobs(api: Api, tag: str, threads: int, per_thread: int) -> list[list[JobHan
     return jobs
 
 
+def _position(cursor: str) -> tuple[str, int]:
+    """A feed cursor's epoch and position (``base64url("pjf1:<epoch>:<position>")``, ADR 015)."""
+    _, epoch, position = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")
+    return epoch, int(position)
+
+
+def _cursor(epoch: str, position: int) -> str:
+    return base64.urlsafe_b64encode(f"pjf1:{epoch}:{position}".encode()).decode().rstrip("=")
+
+
+def _head(api: Api) -> tuple[str, int]:
+    """The feed's epoch and newest position, read page by page (once, while the feed is small)."""
+    after = ""
+    while True:
+        reply = api.jobs.ListEvents(
+            feed_pb2.ListEventsRequest(after_cursor=after, page_size=1000),
+            metadata=api.metadata,
+            timeout=TIMEOUT_S,
+        )
+        after = reply.next_cursor or after
+        if reply.caught_up:
+            return _position(after)
+
+
+def _until_fed(api: Api, epoch: str, position: int) -> None:
+    """Wait until the feed holds ``position``: one entry asked for each time, the cheapest read (a
+    cursor past the feed's head is refused as ahead of it: not there yet)."""
+    deadline = time.perf_counter() + 120
+    request = feed_pb2.ListEventsRequest(after_cursor=_cursor(epoch, position - 1), page_size=1)
+    while True:
+        try:
+            if api.jobs.ListEvents(request, metadata=api.metadata, timeout=TIMEOUT_S).entries:
+                return
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the feed did not reach position {position}")
+        time.sleep(0.02)
+
+
 def measure(env: Environment, plan: Plan) -> list[Row]:
     rounds = ("no relay", "relay", "relay + watcher")
     rates: dict[str, list[float]] = {name: [] for name in rounds}
+    cpu: dict[str, list[float]] = {name: [] for name in rounds}
     lag_runs: dict[int, list[float]] = {50: [], 99: []}
     events = plan.threads * plan.events_per_thread
     lag_count = 300 if plan.mode == "quick" else 1500
@@ -141,15 +187,25 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         }
         jobs = {name: _jobs(apis[name][0], name, plan.threads, plan.jobs_per_thread) for name in apis}
         watcher_api = stack.enter_context(connect(relaying.address, env.client_key))
+        # The feed of the relaying server holds each job's first WARM_SEQ entries once it caught up.
+        epoch, _ = _head(watcher_api)
+        head = sum(len(share) for share in jobs["on"]) * WARM_SEQ
+        _until_fed(watcher_api, epoch, head)
+        meter = CpuMeter({"database": env.database_pid})
         for rep in range(plan.throughput_reps):
             for name in rounds[rep % len(rounds) :] + rounds[: rep % len(rounds)]:
                 side = "off" if servers[name] is plain else "on"
                 watch = Watch(watcher_api) if name == "relay + watcher" else None
+                meter.start()
                 try:
                     elapsed, _ = _service_round(apis[side], jobs[side], plan.events_per_thread)
+                    if side == "on":
+                        head += events
+                        _until_fed(watcher_api, epoch, head)
                 finally:
                     if watch is not None:
                         watch.close()
+                cpu[name].append(meter.per(events)["database"])
                 rates[name].append(events / elapsed)
         lag_jobs = [job for share in jobs["on"] for job in share]
         for rep in range(max(plan.throughput_reps // 2, 1)):
@@ -176,6 +232,18 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
             "1/s",
             (("no relay", rates["no relay"]), ("relay + a watcher", rates["relay + watcher"])),
             COST_TARGET,
+        ),
+        paired_row(
+            SECTION,
+            f"database CPU per event, {clients}",
+            "ms",
+            (("no relay", cpu["no relay"]), ("relay", cpu["relay"])),
+        ),
+        paired_row(
+            SECTION,
+            f"database CPU per event, {clients}",
+            "ms",
+            (("no relay", cpu["no relay"]), ("relay + a watcher", cpu["relay + watcher"])),
         ),
         Row(
             SECTION, "lag, acknowledged to watched, p50", "ms", f"{RATE:g}/s open loop", Runs.of(lag_runs[50])

@@ -237,7 +237,7 @@ def test_a_watch_the_server_ends_says_where_to_resume_and_the_client_goes_on(mon
 
     from pipelinejobs_client import JobsClient
     from pipelinejobs_server.settings import Streams
-    from tests.support import CLIENT_KEY
+    from tests.support import CLIENT_KEY, eventually
 
     settings = test_settings(mongodb_uri, f"test_{uuid.uuid4().hex[:12]}")
     short = ServerThread(replace(settings, streams=replace(Streams(), max_watch_s=1.0))).start()
@@ -251,16 +251,28 @@ def test_a_watch_the_server_ends_says_where_to_resume_and_the_client_goes_on(mon
             info = error_info(ended.value)
             assert info.reason == "WATCH_RESUME"
             assert info.metadata["after_cursor"] == cursor
+            running = short.running
+            assert running is not None
+            assert running.events is not None
+            limits = running.events._limits  # the server's count of open watches: is the client's over?
             with JobsClient(short.address, api_key=CLIENT_KEY) as client:
-                seen = []
-                for entry in client.watch_events(timeout=20):
+                watching = client.watch_events(timeout=30)
+                seen: list[feed_pb2.FeedEntry] = []
+
+                def take() -> None:
+                    entry = next(watching)
                     assert isinstance(entry, feed_pb2.FeedEntry)  # no bookmarks unless asked for
-                    seen.append(entry.seq)
-                    if len(seen) == 1:
-                        time.sleep(1.5)  # past the watch's maximum duration: the client resumes it
-                        send(api, job.job.uuid, "run", token=job.token)
-                    if len(seen) == 2:
-                        break
-            assert seen == [1, 2]
+                    seen.append(entry)
+
+                take()
+                # The server ends the watch (its maximum duration) while the client holds entry 1, and
+                # entry 2 is fed before the client asks for more: only a resume from entry 1's cursor
+                # sees entry 2, and sees it once (from the start it repeats 1, from now it misses 2).
+                eventually(lambda: limits.open() == 0, what="the server to end the watch")
+                send(api, job.job.uuid, "run", token=job.token)
+                fed(api, 2)
+                take()
+            assert [entry.seq for entry in seen] == [1, 2]
+            assert len({entry.uuid for entry in seen}) == 2
     finally:
         short.stop()
