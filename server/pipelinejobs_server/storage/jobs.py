@@ -87,7 +87,8 @@ class JobStore:
         if len(job_uuids) == 1:
             found = await self.get(job_uuids[0])
             return {} if found is None else {found.uuid: found}
-        cursor = self._jobs.find({"_id": {"$in": list(job_uuids)}})
+        # All of them in the first reply, cursor closed (without a limit: 101 documents, then a getMore).
+        cursor = self._jobs.find({"_id": {"$in": list(job_uuids)}}).limit(len(job_uuids))
         return {document["_id"]: job_from_document(document) async for document in cursor}
 
     @translate_errors

@@ -51,6 +51,7 @@ MARGIN = 1.25
 SLICE_ROWS_PER_ROW = 4
 MIN_SLICE_ROWS = 100
 KNOWN_DENSITIES = 1024
+SLICE_BATCH = 100_000  # rows per reply (the server caps a reply at 16 MiB whatever this says)
 
 
 class Densities:
@@ -135,11 +136,9 @@ class _Stream:
         """Read the next slice, sized for ``need`` more kept rows, into ``rows``."""
         width = self._next_width(need) if self.slices else self._first_width(need)
         bounds, far, final = self._slice(width)
-        rows = (
-            await self._rows_of.find(listing.slice_query(self._driver, self._value, self._order, bounds))
-            .sort(listing.sort(self._order))
-            .to_list(None)
-        )
+        cursor = self._rows_of.find(listing.slice_query(self._driver, self._value, self._order, bounds))
+        # The whole slice in one reply: the first batch is otherwise 101 rows, and the rest one more trip.
+        rows = await cursor.sort(listing.sort(self._order)).batch_size(SLICE_BATCH).to_list(None)
         self.slices += 1
         kept = [row for row in rows if self._keep(row)]
         self.rows.extend(kept)
