@@ -9,7 +9,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -215,15 +215,18 @@ EXAMINED_PER_ROW = 6  # a small multiple: the slices' margin, and a driver value
 def driver_only(job_filter: JobFilter, order: JobOrder) -> JobFilter:
     """What the slices' index bounds select: the driving filter and the sort field's own range."""
     driver = listing.driver_for(job_filter)
-    own = {"created": job_filter.created} if order.field == "created_at" else {"updated": job_filter.updated}
     values = driver.values
     if driver.field == "pipeline_uuid":
-        return JobFilter(pipeline_uuid=values[0], **own)
-    if driver.field == "state":
-        return JobFilter(states=values, **own)
-    if driver.field is not None:
-        return JobFilter(links={driver.field.removeprefix("links."): values}, **own)
-    return JobFilter(**own)
+        driving = JobFilter(pipeline_uuid=values[0])
+    elif driver.field == "state":
+        driving = JobFilter(states=values)
+    elif driver.field is not None:
+        driving = JobFilter(links={driver.field.removeprefix("links."): values})
+    else:
+        driving = JobFilter()
+    if order.field == "created_at":
+        return replace(driving, created=job_filter.created)
+    return replace(driving, updated=job_filter.updated)
 
 
 def spanned(seeded: Listing, job_filter: JobFilter, order: JobOrder, page: list[Document], start: int) -> int:
