@@ -297,3 +297,24 @@ def test_jobs_outside_the_extent_are_listed(embedded: EmbeddedDatabase) -> None:
     finally:
         client.drop_database(name)
         client.close()
+
+
+def test_without_an_extent_a_page_is_still_right(seeded: Listing) -> None:
+    """A database whose extent was never measured (start-up left it for later): slower, never wrong."""
+
+    async def work(database: Database) -> list[list[Document]]:
+        listing_rows = database.collections.job_listing
+        extents = Extents(database.client[seeded.name]["no_extent_here"], listing_rows)
+        read = []
+        # The first page, and the last: fewer rows than a page, so the walk must find the end.
+        for position in (None, Position(seeded.rows[20]["created_at"], seeded.rows[20]["_id"])):
+            reader = PageReader(
+                listing_rows, extents, Densities(), JobFilter(), JobOrder.CREATE_TIME_DESC, position
+            )
+            read.append(await asyncio.wait_for(reader.take(PAGE), 60))
+        return read
+
+    first, last = asyncio.run(_with(seeded.uri, seeded.name, work))
+    expected = reference(seeded.rows, JobFilter(), JobOrder.CREATE_TIME_DESC)
+    assert [row["_id"] for row in first] == expected[:PAGE]
+    assert [row["_id"] for row in last] == expected[JOBS - 20 :]

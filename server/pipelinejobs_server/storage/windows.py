@@ -180,8 +180,10 @@ class _Stream:
                 bounds["$gte" if descending else "$lt"] = stop
                 return bounds, None, True
         end = self._extent.oldest if descending else self._extent.newest
-        if end is not None and (_seconds(anchor, end) if descending else _seconds(end, anchor)) <= width:
-            return bounds, None, True  # open on the far side: whatever lies beyond the extent too
+        # Open on the far side: whatever lies beyond the extent too. Without an extent (not measured
+        # yet) the one slice from here to the end is the only safe one: slower, never wrong.
+        if end is None or (_seconds(anchor, end) if descending else _seconds(end, anchor)) <= width:
+            return bounds, None, True
         step = timedelta(seconds=width)
         far = anchor - step if descending else anchor + step
         bounds[far_op] = far
