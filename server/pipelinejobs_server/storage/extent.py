@@ -16,6 +16,7 @@ first slice one second's jobs. Deleted jobs leave it wider than the jobs, which 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,12 +62,20 @@ class Extents:
         self._listing = listing
         # What this process last wrote (or read) per field: it writes again only past it.
         self._known: dict[str, Extent] = {}
+        self._read_at: float | None = None
 
     async def of(self, field: str) -> Extent:
-        document = await self._extents.find_one({"_id": EXTENT_ID})
-        for name in SORT_FIELDS:
-            self._known[name] = _of(document, name)
-        return self._known[field]
+        """The extent as the database holds it, read at most once per ``GRANULARITY`` (it is a hint:
+        a second's staleness costs the first slice a second's jobs, as the writers' own throttle does)."""
+        now = time.monotonic()
+        if self._read_at is None or now - self._read_at >= GRANULARITY.total_seconds():
+            document = await self._extents.find_one({"_id": EXTENT_ID})
+            for name in SORT_FIELDS:
+                self._known[name] = self._known.get(name, Extent()).widened(
+                    value for value in (_of(document, name).oldest, _of(document, name).newest) if value
+                )
+            self._read_at = now
+        return self._known.get(field, Extent())
 
     async def widen(self, rows: Iterable[Document]) -> None:
         """Widen the extents to take in these listing rows (as written by JobStore's listing writes):
