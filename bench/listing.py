@@ -1,4 +1,5 @@
-"""list (ADR 004): ListJobs with filters costs the same over 10x the jobs, on the first page and a deep one.
+"""list (ADR 004): ListJobs costs the same over 10x the jobs, for every filter and order, on the first page
+and a deep one, and for a sparse filter (a lab with three jobs whatever the size).
 
 The two seeded databases of the collection section (bench/seeding.py: ten pipelines, five labs, four
 states in equal shares) each behind their own server. For each filter, the token of a deep page is found
@@ -8,8 +9,9 @@ from the small and the large database, so that the only difference between the s
 One token serves both databases: a token names a position (creation or update time, uuid) and the
 filters, not a database; the seeded pipelines have the same uuids in both, and the newest ``small_jobs``
 jobs of the large database have the same pipelines, states and labs at the same times as the small
-database's. So the position of page k of the small database is page k of the large one, without walking
-the large database's pages, which costs seconds each there (docs/performance.md says why).
+database's. So the position of page k of the small database is page k of the large one, newest first,
+without walking the large database's pages. Oldest first, the small database's page k lies in the middle
+of the large one: a deep page all the same, which is what the row compares.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
+from google.protobuf import timestamp_pb2
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 
@@ -30,7 +34,7 @@ from .harness import Environment
 from .parallel import check_stop
 from .plan import Plan
 from .report import progress
-from .seeding import SeededDatabase, seeded
+from .seeding import NEWEST, SPARSE_LAB, SeededDatabase, seeded
 from .stats import AT_MOST_1_2, Row, median, paired_row
 
 SECTION = "list"
@@ -43,14 +47,47 @@ class Query:
     build: Callable[[SeededDatabase], Request]
 
 
+# The creation times of the newest 5000 jobs: the same jobs in both databases (half of the small one).
+RECENT_S = 5000
+_STATE = job_pb2.JOB_STATE_RUNNING
+_BY_UPDATE = job_service_pb2.JOB_ORDER_UPDATE_TIME_DESC
+
+
+def _recent(db: SeededDatabase) -> job_service_pb2.TimeRange:
+    """The creation times of the newest ``RECENT_S`` jobs."""
+    start, end = timestamp_pb2.Timestamp(), timestamp_pb2.Timestamp()
+    start.FromDatetime(NEWEST - timedelta(seconds=RECENT_S))
+    end.FromDatetime(NEWEST + timedelta(seconds=1))
+    return job_service_pb2.TimeRange(start_time=start, end_time=end)
+
+
+# Every filter and order ListJobs offers, one row each (and the deep page), plus the sparse lab.
 QUERIES = (
-    Query("pipeline", lambda db: Request(pipeline_uuid=db.pipelines[1])),
+    Query("none, by creation time", lambda db: Request()),
+    Query("none, by update time", lambda db: Request(order_by=_BY_UPDATE)),
+    Query("none, oldest first", lambda db: Request(order_by=job_service_pb2.JOB_ORDER_CREATE_TIME_ASC)),
     Query(
-        "pipeline + state",
-        lambda db: Request(pipeline_uuid=db.pipelines[1], states=[job_pb2.JOB_STATE_RUNNING]),
+        "none, least recently updated first",
+        lambda db: Request(order_by=job_service_pb2.JOB_ORDER_UPDATE_TIME_ASC),
     ),
+    Query("pipeline", lambda db: Request(pipeline_uuid=db.pipelines[1])),
+    Query("pipeline, by update time", lambda db: Request(pipeline_uuid=db.pipelines[1], order_by=_BY_UPDATE)),
+    Query("pipeline + state", lambda db: Request(pipeline_uuid=db.pipelines[1], states=[_STATE])),
+    Query("state", lambda db: Request(states=[_STATE])),
+    Query("two states", lambda db: Request(states=[_STATE, job_pb2.JOB_STATE_FAILED])),
     Query("lab", lambda db: Request(links=job_pb2.JobLinks(lab=["bench-lab-2"]))),
-    Query("none, by update time", lambda db: Request(order_by=job_service_pb2.JOB_ORDER_UPDATE_TIME_DESC)),
+    Query(
+        "lab, by update time",
+        lambda db: Request(links=job_pb2.JobLinks(lab=["bench-lab-2"]), order_by=_BY_UPDATE),
+    ),
+    Query("two labs", lambda db: Request(links=job_pb2.JobLinks(lab=["bench-lab-2", "bench-lab-3"]))),
+    Query("experiment", lambda db: Request(links=job_pb2.JobLinks(experiment=["bench-experiment-7"]))),
+    Query("sample", lambda db: Request(links=job_pb2.JobLinks(sample=[f"bench-sample-{db.jobs - 1}"]))),
+    Query("creation time range", lambda db: Request(create_time=_recent(db))),
+    Query(
+        "update time range, by update time", lambda db: Request(update_time=_recent(db), order_by=_BY_UPDATE)
+    ),
+    Query("sparse lab (3 jobs)", lambda db: Request(links=job_pb2.JobLinks(lab=[SPARSE_LAB]))),
 )
 
 
@@ -134,7 +171,8 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         )
         for query in QUERIES:
             deep, page = _token_before(small.api, query, small.db, plan.page_size, plan.list_deep_page)
-            for token, title in (("", "first page"), (deep, f"page {page}")):
+            pages = [("", "first page")] + ([(deep, f"page {page}")] if page > 1 else [])
+            for token, title in pages:
                 runs = [seconds * 1000 for seconds in _pages(env, small, large, query, token, plan)]
                 rows.append(
                     paired_row(

@@ -15,11 +15,8 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
-from pymongo import MongoClient
 
 from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
-from pipelinejobs_server.domain.listing import JobFilter, JobOrder, Position
-from pipelinejobs_server.storage import listing
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.servers import ServerProcess, start_server_process
 from tests.support import CLIENT, Stubs, create_job, error_info, register_pipeline, send, stubs
@@ -215,39 +212,3 @@ def test_page_tokens_belong_to_their_filters_and_sizes_are_capped(dataset: Datas
         with pytest.raises(grpc.RpcError) as caught:
             api.jobs.ListJobs(job_service_pb2.ListJobsRequest(create_time=bad_range), metadata=CLIENT)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
-@pytest.mark.parametrize(
-    "job_filter",
-    [
-        JobFilter(),
-        JobFilter(pipeline_uuid="3b98ff33-d982-5cdc-9f02-5a70471e9629"),
-        JobFilter(states=("RUNNING", "FAILED")),
-        JobFilter(links={"lab": ("Ginkgo",)}),
-        JobFilter(links={"experiment": ("Yeast-Gates",)}),
-        JobFilter(links={"sample": ("sample-7",)}),
-    ],
-    ids=["none", "pipeline", "states", "lab", "experiment", "sample"],
-)
-@pytest.mark.parametrize("deep", [False, True], ids=["first-page", "deep-page"])
-def test_common_filters_use_an_index(
-    dataset: Dataset, mongo: MongoClient[dict[str, Any]], job_filter: JobFilter, deep: bool
-) -> None:
-    jobs = mongo[dataset.database].job_listing  # ListJobs reads the listing (ADR 013)
-    position = None
-    if deep:  # a position two thirds of the way down, as a page token would carry it
-        ordered = jobs.find().sort(listing.sort(JobOrder.CREATE_TIME_DESC))
-        row = ordered.skip(2 * JOBS // 3).limit(1).next()
-        position = Position(row["created_at"], row["_id"])
-    plan = mongo[dataset.database].command(
-        "explain",
-        {
-            "find": "job_listing",
-            "filter": listing.page_query(job_filter, JobOrder.CREATE_TIME_DESC, position),
-            "sort": dict(listing.sort(JobOrder.CREATE_TIME_DESC)),
-            "hint": dict(listing.index_for(job_filter, JobOrder.CREATE_TIME_DESC)),
-            "limit": 101,
-        },
-        verbosity="queryPlanner",
-    )["queryPlanner"]["winningPlan"]
-    assert "COLLSCAN" not in repr(plan), plan

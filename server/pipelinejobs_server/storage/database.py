@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import pymongo
 from bson.errors import InvalidDocument
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, WriteConcern
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel, WriteConcern, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from pipelinejobs_server.domain.errors import DatabaseUnavailable, InvalidArgument
+
+from . import listing
+from .extent import Extents
 
 Document = dict[str, Any]
 
@@ -29,6 +32,8 @@ DURABLE = WriteConcern(w="majority", j=True)
 PIPELINES, JOBS, HISTORY, REJECTED = "pipelines", "jobs", "job_events", "rejected_events"
 # What ListJobs reads: one small document per job carrying the listing indexes (storage/listed.py, ADR 013).
 LISTING = "job_listing"
+# The extent of the listing's sort keys (storage/extent.py): where a page's outermost slices begin.
+LISTING_EXTENT = "job_listing_extent"
 # How many listing documents the first start after ADR 013 writes per round trip for existing jobs.
 BACKFILL_BATCH = 1000
 
@@ -95,12 +100,21 @@ class Collections:
     job_events: AsyncCollection[Document]
     rejected_events: AsyncCollection[Document]
     job_listing: AsyncCollection[Document]
+    job_listing_extent: AsyncCollection[Document]
 
 
 class Database:
     """One client and the service's collections, all with the durable write concern."""
 
-    def __init__(self, uri: str, name: str, *, timeout_ms: int = 2000) -> None:
+    def __init__(
+        self,
+        uri: str,
+        name: str,
+        *,
+        timeout_ms: int = 2000,
+        listeners: Sequence[monitoring.CommandListener] = (),
+    ) -> None:
+        """``listeners``: the driver's command monitoring (tests count what a page asks the database)."""
         # Short timeouts so that a request fails fast with UNAVAILABLE while the database is down
         # (docs/operations.md, "When the database is down") instead of hanging for pymongo's default 30 s.
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(
@@ -112,6 +126,7 @@ class Database:
             socketTimeoutMS=max(timeout_ms * 5, 10_000),
             tz_aware=True,
             uuidRepresentation="standard",
+            event_listeners=list(listeners),
         )
         database: AsyncDatabase[Document] = self.client.get_database(name, write_concern=DURABLE)
         self.database = database
@@ -121,29 +136,20 @@ class Database:
             job_events=database[HISTORY],
             rejected_events=database[REJECTED],
             job_listing=database[LISTING],
+            job_listing_extent=database[LISTING_EXTENT],
         )
 
     @translate_errors
     async def ensure_indexes(self) -> None:
         c = self.collections
         await c.pipelines.create_indexes([IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)])])
-        # ListJobs: each common filter has an index that also serves the newest-first sort. They are on
-        # the listing, not on the record every event rewrites (ADR 013): the record keeps only _id.
-        # Existing jobs are listed first: building the indexes over the listings afterwards is faster
-        # than inserting every listing into them.
+        # ListJobs: per sort field, its own index and one per filter that can drive a page's slices
+        # (storage/listing.py, ADR 004). They are on the listing, not on the record every event
+        # rewrites (ADR 013): the record keeps only _id. Existing jobs are listed first: building the
+        # indexes over the listings afterwards is faster than inserting every listing into them.
         await self._move_listing_off_the_records()
-        newest = [("created_at", DESCENDING), ("_id", DESCENDING)]
-        await c.job_listing.create_indexes(
-            [
-                IndexModel(newest),
-                IndexModel([("updated_at", DESCENDING), ("_id", DESCENDING)]),
-                IndexModel([("pipeline_uuid", ASCENDING), *newest]),
-                IndexModel([("state", ASCENDING), *newest]),
-                IndexModel([("links.lab", ASCENDING), *newest]),
-                IndexModel([("links.experiment", ASCENDING), *newest]),
-                IndexModel([("links.sample", ASCENDING), *newest]),
-            ]
-        )
+        await c.job_listing.create_indexes(listing.listing_indexes())
+        await Extents(c.job_listing_extent, c.job_listing).measure()
         await c.job_events.create_indexes(
             [
                 # The log's order and its guard against two writers taking the same seq.

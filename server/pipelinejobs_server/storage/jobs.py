@@ -23,7 +23,7 @@ from pipelinejobs_server.domain.listing import JobFilter, JobOrder, Position
 from pipelinejobs_server.domain.records import ADVANCED_FIELDS, JobRecord, RecordedEntry
 from pipelinejobs_server.domain.tokens import StoredToken
 
-from . import listed, listing
+from . import listed, windows
 from .database import DUPLICATE_KEY, Database, Document, duplicate_index, duplicate_index_of, translate_errors
 from .documents import (
     as_utc,
@@ -33,6 +33,7 @@ from .documents import (
     job_to_document,
     token_to_document,
 )
+from .extent import Extents
 
 
 class AppendOutcome(enum.Enum):
@@ -44,11 +45,11 @@ class AppendOutcome(enum.Enum):
 
 @dataclass(frozen=True)
 class _Write:
-    """A compare-and-set on a record, and the listing write that must come before it, if one is due."""
+    """A compare-and-set on a record, and the record to list before it, if its listing is due."""
 
     query: dict[str, Any]
     update: dict[str, Any]
-    listing: UpdateOne | None
+    listing: JobRecord | None
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class JobStore:
         self._jobs = database.collections.jobs
         self._events = database.collections.job_events
         self._listing = database.collections.job_listing
+        self._extents = Extents(database.collections.job_listing_extent, self._listing)
+        # What this process learned of each filter's density: the first slice of its next page.
+        self._densities = windows.Densities()
 
     @translate_errors
     async def get(self, job_uuid: str) -> JobRecord | None:
@@ -83,37 +87,29 @@ class JobStore:
         if len(job_uuids) == 1:
             found = await self.get(job_uuids[0])
             return {} if found is None else {found.uuid: found}
-        cursor = self._jobs.find({"_id": {"$in": list(job_uuids)}})
+        # All of them in the first reply, cursor closed (without a limit: 101 documents, then a getMore).
+        cursor = self._jobs.find({"_id": {"$in": list(job_uuids)}}).limit(len(job_uuids))
         return {document["_id"]: job_from_document(document) async for document in cursor}
 
     @translate_errors
     async def page(
         self, job_filter: JobFilter, order: JobOrder, position: Position | None, limit: int
     ) -> list[JobRecord]:
-        """Up to ``limit`` jobs after ``position`` in ``order``, found in the listing (ADR 013).
+        """Up to ``limit`` jobs after ``position`` in ``order``, found in the listing (ADR 013) a slice of
+        the sort key at a time (storage/windows.py, ADR 004).
 
         Each row is the job's record with the update time its listing holds: the order, the ranges
         and the next page's position are all by that one value (at most ``listed.GRANULARITY`` behind
         the record's own, which GetJob answers).
         """
-        cursor = (
-            self._listing.find(listing.page_query(job_filter, order, position))
-            .sort(listing.sort(order))
-            .hint(listing.index_for(job_filter, order))
-            .batch_size(limit + 1)
+        reader = windows.PageReader(
+            self._listing, self._extents, self._densities, job_filter, order, position
         )
         jobs: list[JobRecord] = []
-        async with cursor:
-            rows: list[Document] = []
-            async for document in cursor:
-                if not listing.is_after(order, position, document):
-                    continue
-                rows.append(document)
-                if len(rows) == limit - len(jobs):
-                    jobs += await self._listed(rows)
-                    rows = []
-                    if len(jobs) == limit:
-                        break
+        while len(jobs) < limit:
+            rows = await reader.take(limit - len(jobs))
+            if not rows:
+                break
             jobs += await self._listed(rows)
         return jobs
 
@@ -247,12 +243,15 @@ class JobStore:
     def _stands_at_or_past(record: JobRecord | None, seq: int) -> bool:
         return record is not None and not record.cancelled and record.seq >= seq
 
-    async def _list(self, writes: Sequence[UpdateOne]) -> None:
-        """Write listings; one that already lists a later seq stays (its upsert's duplicate key)."""
-        if not writes:
+    async def _list(self, records: Sequence[JobRecord]) -> None:
+        """Write listings; one that already lists a later seq stays (its upsert's duplicate key). The
+        extents take them in first, so that a listed job is never outside them for long."""
+        if not records:
             return
+        await self._extents.widen(listed.listing_document(record) for record in records)
         try:
-            await self._listing.bulk_write(list(writes), ordered=False)
+            writes = [listed.listing_write(record) for record in records]
+            await self._listing.bulk_write(writes, ordered=False)
         except BulkWriteError as error:
             if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
                 raise
@@ -273,7 +272,7 @@ class JobStore:
             changes["tokens.$.exp"] = token.expires_at
         if listed.due(job, after):
             changes["listed_at"] = after.updated_at
-            return _Write(query, {"$set": changes}, listed.listing_write(after))
+            return _Write(query, {"$set": changes}, after)
         return _Write(query, {"$set": changes}, None)
 
     @translate_errors
