@@ -19,14 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from .listed import GRANULARITY  # the listing's own update times lag as much
 from .listing import SORT_FIELDS
 
-GRANULARITY = timedelta(seconds=1)  # as listed.GRANULARITY: the listing's own update times lag as much
 EXTENT_ID = "sort_keys"
 Document = dict[str, Any]
 
@@ -71,8 +71,9 @@ class Extents:
         if self._read_at is None or now - self._read_at >= GRANULARITY.total_seconds():
             document = await self._extents.find_one({"_id": EXTENT_ID})
             for name in SORT_FIELDS:
+                stored = _of(document, name)
                 self._known[name] = self._known.get(name, Extent()).widened(
-                    value for value in (_of(document, name).oldest, _of(document, name).newest) if value
+                    value for value in (stored.oldest, stored.newest) if value
                 )
             self._read_at = now
         return self._known.get(field, Extent())
