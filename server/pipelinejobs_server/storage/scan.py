@@ -16,7 +16,8 @@ from typing import Any
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConfigurationError
 
-from .database import HISTORY, JOBS, Document, translated
+from . import counts
+from .database import COUNTS, HISTORY, JOBS, Document, translated
 
 PAGE = 500
 # What the doctor needs of a record. Job parameters (up to 256 KiB each) and token hashes are left out,
@@ -56,6 +57,7 @@ class DatabaseScan:
             raise ValueError(f"the MongoDB URI cannot be used: {error}{hint}") from None
         self._jobs = self._client[database][JOBS]
         self._events = self._client[database][HISTORY]
+        self._counts = self._client[database][COUNTS]
         self._page = page
 
     def close(self) -> None:
@@ -100,14 +102,30 @@ class DatabaseScan:
 
     def events(self, job_uuid: str) -> Iterator[Document]:
         """A job's history in seq order, a page at a time (keyset on seq, served by the job_seq index)."""
-        query: Document = {"job_uuid": job_uuid}
+        # Each page is the closed range of seqs after the last one, read on past it only when short
+        # (across a gap, or at the end): an open range costs as much as the rest of the history on
+        # SecantusDB (ADR 014). A seq that is not an integer (damage the doctor reports) is followed by
+        # open ranges, as before.
+        after: Any = 0
         while True:
             with translated(detail=True):
-                page = list(self._events.find(query).sort("seq", ASCENDING).limit(self._page))
+                if isinstance(after, int) and not isinstance(after, bool):
+                    page = self._seqs(job_uuid, {"$gt": after, "$lte": after + self._page}, self._page)
+                else:
+                    page = []
+                if len(page) < self._page:
+                    last = page[-1].get("seq") if page else after
+                    page += self._seqs(
+                        job_uuid, {"$gt": last} if page or after else None, self._page - len(page)
+                    )
             yield from page
             if len(page) < self._page:
                 return
-            query = {"job_uuid": job_uuid, "seq": {"$gt": page[-1].get("seq")}}
+            after = page[-1].get("seq")
+
+    def _seqs(self, job_uuid: str, seqs: Document | None, limit: int) -> list[Document]:
+        query: Document = {"job_uuid": job_uuid} if seqs is None else {"job_uuid": job_uuid, "seq": seqs}
+        return list(self._events.find(query).sort("seq", ASCENDING).limit(limit))
 
     def count_events(self, job_uuid: str | None = None) -> int:
         with translated(detail=True):
@@ -125,3 +143,33 @@ class DatabaseScan:
                 return
             last = document["job_uuid"]
             yield last
+
+    def counts_ready(self) -> bool:
+        """Whether the database's jobs were counted (storage/counts.py): only then do counters mean much."""
+        with translated(detail=True):
+            return self._counts.find_one({"_id": counts.READY}, {"_id": 1}) is not None
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        """What the counters say, by (scope, state); zeros left out."""
+        found: dict[tuple[str, str], int] = {}
+        with translated(detail=True):
+            for document in self._counts.find({"_id": {"$ne": counts.READY}}):
+                key = (str(document.get("scope")), str(document.get("state")))
+                found[key] = found.get(key, 0) + int(document.get("n", 0))
+        return {key: n for key, n in found.items() if n}
+
+    def recounted(self) -> dict[tuple[str, str], int]:
+        """The counts the records make, by a scan: what the counters must agree with."""
+        found: dict[tuple[str, str], int] = {}
+        with translated(detail=True):
+            rows = self._jobs.aggregate(
+                [
+                    {"$match": {"seq": {"$gt": 0}, "cancelled": {"$ne": True}}},
+                    {"$group": {"_id": {"p": "$pipeline_uuid", "s": "$state"}, "n": {"$sum": 1}}},
+                ]
+            )
+            for row in rows:
+                for scope in (counts.ALL, str(row["_id"]["p"])):
+                    key = (scope, str(row["_id"]["s"]))
+                    found[key] = found.get(key, 0) + int(row["n"])
+        return found
