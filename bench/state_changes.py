@@ -1,10 +1,10 @@
 """state changes (ADR 014): what the job counts cost the write path.
 
-An event that changes a job's state moves the counters in the same transaction as the record's
-compare-and-set; one that does not (most: ``update``) is written as before. Both kinds on jobs of their
-own, in the same run: one by one, alternating call by call (``validate`` and ``validated`` take a job
-from VALIDATED to VALIDATING and back, a state change every time), and from ``threads`` clients at once,
-round by round, where the group commit writes the state changes of a batch in one transaction.
+An event that changes a job's state also writes its change of the counts (one ``insert_many`` per batch,
+before the compare-and-sets); one that does not (most: ``update``) is written as before. Both kinds on
+jobs of their own, in the same run: one by one, alternating call by call (``validate`` and ``validated``
+take a job from VALIDATED to VALIDATING and back, a state change every time), and from ``threads``
+clients at once, round by round, where the group commit writes a batch's changes together.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from .storage.counts import Counters
 from .storage.database import CLOSE_TIMEOUT_S, Database
 from .storage.extent import Extents
 from .storage.feed import FeedStore
+from .storage.folding import CountFolder
 from .storage.jobs import JobStore
 from .storage.notifications import HistoryNotifier
 from .storage.pipelines import PipelineStore
@@ -127,6 +128,7 @@ class RunningServer:
     feed: Feed | None = None
     events: EventFeed | None = None
     upkeep: Upkeep | None = None
+    folder: CountFolder | None = None
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database.
@@ -149,6 +151,9 @@ class RunningServer:
         if self.upkeep is not None:
             self.upkeep.stop()
             tasks.append(self.upkeep.task)
+        if self.folder is not None:
+            self.folder.stop()
+            tasks.append(self.folder.task)
         if self.events is not None:
             self.events.close()
         if self.feed is not None:
@@ -197,6 +202,8 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
         feed.relay.start()
     await grpc_server.server.start()
     upkeep.start()  # after the server: building and counting never hold up serving
+    folder = CountFolder(Counters(database), clock.now)
+    folder.start()
     metrics_http = (
         None
         if settings.metrics_port is None
@@ -214,4 +221,5 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
         feed,
         services.feed,
         upkeep,
+        folder,
     )

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import DESCENDING
 from pymongo.database import Database
 
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.doctor import Problem, Severity, check_job, diagnose
 from pipelinejobs_server.domain.history import Entry, utc_now_ms
-from pipelinejobs_server.storage.documents import event_from_document, event_to_document
+from pipelinejobs_server.storage.documents import event_to_document
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
+from tests.forging import forge_next
 from tests.servers import ServerThread
 from tests.support import ADMIN, CLIENT, Stubs, create_job, eventually, register_pipeline, send, stubs
 
@@ -55,29 +55,6 @@ def jobs(api: Stubs) -> list[str]:
 def codes(problems: list[Problem]) -> list[tuple[str, str, int | None]]:
     """(job, code, seq) of each problem, sorted: jobs are checked in uuid order, not creation order."""
     return sorted((problem.job_uuid, problem.code, problem.seq) for problem in problems)
-
-
-def forge_next(db: Database[Document], job: str, name: str, to_state: str, *, advance_record: bool) -> Entry:
-    """A correctly hashed entry after the job's last one; the record is advanced only if asked."""
-    last = event_from_document(db.job_events.find_one({"job_uuid": job}, sort=[("seq", DESCENDING)]) or {})
-    entry = Entry(
-        job_uuid=job,
-        seq=last.entry.seq + 1,
-        uuid=str(uuid.uuid4()),
-        name=name,
-        from_state=last.entry.to_state,
-        to_state=to_state,
-        timestamp=utc_now_ms(),
-        data={},
-        source="grpc",
-        idempotency_key="",
-        prev_hash=last.hash,
-    )
-    db.job_events.insert_one(event_to_document(entry, entry.digest()))
-    if advance_record:
-        changes = {"seq": entry.seq, "state": to_state, "last_event": name, "head_hash": entry.digest()}
-        db.jobs.update_one({"_id": job}, {"$set": changes})
-    return entry
 
 
 def test_a_healthy_database_passes(mongodb_uri: str, database_name: str, jobs: list[str]) -> None:

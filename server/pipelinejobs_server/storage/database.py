@@ -35,6 +35,12 @@ LISTING = "job_listing"
 LISTING_EXTENT = "job_listing_extent"
 # Jobs per state, as counters that every state change moves in its own transaction (storage/counts.py).
 COUNTS = "job_counts"
+# What each state change and cancel does to the counts, written on the write path and folded into
+# job_counts in the background (storage/counts.py, storage/folding.py).
+COUNT_CHANGES = "job_count_changes"
+# A folded change is kept a day, so that a roll-forward racing the entry's writer finds it there
+# (a duplicate, ignored) rather than writing it a second time.
+FOLDED_KEPT_S = 24 * 3600
 # How many listing documents the first start after ADR 013 writes per round trip for existing jobs.
 BACKFILL_BATCH = 1000
 
@@ -119,6 +125,7 @@ class Collections:
     job_listing: AsyncCollection[Document]
     job_listing_extent: AsyncCollection[Document]
     job_counts: AsyncCollection[Document]
+    job_count_changes: AsyncCollection[Document]
 
 
 class Database:
@@ -156,6 +163,7 @@ class Database:
             job_listing=database[LISTING],
             job_listing_extent=database[LISTING_EXTENT],
             job_counts=database[COUNTS],
+            job_count_changes=database[COUNT_CHANGES],
         )
 
     def declared_indexes(self) -> list[Declared]:
@@ -188,6 +196,23 @@ class Database:
             ),
             # CountJobs reads one scope's counters (storage/counts.py).
             Declared(c.job_counts, IndexModel([("scope", ASCENDING), ("state", ASCENDING)]), False),
+            # CountJobs and the folder read the pending changes (of a pipeline).
+            Declared(
+                c.job_count_changes,
+                IndexModel(
+                    [("pending", ASCENDING), ("p", ASCENDING)],
+                    name="pending_changes",
+                    partialFilterExpression={"pending": True},
+                ),
+                False,
+            ),
+            Declared(
+                c.job_count_changes,
+                IndexModel(
+                    [("folded_at", ASCENDING)], name="folded_expiry", expireAfterSeconds=FOLDED_KEPT_S
+                ),
+                False,
+            ),
             Declared(
                 c.rejected_events,
                 IndexModel([("job_uuid", ASCENDING), ("timestamp", ASCENDING), ("_id", ASCENDING)]),

@@ -194,7 +194,6 @@ class EmbeddedDatabase:
         if setup.exists():
             self._create_user(executable, timeout_s)
         self.port = self._launch(executable, self.port, self._password, timeout_s)
-        self._end_old_sessions()
         if setup.exists():
             if setup.read_text() == NEW_STORE:
                 self._check_new_store()
@@ -204,18 +203,6 @@ class EmbeddedDatabase:
             RunRecord(os.getpid(), embedded_run.this_command(), self.process.pid, self.shown_uri)
         )
         return self.uri
-
-    def _end_old_sessions(self) -> None:
-        """End every session the store still knows from before this start (none but ours use it yet): a
-        transaction left open by a server that was killed would hold its documents until it expires (60 s),
-        and every transaction of the counts (storage/counts.py) that meets one waits and retries meanwhile."""
-        client: MongoClient[dict[str, object]] = MongoClient(self.uri, serverSelectionTimeoutMS=5000)
-        try:
-            client.admin.command("killAllSessions", [])
-        except PyMongoError as error:  # a courtesy: the database expires them by itself
-            LOG.warning("could not end the database's old sessions: %s", error)
-        finally:
-            client.close()
 
     def _stop_leftovers(self) -> None:
         """Stop a database still running on the store: with the lock ours, its owner is gone (it crashed,

@@ -58,10 +58,7 @@ class _Write:
     query: dict[str, Any]
     update: dict[str, Any]
     listing: JobRecord | None
-    delta: counts.Delta  # what it changes in the counts (storage/counts.py); empty for most events
-
-    def counted(self) -> counts.Counted:
-        return counts.Counted(self.query, self.update, self.delta)
+    changes: list[Document]  # what it changes in the counts (storage/counts.py); none for most events
 
 
 @dataclass(frozen=True)
@@ -247,28 +244,16 @@ class JobStore:
             return []
         writes = [self._compare_and_set(a.job, a.entries, a.token) for a in advances]
         await self._list([write.listing for write in writes if write.listing is not None])
-        # Most events leave the state as it is: their compare-and-sets go in one plain bulk write. Those
-        # that change what the counts say go in one transaction with the counters (storage/counts.py).
-        plain = [i for i, write in enumerate(writes) if not write.delta]
-        counted = [i for i, write in enumerate(writes) if write.delta]
-        matched: dict[int, bool] = {}
-        if plain:
-            result = await self._jobs.bulk_write(
-                [UpdateOne(writes[i].query, writes[i].update) for i in plain], ordered=False
-            )
-            if result.modified_count == len(plain):
-                matched.update((i, True) for i in plain)
-        if counted:
-            outcomes = await self._counters.compare_and_set([writes[i].counted() for i in counted])
-            matched.update((i, True) for i, ok in zip(counted, outcomes, strict=True) if ok)
-        if len(matched) == len(advances):
+        # Before the records: an entry applied is never missing from the counts (storage/counts.py).
+        await self._counters.write([change for write in writes for change in write.changes])
+        result = await self._jobs.bulk_write(
+            [UpdateOne(write.query, write.update) for write in writes], ordered=False
+        )
+        if result.modified_count == len(advances):
             return [True] * len(advances)
         # The bulk reply counts, it does not say which: read back the few jobs of this batch.
         current = await self.get_many([a.job.uuid for a in advances])
-        return [
-            matched.get(i, False) or self._stands_at_or_past(current.get(a.job.uuid), a.entries[-1].entry.seq)
-            for i, a in enumerate(advances)
-        ]
+        return [self._stands_at_or_past(current.get(a.job.uuid), a.entries[-1].entry.seq) for a in advances]
 
     @staticmethod
     def _stands_at_or_past(record: JobRecord | None, seq: int) -> bool:
@@ -301,15 +286,11 @@ class JobStore:
         if token is not None:
             query["tokens.h"] = token.digest
             changes["tokens.$.exp"] = token.expires_at
-        delta = counts.moved(
-            job.pipeline_uuid,
-            counts.counted_state(job.seq, job.state),
-            counts.counted_state(after.seq, after.state),
-        )
+        counted = counts.changes_of(job, entries)
         if listed.due(job, after):
             changes["listed_at"] = after.updated_at
-            return _Write(query, {"$set": changes}, after, delta)
-        return _Write(query, {"$set": changes}, None, delta)
+            return _Write(query, {"$set": changes}, after, counted)
+        return _Write(query, {"$set": changes}, None, counted)
 
     @translate_errors
     async def advance(
@@ -327,8 +308,7 @@ class JobStore:
         write = self._compare_and_set(job, entries, token)
         if write.listing is not None:
             await self._list([write.listing])
-        if write.delta:
-            return (await self._counters.compare_and_set([write.counted()]))[0]
+        await self._counters.write(write.changes)
         result = await self._jobs.update_one(write.query, write.update)
         return result.modified_count == 1
 
@@ -375,17 +355,13 @@ class JobStore:
 
     @translate_errors
     async def mark_cancelled(self, job: JobRecord) -> bool:
-        """Mark a never-RUNNING job as cancelled, if it is still exactly as read; it leaves the counts
-        in the same transaction."""
-        write = counts.Counted(
+        """Mark a never-RUNNING job as cancelled, if it is still exactly as read. It leaves the counts
+        when its cancel is finished (``counters.cancelled``), before its record is deleted."""
+        result = await self._jobs.update_one(
             {"_id": job.uuid, "seq": job.seq, "ever_running": {"$ne": True}, "cancelled": {"$ne": True}},
             {"$set": {"cancelled": True}},
-            counts.moved(job.pipeline_uuid, counts.counted_state(job.seq, job.state), None),
         )
-        if not write.delta:
-            result = await self._jobs.update_one(write.query, write.update)
-            return result.modified_count == 1
-        return (await self._counters.compare_and_set([write]))[0]
+        return result.modified_count == 1
 
     @translate_errors
     async def purge(self, job_uuid: str) -> None:

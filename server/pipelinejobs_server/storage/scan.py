@@ -9,6 +9,7 @@ the database never has to sort a whole collection in memory.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -17,7 +18,7 @@ from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConfigurationError
 
 from . import counts
-from .database import COUNTS, HISTORY, JOBS, Document, translated
+from .database import COUNT_CHANGES, COUNTS, HISTORY, JOBS, Document, translated
 
 PAGE = 500
 # What the doctor needs of a record. Job parameters (up to 256 KiB each) and token hashes are left out,
@@ -58,6 +59,7 @@ class DatabaseScan:
         self._jobs = self._client[database][JOBS]
         self._events = self._client[database][HISTORY]
         self._counts = self._client[database][COUNTS]
+        self._changes = self._client[database][COUNT_CHANGES]
         self._page = page
 
     def close(self) -> None:
@@ -150,26 +152,41 @@ class DatabaseScan:
             return self._counts.find_one({"_id": counts.READY}, {"_id": 1}) is not None
 
     def counters(self) -> dict[tuple[str, str], int]:
-        """What the counters say, by (scope, state); zeros left out."""
-        found: dict[tuple[str, str], int] = {}
+        """What the counts say, by (scope, state), zeros left out: the counters and the pending changes
+        whose entries are applied (those in flight are left out, as the records do not show them yet)."""
+        for _ in range(counts.GENERATION_RETRIES):
+            generation = self._generation()
+            found = self._counted()
+            if self._generation() == generation:  # no fold moved changes into counters meanwhile
+                break
+        return found
+
+    def _generation(self) -> int:
         with translated(detail=True):
-            for document in self._counts.find({"_id": {"$ne": counts.READY}}):
-                key = (str(document.get("scope")), str(document.get("state")))
-                found[key] = found.get(key, 0) + int(document.get("n", 0))
+            document = self._counts.find_one({"_id": counts.FOLDS}, {"gen": 1})
+        return int(document["gen"]) if document else 0
+
+    def _counted(self) -> dict[tuple[str, str], int]:
+        found: counts.Delta = Counter()
+        with translated(detail=True):
+            for document in self._counts.find({"scope": {"$exists": True}}):
+                found[(str(document["scope"]), str(document["state"]))] += int(document.get("n", 0))
+            changes = list(self._changes.find({counts.PENDING: True}))
+            jobs = sorted({str(c["j"]) for c in changes})
+            records = {
+                str(r["_id"]): r for r in self._jobs.find({"_id": {"$in": jobs}}, counts.RECORD_FIELDS)
+            }
+            found_cancels = self._changes.find({"_id": {"$in": counts.cancel_keys(changes)}})
+            cancels = {str(c["_id"]): c for c in found_cancels}
+        found.update(counts.applied_total(changes, counts.verdicts(changes, records, cancels)))
         return {key: n for key, n in found.items() if n}
 
     def recounted(self) -> dict[tuple[str, str], int]:
         """The counts the records make, by a scan: what the counters must agree with."""
-        found: dict[tuple[str, str], int] = {}
         with translated(detail=True):
-            rows = self._jobs.aggregate(
-                [
-                    {"$match": {"seq": {"$gt": 0}, "cancelled": {"$ne": True}}},
-                    {"$group": {"_id": {"p": "$pipeline_uuid", "s": "$state"}, "n": {"$sum": 1}}},
-                ]
-            )
-            for row in rows:
-                for scope in (counts.ALL, str(row["_id"]["p"])):
-                    key = (scope, str(row["_id"]["s"]))
-                    found[key] = found.get(key, 0) + int(row["n"])
-        return found
+            rows = list(self._jobs.aggregate(counts.RECORDS_PER_STATE))
+            half_done = list(self._jobs.find(counts.HALF_DONE, counts.HALF_DONE_FIELDS))
+            keys = counts.half_done_keys(half_done)
+            written = {str(c["_id"]) for c in self._changes.find({"_id": {"$in": keys}}, {"_id": 1})}
+        found = counts.from_records(rows, half_done, written)
+        return {key: n for key, n in found.items() if n}

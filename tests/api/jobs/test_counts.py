@@ -9,7 +9,11 @@ import grpc
 from pymongo.database import Database
 
 from pipelinejobs_client.api.v1 import job_service_pb2
+from pipelinejobs_server.domain.records import RecordedEntry
+from pipelinejobs_server.storage.counts import changes_of
+from pipelinejobs_server.storage.documents import job_from_document
 from tests.api.jobs.helpers import Document, refused
+from tests.forging import forge_next
 from tests.support import ADMIN, CLIENT, Stubs, create_job, eventually, register_pipeline, send, state_name
 
 
@@ -83,31 +87,23 @@ def test_counts_stay_exact_through_batches_of_concurrent_events(
     assert counts(api, pipeline) == recount(db, pipeline)
 
 
-def test_a_roll_forward_moves_the_counts_once(api: Stubs, pipeline: str, db: Database[Document]) -> None:
+def test_an_entry_whose_writer_died_counts_once_rolled_forward(
+    api: Stubs, pipeline: str, db: Database[Document]
+) -> None:
     exact_soon(api)
-    job = create_job(api, pipeline)
-    send(api, job.job.uuid, "run", token=job.token)
-    # A writer killed between its two writes: the entry is in the history, the record one behind.
-    behind = {"seq": 1, "state": "CREATED", "last_event": "create", "ever_running": False}
-    db.jobs.update_one(
-        {"_id": job.job.uuid}, {"$set": {**behind, "head_hash": _hash_of(db, job.job.uuid, 1)}}
-    )
-    # The counters moved with the first compare-and-set; put them back as a crash before it leaves them.
-    db.job_counts.insert_one(
-        {"_id": f"*|RUNNING|test-{job.job.uuid}", "scope": "*", "state": "RUNNING", "n": -1}
-    )
-    db.job_counts.insert_one(
-        {"_id": f"*|CREATED|test-{job.job.uuid}", "scope": "*", "state": "CREATED", "n": 1}
-    )
-    assert counts(api) == {"CREATED": 1}
-    api.jobs.GetJob(job_service_pb2.GetJobRequest(uuid=job.job.uuid), metadata=CLIENT)  # rolls it forward
-    assert counts(api) == {"RUNNING": 1} == recount(db)
-
-
-def _hash_of(db: Database[Document], job: str, seq: int) -> str:
-    entry = db.job_events.find_one({"job_uuid": job, "seq": seq})
-    assert entry is not None
-    return str(entry["hash"])
+    first, second = create_job(api, pipeline, data={"n": 1}), create_job(api, pipeline, data={"n": 2})
+    # Writers killed after their entries: the first before it wrote the entry's change, the second after.
+    forge_next(db, first.job.uuid, "run", "RUNNING", advance_record=False)
+    entry = forge_next(db, second.job.uuid, "run", "RUNNING", advance_record=False)
+    record = job_from_document(db.jobs.find_one({"_id": second.job.uuid}) or {})
+    db.job_count_changes.insert_many(changes_of(record, [RecordedEntry(entry, entry.digest())]))
+    # The log has the second's run and so do the counts; the first's is not known until rolled forward.
+    assert counts(api) == {"CREATED": 1, "RUNNING": 1}
+    for job in (first, second):  # GetJob rolls each record forward, writing the entry's change
+        api.jobs.GetJob(job_service_pb2.GetJobRequest(uuid=job.job.uuid), metadata=CLIENT)
+    assert counts(api) == {"RUNNING": 2} == recount(db)
+    eventually(lambda: db.job_count_changes.count_documents({"pending": True}) == 0, what="changes folded")
+    assert counts(api) == {"RUNNING": 2}
 
 
 def test_count_jobs_checks_its_pipeline_uuid(api: Stubs) -> None:
