@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from pymongo.errors import PyMongoError
+
 from pipelinejobs_server.domain.errors import DatabaseUnavailable
 
 from .counts import Counters
@@ -65,7 +67,10 @@ class CountFolder:
             pause = self._interval_s
             try:
                 await self.fold_all()
-            except DatabaseUnavailable as error:
+            except (DatabaseUnavailable, PyMongoError) as error:
+                # Also a fold that met another replica's for longer than the driver retries it (a replica
+                # killed inside one holds its documents for the transaction's lifetime): never the end of
+                # folding, which reads do not wait for.
                 log.warning("folding the job counts: %s; trying again in %.0f s", error, RETRY_S)
                 pause = RETRY_S
             with contextlib.suppress(TimeoutError):
