@@ -215,7 +215,22 @@ def test_without_a_deadline_a_stalled_database_still_gets_an_answer(
         assert error_info(caught.value).reason == "DATABASE_UNAVAILABLE"
         assert elapsed < 20, elapsed
         eventually(lambda: health(server) == health_pb2.HealthCheckResponse.SERVING, what="SERVING")
-        reply = api.pipelines.GetPipeline(
-            pipeline_service_pb2.GetPipelineRequest(uuid=pipeline), metadata=CLIENT, timeout=DEADLINE_S
-        )
-        assert reply.pipeline.uuid == pipeline
+
+        # Answering within the deadline again, with no restart. Not necessarily the first call: the
+        # driver's pool was interrupted, and a call may have to open and authenticate a connection of
+        # its own, which on a loaded machine can take longer than DEADLINE_S (seen once in CI).
+        def answers_in_time() -> bool:
+            try:
+                reply = api.pipelines.GetPipeline(
+                    pipeline_service_pb2.GetPipelineRequest(uuid=pipeline),
+                    metadata=CLIENT,
+                    timeout=DEADLINE_S,
+                )
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise
+                return False
+            assert reply.pipeline.uuid == pipeline
+            return True
+
+        eventually(answers_in_time, what="GetPipeline within its deadline")
