@@ -344,7 +344,8 @@ class CountJobsResponse(_message.Message):
     """The sum of counts."""
     exact: _builtins.bool
     """True when every count is exact as of the last accepted write; false while the counters are being
-    initialised on an existing database, or where the database cannot keep them in a transaction.
+    initialised on an existing database, where the database has no transactions to fold them in, or
+    (not seen in practice) when the counters kept moving during the read.
     """
     @_builtins.property
     def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___StateCount]:

@@ -154,10 +154,10 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CountJobs(self, request, context):
-        """Counts jobs per state, of all pipelines or of one, from counters that every state change, creation
-        and cancel moves in the same transaction as the job's record: no scan, however many jobs exist.
-        exact is false while a database that had jobs before the counters is being counted (after an
-        upgrade), and on a database server without transactions.
+        """Counts jobs per state, of all pipelines or of one, from counters kept by every state change,
+        creation and cancel: no scan, however many jobs exist. exact is false while a database that had
+        jobs before the counters is being counted (after an upgrade), and on a database server without
+        transactions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -51,10 +51,10 @@ class JobServiceStub:
     while jobs are being added, and as cheap on the hundredth page as on the first).
     """
     CountJobs: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CountJobsRequest, _job_service_pb2.CountJobsResponse]
-    """Counts jobs per state, of all pipelines or of one, from counters that every state change, creation
-    and cancel moves in the same transaction as the job's record: no scan, however many jobs exist.
-    exact is false while a database that had jobs before the counters is being counted (after an
-    upgrade), and on a database server without transactions.
+    """Counts jobs per state, of all pipelines or of one, from counters kept by every state change,
+    creation and cancel: no scan, however many jobs exist. exact is false while a database that had
+    jobs before the counters is being counted (after an upgrade), and on a database server without
+    transactions.
     """
     SendEvent: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.SendEventRequest, _job_service_pb2.SendEventResponse]
     """Applies one event to a job if the state machine allows it; the event is appended to the history."""
@@ -119,10 +119,10 @@ class JobServiceAsyncStub(JobServiceStub):
     while jobs are being added, and as cheap on the hundredth page as on the first).
     """
     CountJobs: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CountJobsRequest, _job_service_pb2.CountJobsResponse]  # type: ignore[assignment]
-    """Counts jobs per state, of all pipelines or of one, from counters that every state change, creation
-    and cancel moves in the same transaction as the job's record: no scan, however many jobs exist.
-    exact is false while a database that had jobs before the counters is being counted (after an
-    upgrade), and on a database server without transactions.
+    """Counts jobs per state, of all pipelines or of one, from counters kept by every state change,
+    creation and cancel: no scan, however many jobs exist. exact is false while a database that had
+    jobs before the counters is being counted (after an upgrade), and on a database server without
+    transactions.
     """
     SendEvent: _aio.UnaryUnaryMultiCallable[_job_service_pb2.SendEventRequest, _job_service_pb2.SendEventResponse]  # type: ignore[assignment]
     """Applies one event to a job if the state machine allows it; the event is appended to the history."""
@@ -208,10 +208,10 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _job_service_pb2.CountJobsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_job_service_pb2.CountJobsResponse, _abc.Awaitable[_job_service_pb2.CountJobsResponse]]:
-        """Counts jobs per state, of all pipelines or of one, from counters that every state change, creation
-        and cancel moves in the same transaction as the job's record: no scan, however many jobs exist.
-        exact is false while a database that had jobs before the counters is being counted (after an
-        upgrade), and on a database server without transactions.
+        """Counts jobs per state, of all pipelines or of one, from counters kept by every state change,
+        creation and cancel: no scan, however many jobs exist. exact is false while a database that had
+        jobs before the counters is being counted (after an upgrade), and on a database server without
+        transactions.
         """
 
     @_abc_1.abstractmethod
