@@ -12,7 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from . import callbacks, collection, feed, history, latency, listing, profiling, throughput
+from . import (
+    callbacks,
+    collection,
+    counts,
+    feed,
+    history,
+    latency,
+    listing,
+    profiling,
+    state_changes,
+    throughput,
+)
 from .harness import Environment
 from .parallel import STOP
 from .plan import FULL, QUICK, Plan
@@ -22,10 +33,12 @@ from .stats import Row
 Section = Callable[[Environment, Plan], list[Row]]
 SECTIONS: dict[str, Section] = {
     "throughput": throughput.measure,
+    "state-changes": state_changes.measure,
     "latency": latency.measure,
     "history": history.measure,
     "collection": collection.measure,
     "list": listing.measure,
+    "counts": counts.measure,
     "callbacks": callbacks.measure,
     "feed": feed.measure,
     "profile": profiling.measure,

@@ -66,9 +66,9 @@ class Api:
     def list_jobs(self, request: job_service_pb2.ListJobsRequest) -> job_service_pb2.ListJobsResponse:
         return self.jobs.ListJobs(request, metadata=self.metadata, timeout=TIMEOUT_S)
 
-    def verify(self, job: JobHandle) -> job_service_pb2.VerifyHistoryResponse:
+    def verify(self, job: JobHandle, timeout_s: float = TIMEOUT_S) -> job_service_pb2.VerifyHistoryResponse:
         return self.jobs.VerifyHistory(
-            job_service_pb2.VerifyHistoryRequest(uuid=job.uuid), metadata=self.metadata, timeout=TIMEOUT_S
+            job_service_pb2.VerifyHistoryRequest(uuid=job.uuid), metadata=self.metadata, timeout=timeout_s
         )
 
     def update(self, job: JobHandle, n: int) -> int:

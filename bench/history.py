@@ -13,7 +13,10 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from .api import Api, JobHandle, connect, timed
+from pipelinejobs_client.api.v1 import job_service_pb2
+from pipelinejobs_server.service.paging import encode_seq
+
+from .api import TIMEOUT_S, Api, JobHandle, connect, timed
 from .harness import Environment
 from .paired import paired
 from .plan import Plan
@@ -22,6 +25,8 @@ from .seeding import extend_history
 from .stats import AT_MOST_1_2, Row, median, paired_row
 
 SECTION = "history"
+DEEP = 200  # the deep page starts this many entries before the history's end
+LONGER = 10  # the longer history is this many times the long one
 EARLY_SEQ = 10  # the fresh job's seq before its measured events
 DATABASE = "bench_history"
 
@@ -45,12 +50,13 @@ def _repetition(api: Api, fresh: JobHandle, long_job: JobHandle, plan: Plan) -> 
     return {key: median(values) * 1000 for key, values in samples.items()}
 
 
-def _grow(env: Environment, api: Api, pipeline: str, events: int) -> JobHandle:
-    long_job = api.create_job(pipeline, {"bench": "history", "job": "long"})
+def _grow(env: Environment, api: Api, pipeline: str, events: int, name: str = "long") -> JobHandle:
+    long_job = api.create_job(pipeline, {"bench": "history", "job": name})
     api.start(long_job, EARLY_SEQ)
     started = time.perf_counter()
     added = extend_history(env.uri, DATABASE, long_job.uuid, events - 1)
-    verdict = api.verify(long_job)
+    # It reads and hashes every entry (0.1-0.6 ms each here): 100,000 take longer than a call's 60 s.
+    verdict = api.verify(long_job, timeout_s=max(TIMEOUT_S, events / 200))
     if not verdict.valid or verdict.checked != events - 1:
         raise RuntimeError(f"the seeded history does not verify: {verdict}")
     progress(
@@ -58,6 +64,32 @@ def _grow(env: Environment, api: Api, pipeline: str, events: int) -> JobHandle:
         f"({verdict.checked} in all) in {time.perf_counter() - started:.1f} s"
     )
     return long_job
+
+
+def _deep_page(api: Api, job: JobHandle, events: int) -> float:
+    """Seconds for one ListJobEvents page that starts ``DEEP`` entries before the end of the history."""
+    token = encode_seq(f"events:{job.uuid}", events - DEEP)
+    request = job_service_pb2.ListJobEventsRequest(uuid=job.uuid, page_size=100, page_token=token)
+    return timed(lambda: api.jobs.ListJobEvents(request, metadata=api.metadata, timeout=60))
+
+
+def _deep_pages(
+    env: Environment, api: Api, pipeline: str, long_job: JobHandle, plan: Plan
+) -> dict[str, list[float]]:
+    """ListJobEvents' deep page on the long history and on one ``LONGER`` times as long, alternately."""
+    events = api.get_seq(long_job)
+    longer_job = _grow(env, api, pipeline, plan.history_events * LONGER, "longer")
+    longer = api.get_seq(longer_job)
+    runs: dict[str, list[float]] = {"long": [], "longer": []}
+    for _ in range(plan.history_reps):
+        pair = paired(
+            lambda _: _deep_page(api, long_job, events),
+            lambda _: _deep_page(api, longer_job, longer),
+            plan.history_gets,
+        )
+        runs["long"].append(median(pair[0]) * 1000)
+        runs["longer"].append(median(pair[1]) * 1000)
+    return runs
 
 
 def measure(env: Environment, plan: Plan) -> list[Row]:
@@ -78,6 +110,8 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
                 verify_runs["late"].append(timed(partial(api.verify, long_job)) * 1000)
         late_last = api.get_seq(long_job)
         progress(f"history: {plan.history_reps} repetitions measured")
+        deep = _deep_pages(env, api, pipeline, long_job, plan)
+        progress("history: deep pages measured")
     server.stop()
 
     early = f"fresh jobs, #{EARLY_SEQ + 1}-#{EARLY_SEQ + plan.history_window}"
@@ -95,6 +129,16 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
             "GetJob",
             "ms",
             ((f"at seq {EARLY_SEQ}", runs["early_gets"]), (f"at seq >= {late_first - 1}", runs["late_gets"])),
+            AT_MOST_1_2,
+        ),
+        paired_row(
+            SECTION,
+            f"ListJobEvents, page of 100 from {DEEP} before the end",
+            "ms",
+            (
+                (f"{late_last} entries", deep["long"]),
+                (f"{plan.history_events * LONGER}+ entries", deep["longer"]),
+            ),
             AT_MOST_1_2,
         ),
         paired_row(

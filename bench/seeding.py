@@ -34,6 +34,7 @@ from pipelinejobs_server.storage.listed import listing_document
 
 from .harness import Environment, ServerProcess
 from .report import progress
+from .upkeep import wait_for_upkeep
 
 PIPELINES = 10
 LABS = 5
@@ -196,6 +197,8 @@ def seeded(env: Environment, count: int) -> SeededDatabase:
         # default socket timeout (10 s): this first start gets a longer one. The measured server then
         # starts with the defaults, on indexes that exist.
         builder = env.start_server(name, timeout_s=1800.0, settings={"PIPELINEJOBS_DB_TIMEOUT_MS": "360000"})
+        # It serves before its indexes and counts are done (storage/upkeep.py): wait for them.
+        progress(f"{name}: upkeep done in {wait_for_upkeep(builder.address):.1f} s after serving")
         builder.stop()
         progress(f"{name}: indexes built")
         server = env.start_server(name)
@@ -233,19 +236,19 @@ def extend_history(uri: str, database: str, job: str, until_seq: int) -> int:
         if last is None:
             return 0
         durable = client.get_database(database, write_concern=WriteConcern(w="majority", j=True))
-        result = durable["jobs"].update_one(
-            {"_id": job, "seq": seq},
-            {
-                "$set": {
-                    "seq": last.seq,
-                    "last_event": last.name,
-                    "head_hash": head,
-                    "updated_at": last.timestamp,
-                }
-            },
-        )
-        if result.modified_count != 1:
-            raise RuntimeError(f"job {job} changed while its history was being extended")
+        changes = {"seq": last.seq, "last_event": last.name, "head_hash": head, "updated_at": last.timestamp}
+        # A reader may roll the record forward over the new entries meanwhile (the feed's relay does so
+        # for entries older than two seconds), part of the way or all of it: move it from where it is.
+        for _ in range(100):
+            now = durable["jobs"].find_one({"_id": job}, {"seq": 1, "head_hash": 1}) or {}
+            if (now.get("seq"), now.get("head_hash")) == (last.seq, head):
+                break
+            if not seq <= int(now.get("seq", -1)) < last.seq:
+                raise RuntimeError(f"job {job} changed while its history was being extended")
+            if durable["jobs"].update_one({"_id": job, "seq": now["seq"]}, {"$set": changes}).modified_count:
+                break
+        else:
+            raise RuntimeError(f"job {job} kept changing while its history was being extended")
         return len(steps)
     finally:
         client.close()

@@ -270,6 +270,12 @@ class JobsClient:
         )
         return self._call(self._jobs.ListJobs, request)
 
+    def count_jobs(self, pipeline_uuid: str = "") -> job_service_pb2.CountJobsResponse:
+        """Jobs per state (every state, zeros included), of all pipelines or of one, and whether the
+        counts are exact (false while the server is counting a database it found without counters)."""
+        request = job_service_pb2.CountJobsRequest(pipeline_uuid=pipeline_uuid)
+        return self._call(self._jobs.CountJobs, request)
+
     def iter_jobs(self, **filters: Any) -> Iterator[job_pb2.Job]:
         """Every job matching ``filters`` (the keyword arguments of ``list_jobs``), page after page."""
         pages = _pages(lambda token: self.list_jobs(**filters, page_token=token), lambda page: page.jobs)

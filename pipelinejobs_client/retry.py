@@ -27,6 +27,7 @@ RETRY_SAFE: Final[Mapping[str, str]] = {
     "/pipelinejobs.v1.JobService/CreateJob": "idempotent by identity: a repeat returns the same job",
     "/pipelinejobs.v1.JobService/GetJob": _READ,
     "/pipelinejobs.v1.JobService/ListJobs": _READ,
+    "/pipelinejobs.v1.JobService/CountJobs": _READ,
     "/pipelinejobs.v1.JobService/SendEvent": "every event carries an idempotency key: a repeat is replayed",
     "/pipelinejobs.v1.JobService/CancelJob": "a repeat that finds the job gone reports the cancel as done",
     "/pipelinejobs.v1.JobService/ListJobEvents": _READ,

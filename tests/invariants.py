@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipelinejobs_client.api.v1 import job_pb2
+from pipelinejobs_client.api.v1 import job_pb2, job_service_pb2
 from pipelinejobs_server.domain import fsm
-from tests.support import state_name
+from tests.support import CLIENT, Stubs, state_name
 
 
 def event_name(value: int) -> str:
@@ -37,3 +37,13 @@ def check_history(job: job_pb2.Job, events: list[job_pb2.HistoryEvent], acknowle
     assert job.head_hash == previous_hash
     missing = set(acknowledged) - set(uuids)
     assert not missing, f"{len(missing)} acknowledged events are not in the history"
+
+
+def check_counts(api: Stubs, jobs: Iterable[job_pb2.Job]) -> None:
+    """CountJobs is exact and counts ``jobs`` (every job of the database) in their states."""
+    reply = api.jobs.CountJobs(job_service_pb2.CountJobsRequest(), metadata=CLIENT)
+    assert reply.exact, "the counts are not exact"
+    expected: dict[str, int] = {}
+    for job in jobs:
+        expected[state_name(job.state)] = expected.get(state_name(job.state), 0) + 1
+    assert {state_name(c.state): c.count for c in reply.counts if c.count} == expected, "wrong counts"

@@ -27,6 +27,8 @@ from . import common, output
 EXIT_SERVING, EXIT_NOT_SERVING, EXIT_UNAVAILABLE = 0, 1, 3
 UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 TIMEOUT_S = 5.0
+# The server's name for its upkeep (server/pipelinejobs_server/api/health.py, UPKEEP_SERVICE).
+UPKEEP_SERVICE = "pipelinejobs.upkeep"
 
 
 def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
@@ -43,7 +45,8 @@ def add_commands(commands: argparse._SubParsersAction[common.Parser]) -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help='print {"server": …, "status": "SERVING" or null, "code": "OK" or the error} for scripts',
+        help='print {"server": …, "status": "SERVING" or null, "code": "OK" or the error, '
+        '"upkeep": "done" / "in progress" (indexes being built, jobs being counted) or null} for scripts',
     )
     common.add_client_tls_arguments(parser)
     parser.set_defaults(handler=check)
@@ -54,6 +57,18 @@ def _channel(target: str, tls: ClientTls | None) -> grpc.Channel:
     if tls is not None:
         return grpc.secure_channel(target, tls.credentials(), options=options)
     return grpc.insecure_channel(target, options=options)
+
+
+def _upkeep(channel: grpc.Channel) -> str | None:
+    """What the server still finishes after its start (indexes, the first count of its jobs): "done",
+    "in progress", or None from a server that does not report it."""
+    try:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=UPKEEP_SERVICE), timeout=TIMEOUT_S
+        )
+    except grpc.RpcError:
+        return None
+    return "done" if reply.status == health_pb2.HealthCheckResponse.SERVING else "in progress"
 
 
 def check(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -77,9 +92,10 @@ def check(options: argparse.Namespace, environ: Mapping[str, str]) -> int:
             # One line, as every client command's failure: the code, what gRPC said, the server.
             output.error(f"{code.name}: {call.details() or 'no answer'} (server {target})")
             return EXIT_UNAVAILABLE if code in UNREACHABLE else EXIT_NOT_SERVING
+        upkeep = _upkeep(channel)
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     if options.json:
-        output.emit_json({"server": target, "status": status, "code": "OK"})
+        output.emit_json({"server": target, "status": status, "code": "OK", "upkeep": upkeep})
     else:
         print(f"{target}: {status}")
     return EXIT_SERVING if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_NOT_SERVING

@@ -20,6 +20,7 @@ from .api.metrics import MetricsEndpoint, ServerMetrics, serve_metrics
 from .api.server import build_grpc_server
 from .domain.clock import SYSTEM_CLOCK, Clock
 from .service.bundle import Services
+from .service.counting import JobCounting
 from .service.credentials import Credentials
 from .service.events import Events
 from .service.feed import EventFeed
@@ -34,12 +35,16 @@ from .service.watch_limits import WatchLimits
 from .service.watching import JobWatcher
 from .settings import Settings
 from .stopping import Budget
+from .storage.counts import Counters
 from .storage.database import CLOSE_TIMEOUT_S, Database
+from .storage.extent import Extents
 from .storage.feed import FeedStore
+from .storage.folding import CountFolder
 from .storage.jobs import JobStore
 from .storage.notifications import HistoryNotifier
 from .storage.pipelines import PipelineStore
 from .storage.rejected import RejectedStore
+from .storage.upkeep import Upkeep
 
 # Caps for the steps of a stop. They are deadlines, not waits: on a database that answers, a whole stop
 # with calls and watches in flight took at most 0.12 s (400 stops measured). A step that overruns its
@@ -93,6 +98,7 @@ def build_services(
         jobs=Jobs(settings, jobs, settler, pipelines, rejected, clock, feed=feed.relay),
         events=Events(settings, jobs, settler, rejected, clock),
         listing=JobListing(jobs, settings.limits),
+        counting=JobCounting(jobs.counters),
         watcher=JobWatcher(
             jobs, settler, notifier, watch_limits, max_duration_s=settings.streams.max_watch_s
         ),
@@ -121,6 +127,8 @@ class RunningServer:
     metrics_http: MetricsEndpoint | None = None
     feed: Feed | None = None
     events: EventFeed | None = None
+    upkeep: Upkeep | None = None
+    folder: CountFolder | None = None
 
     async def stop(self, grace_s: float) -> None:
         """Refuse new calls, let in-flight ones finish for up to ``grace_s``, then close the database.
@@ -140,6 +148,12 @@ class RunningServer:
         self.watcher.close()
         self.notifier.stop()
         tasks = [self.health.task, self.notifier.task]
+        if self.upkeep is not None:
+            self.upkeep.stop()
+            tasks.append(self.upkeep.task)
+        if self.folder is not None:
+            self.folder.stop()
+            tasks.append(self.folder.task)
         if self.events is not None:
             self.events.close()
         if self.feed is not None:
@@ -162,7 +176,7 @@ class RunningServer:
 
 async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> RunningServer:
     database = Database(settings.mongodb_uri, settings.database, timeout_ms=settings.db_timeout_ms)
-    await database.ensure_indexes()
+    missing = await database.ensure_indexes()
     await RejectedStore(database).ensure_retention(settings.rejected_retention)
     notifier = HistoryNotifier(database.collections.job_events)
     await FeedStore(database).ensure()
@@ -173,10 +187,23 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
     grpc_server = build_grpc_server(settings, services, metrics, database.ping)
     await grpc_server.health.check_once()
     grpc_server.health.start()
+    health = grpc_server.health
+    c = database.collections
+    upkeep = Upkeep(
+        missing,
+        Counters(database),
+        Extents(c.job_listing_extent, c.job_listing),
+        clock.now,
+        on_change=lambda status: health.upkeep(status.done),
+    )
+    await health.upkeep(False)
     notifier.start()
     if settings.feed.relay:
         feed.relay.start()
     await grpc_server.server.start()
+    upkeep.start()  # after the server: building and counting never hold up serving
+    folder = CountFolder(Counters(database), clock.now)
+    folder.start()
     metrics_http = (
         None
         if settings.metrics_port is None
@@ -193,4 +220,6 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
         metrics_http,
         feed,
         services.feed,
+        upkeep,
+        folder,
     )

@@ -72,12 +72,20 @@ def seeded(embedded: EmbeddedDatabase) -> Iterator[Listing]:
     client: MongoClient[Document] = MongoClient(embedded.uri, tz_aware=True)
     try:
         client[name].job_listing.insert_many(rows)
-        # The server's own start: the indexes, and the extent measured from the listing.
-        asyncio.run(_with(embedded.uri, name, lambda database: database.ensure_indexes()))
+        # The server's start and its upkeep: the indexes, and the extent measured from the listing.
+        asyncio.run(_with(embedded.uri, name, started))
         yield Listing(embedded.uri, name, rows)
     finally:
         client.drop_database(name)
         client.close()
+
+
+async def started(database: Database) -> None:
+    """What a server and its upkeep (storage/upkeep.py) leave: every index built, the extent measured."""
+    for declared in await database.ensure_indexes():
+        await declared.collection.create_indexes([declared.model])
+    c = database.collections
+    await Extents(c.job_listing_extent, c.job_listing).measure()
 
 
 async def _with(uri: str, name: str, work: Callable[[Database], Awaitable[T]], **options: Any) -> T:
@@ -283,7 +291,7 @@ def test_jobs_outside_the_extent_are_listed(embedded: EmbeddedDatabase) -> None:
     client: MongoClient[Document] = MongoClient(embedded.uri, tz_aware=True)
     try:
         client[name].job_listing.insert_many(rows)
-        asyncio.run(_with(embedded.uri, name, lambda database: database.ensure_indexes()))
+        asyncio.run(_with(embedded.uri, name, started))
         ahead, behind = dict(rows[0], _id="ahead"), dict(rows[0], _id="behind")
         for row, shift in ((ahead, timedelta(days=30)), (behind, timedelta(days=-30))):
             row["created_at"] = row["updated_at"] = rows[-1]["created_at"] + shift

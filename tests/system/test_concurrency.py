@@ -17,7 +17,7 @@ import pytest
 
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.invariants import check_history
+from tests.invariants import check_counts, check_history
 from tests.servers import ServerProcess, start_server_process
 from tests.support import ADMIN, CLIENT, create_job, history, register_pipeline, send, stubs
 
@@ -93,6 +93,7 @@ def test_concurrent_events_across_two_replicas_keep_history_consistent(replicas:
         verdict = api.jobs.VerifyHistory(
             job_service_pb2.VerifyHistoryRequest(uuid=created.job.uuid), metadata=CLIENT
         )
+        check_counts(api, [job])  # moved with every state change, through both replicas and the kills
     total = 2 * SENDERS_PER_SERVER * EVENTS_PER_SENDER
     assert len(acknowledged) + len(refused) == total
     assert len(acknowledged) >= 40, "too few events applied for the check to mean anything"

@@ -21,7 +21,7 @@ from pymongo.database import Database
 
 from pipelinejobs_client.api.v1 import job_service_pb2
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
-from tests.invariants import check_history
+from tests.invariants import check_counts, check_history
 from tests.support import CLIENT, create_job, history, register_pipeline, send, stubs
 from tests.system.faults import HOT, Job, Load, Replicas, check_every_job, create_jobs
 
@@ -90,6 +90,7 @@ def test_sigkill_during_event_stream_loses_no_acknowledged_event(replicas: Repli
         verdict = api.jobs.VerifyHistory(
             job_service_pb2.VerifyHistoryRequest(uuid=created.job.uuid), metadata=CLIENT
         )
+        check_counts(api, [job])  # moved with every state change, through both replicas and the kills
     assert len(acknowledged) == SENDERS * EVENTS_PER_SENDER, "every event is acknowledged in the end"
     check_history(job, events, acknowledged.values())
     # Exactly once: create, run, then each sender's events, none of them twice.

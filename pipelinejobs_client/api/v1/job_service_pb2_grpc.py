@@ -54,6 +54,11 @@ class JobServiceStub:
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.CountJobs = channel.unary_unary(
+                '/pipelinejobs.v1.JobService/CountJobs',
+                request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.CountJobsRequest.SerializeToString,
+                response_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.CountJobsResponse.FromString,
+                _registered_method=True)
         self.SendEvent = channel.unary_unary(
                 '/pipelinejobs.v1.JobService/SendEvent',
                 request_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.SendEventRequest.SerializeToString,
@@ -143,6 +148,16 @@ class JobServiceServicer:
     def ListJobs(self, request, context):
         """Lists jobs matching filters, newest first by default, a page at a time (keyset pages: stable
         while jobs are being added, and as cheap on the hundredth page as on the first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountJobs(self, request, context):
+        """Counts jobs per state, of all pipelines or of one, from counters kept by every state change,
+        creation and cancel: no scan, however many jobs exist. exact is false while a database that had
+        jobs before the counters is being counted (after an upgrade), and on a database server without
+        transactions.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -259,6 +274,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsRequest.FromString,
                     response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'CountJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountJobs,
+                    request_deserializer=pipelinejobs_dot_v1_dot_job__service__pb2.CountJobsRequest.FromString,
+                    response_serializer=pipelinejobs_dot_v1_dot_job__service__pb2.CountJobsResponse.SerializeToString,
             ),
             'SendEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.SendEvent,
@@ -406,6 +426,33 @@ class JobService:
             '/pipelinejobs.v1.JobService/ListJobs',
             pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
             pipelinejobs_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pipelinejobs.v1.JobService/CountJobs',
+            pipelinejobs_dot_v1_dot_job__service__pb2.CountJobsRequest.SerializeToString,
+            pipelinejobs_dot_v1_dot_job__service__pb2.CountJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,12 @@ class JobServiceStub:
     """Lists jobs matching filters, newest first by default, a page at a time (keyset pages: stable
     while jobs are being added, and as cheap on the hundredth page as on the first).
     """
+    CountJobs: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CountJobsRequest, _job_service_pb2.CountJobsResponse]
+    """Counts jobs per state, of all pipelines or of one, from counters kept by every state change,
+    creation and cancel: no scan, however many jobs exist. exact is false while a database that had
+    jobs before the counters is being counted (after an upgrade), and on a database server without
+    transactions.
+    """
     SendEvent: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.SendEventRequest, _job_service_pb2.SendEventResponse]
     """Applies one event to a job if the state machine allows it; the event is appended to the history."""
     CancelJob: _grpc.UnaryUnaryMultiCallable[_job_service_pb2.CancelJobRequest, _job_service_pb2.CancelJobResponse]
@@ -111,6 +117,12 @@ class JobServiceAsyncStub(JobServiceStub):
     ListJobs: _aio.UnaryUnaryMultiCallable[_job_service_pb2.ListJobsRequest, _job_service_pb2.ListJobsResponse]  # type: ignore[assignment]
     """Lists jobs matching filters, newest first by default, a page at a time (keyset pages: stable
     while jobs are being added, and as cheap on the hundredth page as on the first).
+    """
+    CountJobs: _aio.UnaryUnaryMultiCallable[_job_service_pb2.CountJobsRequest, _job_service_pb2.CountJobsResponse]  # type: ignore[assignment]
+    """Counts jobs per state, of all pipelines or of one, from counters kept by every state change,
+    creation and cancel: no scan, however many jobs exist. exact is false while a database that had
+    jobs before the counters is being counted (after an upgrade), and on a database server without
+    transactions.
     """
     SendEvent: _aio.UnaryUnaryMultiCallable[_job_service_pb2.SendEventRequest, _job_service_pb2.SendEventResponse]  # type: ignore[assignment]
     """Applies one event to a job if the state machine allows it; the event is appended to the history."""
@@ -188,6 +200,18 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_job_service_pb2.ListJobsResponse, _abc.Awaitable[_job_service_pb2.ListJobsResponse]]:
         """Lists jobs matching filters, newest first by default, a page at a time (keyset pages: stable
         while jobs are being added, and as cheap on the hundredth page as on the first).
+        """
+
+    @_abc_1.abstractmethod
+    def CountJobs(
+        self,
+        request: _job_service_pb2.CountJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_job_service_pb2.CountJobsResponse, _abc.Awaitable[_job_service_pb2.CountJobsResponse]]:
+        """Counts jobs per state, of all pipelines or of one, from counters kept by every state change,
+        creation and cancel: no scan, however many jobs exist. exact is false while a database that had
+        jobs before the counters is being counted (after an upgrade), and on a database server without
+        transactions.
         """
 
     @_abc_1.abstractmethod

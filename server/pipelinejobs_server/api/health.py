@@ -24,6 +24,11 @@ from pipelinejobs_server.domain.errors import DatabaseUnavailable
 
 log = logging.getLogger("pipelinejobs.health")
 
+# A service name of its own for what the server finishes after it started (storage/upkeep.py): NOT_SERVING
+# while indexes are being built or jobs counted, SERVING when done. The overall status ("") does not wait
+# for it: the server serves every call meanwhile. `pipelinejobs health --json` shows both.
+UPKEEP_SERVICE = "pipelinejobs.upkeep"
+
 
 class DatabaseHealth:
     def __init__(
@@ -60,6 +65,14 @@ class DatabaseHealth:
                 )
             self._serving = serving
         return serving
+
+    async def upkeep(self, done: bool) -> None:
+        """Report the upkeep's progress under ``UPKEEP_SERVICE``."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if done else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        if not self._stopping.is_set():
+            await self.servicer.set(UPKEEP_SERVICE, status)
 
     @property
     def task(self) -> asyncio.Task[None] | None:

@@ -67,6 +67,7 @@ class JobServicer(pb_grpc.JobServiceServicer):
         self._jobs = services.jobs
         self._events = services.events
         self._listing = services.listing
+        self._counting = services.counting
         self._watcher = services.watcher
         self._provenance = services.provenance
         self._feed = services.feed
@@ -115,6 +116,14 @@ class JobServicer(pb_grpc.JobServiceServicer):
         )
         jobs, token = fitted(page, job_to_proto, self._reply_limit)
         return pb.ListJobsResponse(jobs=jobs, next_page_token=token)
+
+    async def CountJobs(self, request: pb.CountJobsRequest, context: Context) -> pb.CountJobsResponse:
+        counted = await self._counting.count(principal(), request.pipeline_uuid)
+        return pb.CountJobsResponse(
+            counts=[pb.StateCount(state=state_to_proto(state), count=n) for state, n in counted.states],
+            total=counted.total,
+            exact=counted.exact,
+        )
 
     async def WatchJob(
         self, request: pb.WatchJobRequest, context: Context

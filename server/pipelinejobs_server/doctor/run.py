@@ -66,9 +66,31 @@ class Doctor:
                 self.summary.count(problem)
                 yield problem
         if not self._only:
-            for problem in self._orphans():
+            for problem in [*self._orphans(), *self._counts()]:
                 self.summary.count(problem)
                 yield problem
+
+    def _counts(self) -> Iterator[Problem]:
+        """Do the counters (storage/counts.py) say what the records do? On a live database the records
+        are counted between two reads of the counters, and only a mismatch seen twice the same while
+        the counters held still is an error; counters that never held still are a warning."""
+        if not self._source.counts_ready():
+            return  # not counted yet (the server's upkeep does it): nothing to compare
+        seen: list[tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]] = []
+        for _ in range(RECHECKS):
+            before = self._source.counters()
+            recounted = self._source.recounted()
+            if self._source.counters() != before:
+                continue
+            if recounted == before:
+                return
+            if (recounted, before) in seen:
+                yield _error("", "COUNTS_WRONG", _difference(recounted, before))
+                return
+            seen.append((recounted, before))
+        yield _warning(
+            "", "COUNTS_CHANGING", "the job counts kept changing while they were compared with the records"
+        )
 
     def _settled_check(self, document: Document) -> tuple[list[Problem], int]:
         """Check a job; if it looks wrong, again on fresh reads until its record holds still."""
@@ -102,6 +124,16 @@ class Doctor:
                     f"{count} log entries without a job record: written by a writer that lost a race with "
                     "CancelJob and stopped before removing them; never acknowledged",
                 )
+
+
+def _difference(records: dict[tuple[str, str], int], counters: dict[tuple[str, str], int]) -> str:
+    wrong = [
+        f"{'all jobs' if scope == '*' else 'pipeline ' + scope} {state}: "
+        f"counted {counters.get((scope, state), 0)}, the records say {records.get((scope, state), 0)}"
+        for scope, state in sorted(set(records) | set(counters))
+        if records.get((scope, state), 0) != counters.get((scope, state), 0)
+    ]
+    return "the job counts disagree with the records: " + "; ".join(wrong[:10])
 
 
 def _same(before: Document, after: Document | None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .counting import JobCounting
 from .credentials import Credentials
 from .events import Events
 from .feed import EventFeed
@@ -22,6 +23,7 @@ class Services:
     jobs: Jobs
     events: Events
     listing: JobListing
+    counting: JobCounting
     watcher: JobWatcher
     provenance: Provenance
     feed: EventFeed

@@ -254,6 +254,8 @@ class Jobs:
         return len(digests)
 
     async def _finish_cancel(self, job: JobRecord) -> None:
+        # First: while its record stands, a job whose cancel stopped before this is still counted.
+        await self._store.counters.cancelled(job)
         if self._feed is not None:
             # Before the history goes: what the job did stays in the feed, and one entry says it ended.
             await self._feed.record_cancel(job)

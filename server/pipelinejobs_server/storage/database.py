@@ -18,7 +18,6 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from pipelinejobs_server.domain.errors import DatabaseUnavailable, InvalidArgument
 
 from . import listing
-from .extent import Extents
 
 Document = dict[str, Any]
 
@@ -34,6 +33,14 @@ PIPELINES, JOBS, HISTORY, REJECTED = "pipelines", "jobs", "job_events", "rejecte
 LISTING = "job_listing"
 # The extent of the listing's sort keys (storage/extent.py): where a page's outermost slices begin.
 LISTING_EXTENT = "job_listing_extent"
+# Jobs per state, as counters that every state change moves in its own transaction (storage/counts.py).
+COUNTS = "job_counts"
+# What each state change and cancel does to the counts, written on the write path and folded into
+# job_counts in the background (storage/counts.py, storage/folding.py).
+COUNT_CHANGES = "job_count_changes"
+# A folded change is kept a day, so that a roll-forward racing the entry's writer finds it there
+# (a duplicate, ignored) rather than writing it a second time.
+FOLDED_KEPT_S = 24 * 3600
 # How many listing documents the first start after ADR 013 writes per round trip for existing jobs.
 BACKFILL_BATCH = 1000
 
@@ -94,6 +101,22 @@ def translated(*, detail: bool = False) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class Declared:
+    """One index the service declares on one collection; ``required`` when correctness needs it."""
+
+    collection: AsyncCollection[Document]
+    model: IndexModel
+    required: bool
+
+    @property
+    def name(self) -> str:
+        return str(self.model.document["name"])
+
+    def __str__(self) -> str:
+        return f"{self.collection.name}.{self.name}"
+
+
+@dataclass(frozen=True)
 class Collections:
     pipelines: AsyncCollection[Document]
     jobs: AsyncCollection[Document]
@@ -101,6 +124,8 @@ class Collections:
     rejected_events: AsyncCollection[Document]
     job_listing: AsyncCollection[Document]
     job_listing_extent: AsyncCollection[Document]
+    job_counts: AsyncCollection[Document]
+    job_count_changes: AsyncCollection[Document]
 
 
 class Database:
@@ -137,38 +162,93 @@ class Database:
             rejected_events=database[REJECTED],
             job_listing=database[LISTING],
             job_listing_extent=database[LISTING_EXTENT],
+            job_counts=database[COUNTS],
+            job_count_changes=database[COUNT_CHANGES],
         )
 
-    @translate_errors
-    async def ensure_indexes(self) -> None:
+    def declared_indexes(self) -> list[Declared]:
+        """Every index the service uses. ``required`` ones guard correctness (uniqueness) and exist
+        before a server serves; the others only make reads fast and may be built after it started
+        (storage/upkeep.py), so that a big database starts at once (ADR 014)."""
         c = self.collections
-        await c.pipelines.create_indexes([IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)])])
         # ListJobs: per sort field, its own index and one per filter that can drive a page's slices
         # (storage/listing.py, ADR 004). They are on the listing, not on the record every event
-        # rewrites (ADR 013): the record keeps only _id. Existing jobs are listed first: building the
-        # indexes over the listings afterwards is faster than inserting every listing into them.
-        await self._move_listing_off_the_records()
-        await c.job_listing.create_indexes(listing.listing_indexes())
-        await Extents(c.job_listing_extent, c.job_listing).measure()
-        await c.job_events.create_indexes(
-            [
-                # The log's order and its guard against two writers taking the same seq.
+        # rewrites (ADR 013): the record keeps only _id.
+        return [
+            Declared(c.pipelines, IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)]), False),
+            *(Declared(c.job_listing, model, False) for model in listing.listing_indexes()),
+            # The log's order and its guard against two writers taking the same seq.
+            Declared(
+                c.job_events,
                 IndexModel([("job_uuid", ASCENDING), ("seq", ASCENDING)], unique=True, name="job_seq"),
-                # Idempotency keys are unique per job; events without a key are not indexed here.
+                True,
+            ),
+            # Idempotency keys are unique per job; events without a key are not indexed here.
+            Declared(
+                c.job_events,
                 IndexModel(
                     [("job_uuid", ASCENDING), ("idempotency_key", ASCENDING)],
                     unique=True,
                     name="job_idempotency_key",
                     partialFilterExpression={"idempotency_key": {"$type": "string"}},
                 ),
-            ]
-        )
-        await c.rejected_events.create_indexes(
-            [
+                True,
+            ),
+            # CountJobs reads one scope's counters (storage/counts.py).
+            Declared(c.job_counts, IndexModel([("scope", ASCENDING), ("state", ASCENDING)]), False),
+            # CountJobs and the folder read the pending changes (of a pipeline).
+            Declared(
+                c.job_count_changes,
+                IndexModel(
+                    [("pending", ASCENDING), ("p", ASCENDING)],
+                    name="pending_changes",
+                    partialFilterExpression={"pending": True},
+                ),
+                False,
+            ),
+            Declared(
+                c.job_count_changes,
+                IndexModel(
+                    [("folded_at", ASCENDING)], name="folded_expiry", expireAfterSeconds=FOLDED_KEPT_S
+                ),
+                False,
+            ),
+            Declared(
+                c.rejected_events,
                 IndexModel([("job_uuid", ASCENDING), ("timestamp", ASCENDING), ("_id", ASCENDING)]),
-                IndexModel([("timestamp", ASCENDING), ("_id", ASCENDING)]),
-            ]
-        )
+                False,
+            ),
+            Declared(c.rejected_events, IndexModel([("timestamp", ASCENDING), ("_id", ASCENDING)]), False),
+        ]
+
+    @translate_errors
+    async def missing_indexes(self) -> list[Declared]:
+        """The declared indexes the database does not have yet, in declared order."""
+        existing: dict[str, set[str]] = {}
+        missing = []
+        for declared in self.declared_indexes():
+            name = declared.collection.name
+            if name not in existing:
+                existing[name] = set(await declared.collection.index_information())
+            if declared.name not in existing[name]:
+                missing.append(declared)
+        return missing
+
+    @translate_errors
+    async def ensure_indexes(self) -> list[Declared]:
+        """Build, before serving, the required indexes and those on empty collections (instant); return
+        the rest, which the upkeep builds in the background (a build over a big collection takes
+        minutes on the embedded database, longer than any start-up should wait)."""
+        # Existing jobs are listed first: building the indexes over the listings afterwards is faster
+        # than inserting every listing into them.
+        await self._move_listing_off_the_records()
+        later = []
+        for declared in await self.missing_indexes():
+            if declared.required or await declared.collection.estimated_document_count() == 0:
+                await declared.collection.create_indexes([declared.model])
+            else:
+                later.append(declared)
+        return later
 
     async def _move_listing_off_the_records(self) -> None:
         """A database from before ADR 013: drop the listing indexes from the records and list every job

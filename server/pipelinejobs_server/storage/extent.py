@@ -106,7 +106,7 @@ class Extents:
 
     async def measure(self) -> None:
         """Compute the extents from the listing itself: once, for a database listed before they were
-        kept. It reads the whole listing (an aggregate), so only start-up calls it, and only then."""
+        kept. It reads the whole listing (an aggregate), so only the upkeep calls it, after start-up."""
         if await self._extents.find_one({"_id": EXTENT_ID}) is not None:
             return
         groups: Document = {"_id": None}

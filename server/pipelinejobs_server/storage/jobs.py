@@ -23,7 +23,7 @@ from pipelinejobs_server.domain.listing import JobFilter, JobOrder, Position
 from pipelinejobs_server.domain.records import ADVANCED_FIELDS, JobRecord, RecordedEntry
 from pipelinejobs_server.domain.tokens import StoredToken
 
-from . import listed, windows
+from . import counts, listed, windows
 from .database import DUPLICATE_KEY, Database, Document, duplicate_index, duplicate_index_of, translate_errors
 from .documents import (
     as_utc,
@@ -34,6 +34,14 @@ from .documents import (
     token_to_document,
 )
 from .extent import Extents
+
+
+def page_range(seq: int, limit: int) -> dict[str, int]:
+    """The seqs of a history page of ``limit`` entries after ``seq``: a closed range (``entries_after``)."""
+    return {"$gt": seq, "$lte": min(seq + limit, MAX_SEQ)}
+
+
+MAX_SEQ = 2**63 - 1  # BSON's largest integer: a page after the last possible seq is empty, not an error
 
 
 class AppendOutcome(enum.Enum):
@@ -50,6 +58,7 @@ class _Write:
     query: dict[str, Any]
     update: dict[str, Any]
     listing: JobRecord | None
+    changes: list[Document]  # what it changes in the counts (storage/counts.py); none for most events
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,11 @@ class JobStore:
         self._extents = Extents(database.collections.job_listing_extent, self._listing)
         # What this process learned of each filter's density: the first slice of its next page.
         self._densities = windows.Densities()
+        self._counters = counts.Counters(database)
+
+    @property
+    def counters(self) -> counts.Counters:
+        return self._counters
 
     @translate_errors
     async def get(self, job_uuid: str) -> JobRecord | None:
@@ -230,6 +244,8 @@ class JobStore:
             return []
         writes = [self._compare_and_set(a.job, a.entries, a.token) for a in advances]
         await self._list([write.listing for write in writes if write.listing is not None])
+        # Before the records: an entry applied is never missing from the counts (storage/counts.py).
+        await self._counters.write([change for write in writes for change in write.changes])
         result = await self._jobs.bulk_write(
             [UpdateOne(write.query, write.update) for write in writes], ordered=False
         )
@@ -270,10 +286,11 @@ class JobStore:
         if token is not None:
             query["tokens.h"] = token.digest
             changes["tokens.$.exp"] = token.expires_at
+        counted = counts.changes_of(job, entries)
         if listed.due(job, after):
             changes["listed_at"] = after.updated_at
-            return _Write(query, {"$set": changes}, after)
-        return _Write(query, {"$set": changes}, None)
+            return _Write(query, {"$set": changes}, after, counted)
+        return _Write(query, {"$set": changes}, None, counted)
 
     @translate_errors
     async def advance(
@@ -291,14 +308,29 @@ class JobStore:
         write = self._compare_and_set(job, entries, token)
         if write.listing is not None:
             await self._list([write.listing])
+        await self._counters.write(write.changes)
         result = await self._jobs.update_one(write.query, write.update)
         return result.modified_count == 1
 
     @translate_errors
     async def entries_after(self, job_uuid: str, seq: int, limit: int) -> list[RecordedEntry]:
-        cursor = (
-            self._events.find({"job_uuid": job_uuid, "seq": {"$gt": seq}}).sort("seq", ASCENDING).limit(limit)
-        )
+        """Up to ``limit`` entries after ``seq``, in seq order.
+
+        Read as the closed range ``(seq, seq + limit]`` of the unique ``(job_uuid, seq)`` index: seqs
+        have no gaps, so that is the page, and its cost does not depend on how long the history is. An
+        open range (``seq > s``) would cost as much as the entries after it: SecantusDB does not stop an
+        index scan at the query's limit (ADR 004; measured in ADR 014). Only a page that comes back short
+        reads on past its range: at the history's end that is cheap (nothing follows), and in a damaged
+        history with a gap it still finds what follows the gap, as the doctor and VerifyHistory need.
+        """
+        found = await self._entries(job_uuid, page_range(seq, limit), limit)
+        if len(found) < limit:
+            after = found[-1].entry.seq if found else seq
+            found += await self._entries(job_uuid, {"$gt": after}, limit - len(found))
+        return found
+
+    async def _entries(self, job_uuid: str, seqs: dict[str, int], limit: int) -> list[RecordedEntry]:
+        cursor = self._events.find({"job_uuid": job_uuid, "seq": seqs}).sort("seq", ASCENDING).limit(limit)
         return [event_from_document(document) async for document in cursor]
 
     async def iter_entries(self, job_uuid: str, *, batch: int = 1000) -> AsyncIterator[RecordedEntry]:
@@ -323,7 +355,8 @@ class JobStore:
 
     @translate_errors
     async def mark_cancelled(self, job: JobRecord) -> bool:
-        """Mark a never-RUNNING job as cancelled, if it is still exactly as read."""
+        """Mark a never-RUNNING job as cancelled, if it is still exactly as read. It leaves the counts
+        when its cancel is finished (``counters.cancelled``), before its record is deleted."""
         result = await self._jobs.update_one(
             {"_id": job.uuid, "seq": job.seq, "ever_running": {"$ne": True}, "cancelled": {"$ne": True}},
             {"$set": {"cancelled": True}},

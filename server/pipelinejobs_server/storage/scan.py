@@ -9,6 +9,7 @@ the database never has to sort a whole collection in memory.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import ConfigurationError
 
-from .database import HISTORY, JOBS, Document, translated
+from . import counts
+from .database import COUNT_CHANGES, COUNTS, HISTORY, JOBS, Document, translated
 
 PAGE = 500
 # What the doctor needs of a record. Job parameters (up to 256 KiB each) and token hashes are left out,
@@ -56,6 +58,8 @@ class DatabaseScan:
             raise ValueError(f"the MongoDB URI cannot be used: {error}{hint}") from None
         self._jobs = self._client[database][JOBS]
         self._events = self._client[database][HISTORY]
+        self._counts = self._client[database][COUNTS]
+        self._changes = self._client[database][COUNT_CHANGES]
         self._page = page
 
     def close(self) -> None:
@@ -100,14 +104,30 @@ class DatabaseScan:
 
     def events(self, job_uuid: str) -> Iterator[Document]:
         """A job's history in seq order, a page at a time (keyset on seq, served by the job_seq index)."""
-        query: Document = {"job_uuid": job_uuid}
+        # Each page is the closed range of seqs after the last one, read on past it only when short
+        # (across a gap, or at the end): an open range costs as much as the rest of the history on
+        # SecantusDB (ADR 014). A seq that is not an integer (damage the doctor reports) is followed by
+        # open ranges, as before.
+        after: Any = 0
         while True:
             with translated(detail=True):
-                page = list(self._events.find(query).sort("seq", ASCENDING).limit(self._page))
+                if isinstance(after, int) and not isinstance(after, bool):
+                    page = self._seqs(job_uuid, {"$gt": after, "$lte": after + self._page}, self._page)
+                else:
+                    page = []
+                if len(page) < self._page:
+                    last = page[-1].get("seq") if page else after
+                    page += self._seqs(
+                        job_uuid, {"$gt": last} if page or after else None, self._page - len(page)
+                    )
             yield from page
             if len(page) < self._page:
                 return
-            query = {"job_uuid": job_uuid, "seq": {"$gt": page[-1].get("seq")}}
+            after = page[-1].get("seq")
+
+    def _seqs(self, job_uuid: str, seqs: Document | None, limit: int) -> list[Document]:
+        query: Document = {"job_uuid": job_uuid} if seqs is None else {"job_uuid": job_uuid, "seq": seqs}
+        return list(self._events.find(query).sort("seq", ASCENDING).limit(limit))
 
     def count_events(self, job_uuid: str | None = None) -> int:
         with translated(detail=True):
@@ -125,3 +145,48 @@ class DatabaseScan:
                 return
             last = document["job_uuid"]
             yield last
+
+    def counts_ready(self) -> bool:
+        """Whether the database's jobs were counted (storage/counts.py): only then do counters mean much."""
+        with translated(detail=True):
+            return self._counts.find_one({"_id": counts.READY}, {"_id": 1}) is not None
+
+    def counters(self) -> dict[tuple[str, str], int]:
+        """What the counts say, by (scope, state), zeros left out: the counters and the pending changes
+        whose entries are applied (those in flight are left out, as the records do not show them yet)."""
+        for _ in range(counts.GENERATION_RETRIES):
+            generation = self._generation()
+            found = self._counted()
+            if self._generation() == generation:  # no fold moved changes into counters meanwhile
+                break
+        return found
+
+    def _generation(self) -> int:
+        with translated(detail=True):
+            document = self._counts.find_one({"_id": counts.FOLDS}, {"gen": 1})
+        return int(document["gen"]) if document else 0
+
+    def _counted(self) -> dict[tuple[str, str], int]:
+        found: counts.Delta = Counter()
+        with translated(detail=True):
+            for document in self._counts.find({"scope": {"$exists": True}}):
+                found[(str(document["scope"]), str(document["state"]))] += int(document.get("n", 0))
+            changes = list(self._changes.find({counts.PENDING: True}))
+            jobs = sorted({str(c["j"]) for c in changes})
+            records = {
+                str(r["_id"]): r for r in self._jobs.find({"_id": {"$in": jobs}}, counts.RECORD_FIELDS)
+            }
+            found_cancels = self._changes.find({"_id": {"$in": counts.cancel_keys(changes)}})
+            cancels = {str(c["_id"]): c for c in found_cancels}
+        found.update(counts.applied_total(changes, counts.verdicts(changes, records, cancels)))
+        return {key: n for key, n in found.items() if n}
+
+    def recounted(self) -> dict[tuple[str, str], int]:
+        """The counts the records make, by a scan: what the counters must agree with."""
+        with translated(detail=True):
+            rows = list(self._jobs.aggregate(counts.RECORDS_PER_STATE))
+            half_done = list(self._jobs.find(counts.HALF_DONE, counts.HALF_DONE_FIELDS))
+            keys = counts.half_done_keys(half_done)
+            written = {str(c["_id"]) for c in self._changes.find({"_id": {"$in": keys}}, {"_id": 1})}
+        found = counts.from_records(rows, half_done, written)
+        return {key: n for key, n in found.items() if n}

@@ -60,6 +60,11 @@ class JobQuery:
     page: str = ""  # the service's page token
     pages: tuple[str, ...] = field(default=())  # tokens of the pages before this one, for "previous"
 
+    @property
+    def counted_by_listing(self) -> bool:
+        """Whether a filter applies that CountJobs does not count by (links, creation times)."""
+        return bool(self.lab or self.experiment or self.sample or self.created_from or self.created_to)
+
     @classmethod
     def from_params(cls, params: QueryParams) -> JobQuery:
         """The filters of a request; an unknown state or a malformed time is an ``InvalidArgument``."""

@@ -1,11 +1,13 @@
 """The dashboard's pages and feeds: the jobs table, one job, its live events, its provenance.
 
 Everything is read through the gRPC API with the user's key (``AsyncJobsClient``); nothing is cached but
-the state machine. Counts per state are ``ListJobs`` listings of at most ``COUNT_CAP`` jobs, one per state,
+the state machine. Counts per state come from ``CountJobs`` (the service's counters, exact and one cheap
+read however many jobs exist) when no filter but the pipeline applies. With a link or time filter, which
+the counters do not keep, they are ``ListJobs`` listings of at most ``COUNT_CAP`` jobs, one per state,
 fetched side by side: exact up to the cap and shown as "500+" past it, which keeps a page view's cost
-bounded however many jobs the service holds, without an RPC of its own. (One reply holds fewer jobs than
-asked when they are big, as every list reply is cut to the server's message size: a count follows the
-tokens up to the cap.) A job page shows its history a page at a time (history.py).
+bounded. (One reply holds fewer jobs than asked when they are big, as every list reply is cut to the
+server's message size: a count follows the tokens up to the cap.) A job page shows its history a page at
+a time (history.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 
 from pipelinejobs_client import AsyncJobsClient, views
 from pipelinejobs_client.api.v1 import job_pb2, pipeline_pb2
+from pipelinejobs_client.names import state_name
 from pipelinejobs_server.domain.identity import checked_uuid
 
 from . import diagram, history, live
@@ -42,6 +45,11 @@ class StateCount:
 
 async def count_states(client: AsyncJobsClient, query: JobQuery) -> list[StateCount]:
     """Jobs per state under the other filters (the state filter itself is ignored, so every count shows)."""
+    if not query.counted_by_listing:
+        reply = await client.count_jobs(query.pipeline)
+        found = {state_name(c.state): int(c.count) for c in reply.counts}
+        # Not exact only while the server counts a database it found without counters: say so as "+".
+        return [StateCount(state, found.get(state, 0), not reply.exact) for state in STATES]
 
     async def one(state: str) -> StateCount:
         count, token = 0, ""
