@@ -189,9 +189,12 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
     grpc_server.health.start()
     health = grpc_server.health
     c = database.collections
+    counters = Counters(
+        database
+    )  # the upkeep's first count and the folder share what they learn of the server
     upkeep = Upkeep(
         missing,
-        Counters(database),
+        counters,
         Extents(c.job_listing_extent, c.job_listing),
         clock.now,
         on_change=lambda status: health.upkeep(status.done),
@@ -202,7 +205,7 @@ async def start_server(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Ru
         feed.relay.start()
     await grpc_server.server.start()
     upkeep.start()  # after the server: building and counting never hold up serving
-    folder = CountFolder(Counters(database), clock.now)
+    folder = CountFolder(counters, clock.now)
     folder.start()
     metrics_http = (
         None
