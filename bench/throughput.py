@@ -4,7 +4,9 @@
 SendEvent('update') as fast as they can; the floors do the same count of events straight through pymongo
 from as many threads over as many jobs, one by one, and batched as group commit writes them. The same
 again with every thread on one hot job. The server's batch-size histogram (its metrics endpoint) gives
-the events per batch of each service round. Each repetition runs one round of each, in an order that rotates,
+the events per batch of each service round. A second server on a database of its own takes its
+queue at once (``PIPELINEJOBS_EVENT_BATCH_GATHER_MS=0``): what waiting for the callers a batch answered
+(ADR 017) changes, side by side. Each repetition runs one round of each, in an order that rotates,
 against the same database process. The CPU time each process used in a round, per event, says which
 process the rate is waiting for: on this machine it is the database (see docs/performance.md).
 """
@@ -29,11 +31,12 @@ DATABASE = "bench_throughput"
 WARM_SEQ = 5
 ONE_BY_ONE_TARGET = Target(1.0, at_least=True)  # issue 15: group commit beats the one-by-one floor
 BATCHED_TARGET = Target(0.6, at_least=True)  # and reaches 0.6 of the database's batched limit
-SPREAD = ("service", *STEPS, "batched")  # 8 clients over 64 jobs
+SPREAD = ("service", "service_at_once", *STEPS, "batched")  # 8 clients over 64 jobs
 HOT = ("service_hot", "read_hot", "batched_hot")  # 8 clients on one job
 ROUNDS = SPREAD + HOT
 LABELS = {
     "service": "service: SendEvent",
+    "service_at_once": "service, queue taken at once",
     "bare": "floor: insert + CAS",
     "read": "floor: read + insert + CAS",
     "indexes": "floor + service indexes",
@@ -58,6 +61,22 @@ def _service_round(
 
     results, elapsed = run_parallel(work, len(apis))
     return elapsed, [latency for part in results for latency in part]
+
+
+def _started_jobs(apis: list[Api], plan: Plan) -> list[list[JobHandle]]:
+    """Each thread's share of RUNNING jobs, created through ``apis[0]``'s server."""
+    pipeline = apis[0].register_pipeline("bench-throughput")
+    jobs = [
+        [
+            apis[0].create_job(pipeline, {"bench": "throughput", "t": t, "j": j})
+            for j in range(plan.jobs_per_thread)
+        ]
+        for t in range(plan.threads)
+    ]
+    for api, share in zip(apis, jobs, strict=True):
+        for job in share:
+            api.start(job, WARM_SEQ)
+    return jobs
 
 
 def _free_port() -> int:
@@ -85,24 +104,27 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
     rates: dict[str, list[float]] = {name: [] for name in ROUNDS}
     p50s: dict[str, list[float]] = {name: [] for name in ROUNDS}
     cpu: dict[str, dict[str, list[float]]] = {name: {} for name in ROUNDS}
-    batch_sizes: dict[str, list[float]] = {"service": [], "service_hot": []}
+    batch_sizes: dict[str, list[float]] = {"service": [], "service_hot": [], "service_at_once": []}
     events = plan.threads * plan.events_per_thread
     with ExitStack() as stack:
-        metrics_port = _free_port()
+        metrics_port, at_once_metrics_port = _free_port(), _free_port()
         server = env.start_server(DATABASE, settings={"PIPELINEJOBS_METRICS_PORT": str(metrics_port)})
         stack.callback(server.stop)
+        at_once = env.start_server(
+            f"{DATABASE}_at_once",
+            settings={
+                "PIPELINEJOBS_METRICS_PORT": str(at_once_metrics_port),
+                "PIPELINEJOBS_EVENT_BATCH_GATHER_MS": "0",
+            },
+        )
+        stack.callback(at_once.stop)
         apis = [stack.enter_context(connect(server.address, env.client_key)) for _ in range(plan.threads)]
-        pipeline = apis[0].register_pipeline("bench-throughput")
-        jobs = [
-            [
-                apis[0].create_job(pipeline, {"bench": "throughput", "t": t, "j": j})
-                for j in range(plan.jobs_per_thread)
-            ]
-            for t in range(plan.threads)
+        at_once_apis = [
+            stack.enter_context(connect(at_once.address, env.client_key)) for _ in range(plan.threads)
         ]
-        for api, share in zip(apis, jobs, strict=True):
-            for job in share:
-                api.start(job, WARM_SEQ)
+        jobs = _started_jobs(apis, plan)
+        at_once_jobs = _started_jobs(at_once_apis, plan)
+        pipeline = apis[0].register_pipeline("bench-throughput")
         hot = apis[0].create_job(pipeline, {"bench": "throughput", "hot": True})
         apis[0].start(hot, WARM_SEQ)
         hot_jobs = [[hot] for _ in range(plan.threads)]
@@ -115,22 +137,27 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         for floor in floors.values():
             stack.callback(floor.close)
         meter = CpuMeter({"database": env.database_pid, "server": server.pid, "clients": None})
+        at_once_meter = CpuMeter({"database": env.database_pid, "server": at_once.pid, "clients": None})
         for rep in range(plan.throughput_reps):
             for name in ROUNDS[rep % len(ROUNDS) :] + ROUNDS[: rep % len(ROUNDS)]:
-                before = _batches(metrics_port) if name in batch_sizes else (0.0, 0.0)
-                meter.start()
-                if name in batch_sizes:
+                port = at_once_metrics_port if name == "service_at_once" else metrics_port
+                round_meter = at_once_meter if name == "service_at_once" else meter
+                before = _batches(port) if name in batch_sizes else (0.0, 0.0)
+                round_meter.start()
+                if name == "service_at_once":
+                    elapsed, latencies = _service_round(at_once_apis, at_once_jobs, plan.events_per_thread)
+                elif name in batch_sizes:
                     elapsed, latencies = _service_round(
                         apis, jobs if name == "service" else hot_jobs, plan.events_per_thread
                     )
                 else:
                     elapsed, latencies = floors[name].round(plan.events_per_thread)
-                for process, ms in meter.per(events).items():
+                for process, ms in round_meter.per(events).items():
                     cpu[name].setdefault(process, []).append(ms)
                 rates[name].append(events / elapsed)
                 p50s[name].append(percentile(latencies, 50) * 1000)
                 if name in batch_sizes:
-                    after = _batches(metrics_port)
+                    after = _batches(port)
                     batch_sizes[name].append((after[0] - before[0]) / max(after[1] - before[1], 1.0))
         progress(
             f"throughput: {plan.throughput_reps} repetitions of {events} events per round "
@@ -160,6 +187,14 @@ def _rows(
         )
         for f in (*STEPS, "batched")
     ]
+    rows.append(
+        paired_row(
+            SECTION,
+            f"events/s, {spread}",
+            "1/s",
+            ((LABELS["service_at_once"], rates["service_at_once"]), (LABELS["service"], rates["service"])),
+        )
+    )
     rows += [
         paired_row(
             SECTION,
@@ -196,6 +231,13 @@ def _rows(
             "events",
             LABELS["service"],
             Runs.of(batch_sizes["service"]),
+        ),
+        Row(
+            SECTION,
+            f"events per batch, {spread}",
+            "events",
+            LABELS["service_at_once"],
+            Runs.of(batch_sizes["service_at_once"]),
         ),
         Row(
             SECTION,

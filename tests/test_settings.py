@@ -68,6 +68,8 @@ def test_every_variable_is_read() -> None:
         "PIPELINEJOBS_MAX_EVENT_DATA_BYTES": "1000",
         "PIPELINEJOBS_MAX_JOB_DATA_BYTES": "2000",
         "PIPELINEJOBS_MAX_DATA_DEPTH": "3",
+        "PIPELINEJOBS_EVENT_BATCHES_IN_FLIGHT": "2",
+        "PIPELINEJOBS_EVENT_BATCH_GATHER_MS": "0",
     }
     settings = Settings.from_environ(environ)
     assert settings.mongodb_uri == "mongodb://db.example.org:27017/?replicaSet=rs0"
@@ -83,6 +85,8 @@ def test_every_variable_is_read() -> None:
     assert settings.limits.max_event_data_bytes == 1000
     assert settings.limits.max_job_data_bytes == 2000
     assert settings.limits.max_data_depth == 3
+    assert settings.limits.event_batches_in_flight == 2
+    assert settings.limits.event_batch_gather_ms == 0
 
 
 # Keys of at least 22 characters (128 bits as base64url): shorter ones are refused (tests/security).

@@ -87,6 +87,9 @@ class Limits:
     max_queued_events: int = 4096
     # Batches written at once, never two with events of the same job (ADR 013).
     event_batches_in_flight: int = 1
+    # Under load, how long a batch may wait for the callers the last one answered to send again (ADR
+    # 017); never longer than the last write took, and never at low load. 0 takes the queue at once.
+    event_batch_gather_ms: int = 10
 
     @property
     def largest_data_bytes(self) -> int:
@@ -184,6 +187,12 @@ class Settings:
             ),
             max_event_batch=read_int(env, "PIPELINEJOBS_MAX_EVENT_BATCH", Limits.max_event_batch, 1, 1000),
             max_queued_events=read_int(env, "PIPELINEJOBS_MAX_QUEUED_EVENTS", Limits.max_queued_events, 1),
+            event_batches_in_flight=read_int(
+                env, "PIPELINEJOBS_EVENT_BATCHES_IN_FLIGHT", Limits.event_batches_in_flight, 1, 64
+            ),
+            event_batch_gather_ms=read_int(
+                env, "PIPELINEJOBS_EVENT_BATCH_GATHER_MS", Limits.event_batch_gather_ms, 0, 1000
+            ),
         )
         retention_days = read_int(env, "PIPELINEJOBS_REJECTED_RETENTION_DAYS", 0, maximum=36500)
         settings = cls(

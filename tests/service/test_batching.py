@@ -132,3 +132,70 @@ def test_a_keys_items_are_written_in_order_and_other_keys_beside_them() -> None:
         assert most > 1, "batches of other keys were in flight at the same time"
 
     asyncio.run(run())
+
+
+async def _closed_loop(group: GroupCommit[int, int], callers: int, rounds: int) -> None:
+    """Callers that each send again as soon as they hear back, after a turnaround of their own
+    (staggered, as a client's answer and next request take their time over the network)."""
+
+    async def caller(number: int) -> None:
+        for round_number in range(rounds):
+            assert await group.submit(number * 100 + round_number) == (number * 100 + round_number) * 10
+            await asyncio.sleep(0.001 * (1 + number))
+
+    await asyncio.gather(*(caller(number) for number in range(callers)))
+
+
+def test_under_load_a_batch_waits_for_the_callers_the_last_one_answered() -> None:
+    async def run() -> None:
+        recorder = Recorder(delay_s=0.03)
+        group: GroupCommit[int, int] = GroupCommit(recorder.write, max_batch=64, max_queued=100, gather_s=0.1)
+        await _closed_loop(group, callers=8, rounds=6)
+        # Without the wait the first answered caller starts a batch alone and the rest queue behind
+        # it: the two halves then alternate (sizes 1 and 7, or 4 and 4) for good.
+        assert [len(batch) for batch in recorder.batches] == [8] * 6
+
+    asyncio.run(run())
+
+
+def test_without_a_gather_time_the_queue_is_taken_at_once() -> None:
+    async def run() -> None:
+        recorder = Recorder(delay_s=0.03)
+        group: GroupCommit[int, int] = GroupCommit(recorder.write, max_batch=64, max_queued=100)
+        await _closed_loop(group, callers=8, rounds=6)
+        assert len(recorder.batches) > 6  # the halves alternate: what the wait above is for
+
+    asyncio.run(run())
+
+
+def test_at_low_load_nothing_waits_for_company() -> None:
+    async def run() -> list[float]:
+        recorder = Recorder(delay_s=0.01)
+        group: GroupCommit[int, int] = GroupCommit(recorder.write, max_batch=64, max_queued=100, gather_s=0.5)
+        loop = asyncio.get_running_loop()
+        latencies = []
+        for n in range(4):  # one event now and then, as a single executor sends them
+            started = loop.time()
+            await group.submit(n)
+            latencies.append(loop.time() - started)
+            await asyncio.sleep(0.05)
+        assert recorder.batches == [[0], [1], [2], [3]]
+        return latencies
+
+    # The write takes 10 ms; a batch that waited for more items (gather_s) would take 500 ms.
+    assert max(asyncio.run(run())) < 0.25
+
+
+def test_callers_that_do_not_come_back_cost_at_most_the_last_writes_time() -> None:
+    async def run() -> float:
+        recorder = Recorder(delay_s=0.03)
+        group: GroupCommit[int, int] = GroupCommit(recorder.write, max_batch=64, max_queued=100, gather_s=2.0)
+        await asyncio.gather(*(group.submit(n) for n in range(4)))  # a batch of 4: 4 are expected back
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await group.submit(9) == 90  # only one comes back
+        assert recorder.batches == [[0, 1, 2, 3], [9]]
+        return loop.time() - started
+
+    # At most the last write's 30 ms of waiting, then its own 30 ms write; never the 2 s of gather_s.
+    assert asyncio.run(run()) < 1.0

@@ -1,9 +1,17 @@
 """Group commit: callers queue their work, one task writes what arrived meanwhile as one batch (DESIGN §6a).
 
-No timer: the draining task takes everything queued (up to ``max_batch``) the moment the previous batch's
-write returns, so at low load a batch is one item and waits for nothing, and under load a batch is what
-arrived while the database was busy with the previous one. The queue is bounded: a caller that finds it
-full is refused at once (``EventQueueFull``) instead of waiting behind an ever longer line.
+The draining task takes everything queued (up to ``max_batch``) when the previous batch's write returns,
+so at low load a batch is one item and waits for nothing, and under load a batch is what arrived while the
+database was busy with the previous one. The queue is bounded: a caller that finds it full is refused at
+once (``EventQueueFull``) instead of waiting behind an ever longer line.
+
+One wait, bounded and only under load (``gather_s``, ADR 017): callers that send their next event as soon
+as they hear about the last one (a reactor's loop, an executor's callbacks) are still on their way back
+when the batch that answered them ends, so taking the queue at once writes half of them, and the two
+halves then alternate for good (batches of 4 from 8 such callers, measured). So the next batch waits,
+at most ``gather_s`` and at most as long as the last write took, until as many items are queued as were
+waiting for the last batch's end (its own callers and those queued behind it). At low load that count is
+reached by the first arrival, so nothing waits.
 
 The batch function answers every item itself (``Pending.answer`` / ``Pending.fail``), now or later (it
 may hand an item to other work); if it raises, every item it left unanswered is failed with that error.
@@ -77,11 +85,17 @@ class GroupCommit(Generic[Item, Result]):
         max_batch: int,
         max_queued: int,
         in_flight: int = 1,
+        gather_s: float = 0.0,
     ) -> None:
         self._write = write
         self._max_batch = max_batch
         self._max_queued = max_queued
         self._in_flight = max(in_flight, 1)
+        self._gather_s = max(gather_s, 0.0)
+        # What the next batch waits for (``_gather``): how many items, for how long at most.
+        self._expected = 0
+        self._expected_for_s = 0.0
+        self._arrived = asyncio.Event()
         self._queue: deque[tuple[str, Pending[Item, Result]]] = deque()
         self._busy: set[str] = set()  # the keys of the batches being written
         self._writers = 0
@@ -98,6 +112,7 @@ class GroupCommit(Generic[Item, Result]):
             )
         pending: Pending[Item, Result] = Pending(item)
         self._queue.append((key, pending))
+        self._arrived.set()
         self._start()
         return await asyncio.shield(pending.future)
 
@@ -132,16 +147,42 @@ class GroupCommit(Generic[Item, Result]):
     async def _writer(self) -> None:
         try:
             while True:
+                await self._gather()
                 batch, keys = self._take()
                 if not batch:
                     return
+                started = asyncio.get_running_loop().time()
                 try:
                     await self._run(batch)
                 finally:
                     self._busy -= keys
+                if self._gather_s:
+                    self._expected = min(len(batch) + len(self._queue), self._max_batch)
+                    took = asyncio.get_running_loop().time() - started
+                    self._expected_for_s = min(self._gather_s, took)
                 self._start()  # items of these keys may go to another writer now
         finally:
             self._writers -= 1
+
+    async def _gather(self) -> None:
+        """Wait until the callers the last batch answered are back, or its bounded time is up.
+
+        Used once: a writer that finds the queue empty afterwards ends, and the next arrival starts
+        one that waits for nothing."""
+        expected, self._expected = self._expected, 0
+        if len(self._queue) >= expected:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._expected_for_s
+        while len(self._queue) < expected:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
 
     async def _run(self, batch: list[Pending[Item, Result]]) -> None:
         self.stats.observe(len(batch))

@@ -179,6 +179,7 @@ class Events:
             max_batch=self._limits.max_event_batch,
             max_queued=self._limits.max_queued_events,
             in_flight=self._limits.event_batches_in_flight,
+            gather_s=self._limits.event_batch_gather_ms / 1000,
         )
         self._handed_over: set[asyncio.Task[None]] = set()
 
