@@ -12,7 +12,8 @@ relays (its own database), and the same one with a WatchEvents stream reading ev
 The writers mark each entry for the feed in all three (ADR 015): that part of the cost is in the
 baseline too. Beside the rates, the database's CPU time per event of each round, counted until the
 feed holds the round's entries (the relay's catch-up after the writers stopped is its cost too): on a
-machine other work loads, CPU per event moves far less than the rates do.
+machine other work loads, CPU per event moves far less than the rates do. And the database commands
+per event (bench/commands.py): what the relay's rounds add in round trips.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import grpc
 from pipelinejobs_client.api.v1 import feed_pb2, job_pb2
 
 from .api import TIMEOUT_S, Api, JobHandle, connect, send_request
+from .commands import CommandMeter
 from .cpu import CpuMeter
 from .harness import Environment
 from .latency import open_loop
@@ -172,6 +174,7 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
     rounds = ("no relay", "relay", "relay + watcher")
     rates: dict[str, list[float]] = {name: [] for name in rounds}
     cpu: dict[str, list[float]] = {name: [] for name in rounds}
+    commands: dict[str, list[float]] = {name: [] for name in rounds}
     lag_runs: dict[int, list[float]] = {50: [], 99: []}
     events = plan.threads * plan.events_per_thread
     lag_count = 300 if plan.mode == "quick" else 1500
@@ -192,11 +195,14 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         head = sum(len(share) for share in jobs["on"]) * WARM_SEQ
         _until_fed(watcher_api, epoch, head)
         meter = CpuMeter({"database": env.database_pid})
+        command_meter = CommandMeter(env.uri)
+        stack.callback(command_meter.close)
         for rep in range(plan.throughput_reps):
             for name in rounds[rep % len(rounds) :] + rounds[: rep % len(rounds)]:
                 side = "off" if servers[name] is plain else "on"
                 watch = Watch(watcher_api) if name == "relay + watcher" else None
                 meter.start()
+                command_meter.start()
                 try:
                     elapsed, _ = _service_round(apis[side], jobs[side], plan.events_per_thread)
                     if side == "on":
@@ -206,6 +212,7 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
                     if watch is not None:
                         watch.close()
                 cpu[name].append(meter.per(events)["database"])
+                commands[name].append(command_meter.per(events)["all"])
                 rates[name].append(events / elapsed)
         lag_jobs = [job for share in jobs["on"] for job in share]
         for rep in range(max(plan.throughput_reps // 2, 1)):
@@ -244,6 +251,12 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
             f"database CPU per event, {clients}",
             "ms",
             (("no relay", cpu["no relay"]), ("relay + a watcher", cpu["relay + watcher"])),
+        ),
+        paired_row(
+            SECTION,
+            f"database commands per event, {clients}",
+            "commands",
+            (("no relay", commands["no relay"]), ("relay", commands["relay"])),
         ),
         Row(
             SECTION, "lag, acknowledged to watched, p50", "ms", f"{RATE:g}/s open loop", Runs.of(lag_runs[50])
