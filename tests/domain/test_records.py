@@ -8,26 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 from pipelinejobs_server.domain import fsm
 from pipelinejobs_server.domain.records import ADVANCED_FIELDS, JobRecord, RecordedEntry
+from tests.records import job_record
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
 def fresh() -> JobRecord:
-    return JobRecord(
-        uuid="0b0f6a1e-3c1d-5b7e-9a55-5a1f0d7f2c11",
-        pipeline_uuid="1c1f6a1e-3c1d-5b7e-9a55-5a1f0d7f2c11",
+    return job_record(
         state=fsm.INITIAL_STATE,
-        seq=0,
         links={"lab": ["UW_BIOFAB"], "experiment": [], "sample": []},
-        data={},
         archive_path="/products/v1/x",
         session="brave-otter",
-        agent="",
-        task="",
-        last_event="",
-        head_hash="",
         created_at=T0,
-        updated_at=T0,
     )
 
 

@@ -12,6 +12,7 @@ from pipelinejobs_server.domain.history import Entry
 from pipelinejobs_server.domain.records import JobRecord, RecordedEntry
 from pipelinejobs_server.storage import counts
 from pipelinejobs_server.storage.counts import ALL, Verdict, judge
+from tests.records import job_record
 
 BORN = datetime(2026, 12, 2, 8, 0, 0, 123000, tzinfo=UTC)
 JOB = "job-1"
@@ -19,21 +20,13 @@ PIPELINE = "pipeline-1"
 
 
 def record(seq: int, state: str, *, cancelled: bool = False, born: datetime = BORN) -> JobRecord:
-    return JobRecord(
+    return job_record(
         uuid=JOB,
         pipeline_uuid=PIPELINE,
         state=state,
         seq=seq,
-        links={},
-        data={},
-        archive_path="",
-        session="",
-        agent="",
-        task="",
-        last_event="",
         head_hash=f"hash-{seq}",
         created_at=born,
-        updated_at=born,
         cancelled=cancelled,
     )
 

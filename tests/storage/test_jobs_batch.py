@@ -18,6 +18,7 @@ from pipelinejobs_server.domain.tokens import StoredToken
 from pipelinejobs_server.storage.database import Database
 from pipelinejobs_server.storage.documents import job_to_document
 from pipelinejobs_server.storage.jobs import Advance, AppendOutcome, JobStore
+from tests.records import job_record
 
 T = TypeVar("T")
 
@@ -37,21 +38,15 @@ def against(uri: str, name: str, work: Callable[[JobStore], Awaitable[T]]) -> T:
 def record(db: SyncDatabase[dict[str, Any]]) -> JobRecord:
     """A RUNNING job at seq 1 (its history's first entry is not needed by these writes)."""
     now = utc_now_ms()
-    job = JobRecord(
+    job = job_record(
         uuid=str(uuid.uuid4()),
         pipeline_uuid=str(uuid.uuid4()),
         state="RUNNING",
         seq=1,
         links={"lab": ["lab"], "experiment": [], "sample": []},
-        data={},
-        archive_path="",
-        session="",
-        agent="",
-        task="",
         last_event="run",
         head_hash="h0",
         created_at=now,
-        updated_at=now,
         tokens=(StoredToken("d" * 64, now + timedelta(hours=1)),),
         ever_running=True,
     )
