@@ -12,6 +12,7 @@ for it with a deadline (``Budget``), then abandons what is left, logged, rather 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Any, TypeVar
@@ -22,6 +23,13 @@ LEFTOVER_S = 1.0
 """How long the tasks still running when a program ends get, after they were cancelled."""
 
 T = TypeVar("T")
+
+
+async def pause(stopping: asyncio.Event, seconds: float) -> None:
+    """A flag-ended loop's pause between two rounds: ``seconds``, or until ``stopping`` is set."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stopping.wait()
 
 
 class Budget:

@@ -14,13 +14,13 @@ ever, and the server's stop waited on it for ever (2 of 400 stops in the shutdow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from grpc_health.v1 import health, health_pb2
 
 from pipelinejobs_server.domain.errors import DatabaseUnavailable
+from pipelinejobs_server.stopping import pause
 
 log = logging.getLogger("pipelinejobs.health")
 
@@ -86,9 +86,7 @@ class DatabaseHealth:
         # Seen between two pings, the flag ends the loop however a cancellation fared inside the driver.
         while not self._stopping.is_set():
             await self.check_once()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval_s):
-                    await self._stopping.wait()
+            await pause(self._stopping, self._interval_s)
 
     async def stop(self) -> None:
         """Turn every status NOT_SERVING for good and tell the background check to end.

@@ -13,7 +13,6 @@ The task is ended by a flag, like the health check's (api/health.py says why not
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -21,6 +20,7 @@ from datetime import datetime
 from pymongo.errors import PyMongoError
 
 from pipelinejobs_server.domain.errors import DatabaseUnavailable
+from pipelinejobs_server.stopping import pause
 
 from .counts import Counters
 
@@ -64,7 +64,7 @@ class CountFolder:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            pause = self._interval_s
+            wait_s = self._interval_s
             try:
                 await self.fold_all()
             except (DatabaseUnavailable, PyMongoError) as error:
@@ -72,7 +72,5 @@ class CountFolder:
                 # killed inside one holds its documents for the transaction's lifetime): never the end of
                 # folding, which reads do not wait for.
                 log.warning("folding the job counts: %s; trying again in %.0f s", error, RETRY_S)
-                pause = RETRY_S
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(pause):
-                    await self._stopping.wait()
+                wait_s = RETRY_S
+            await pause(self._stopping, wait_s)

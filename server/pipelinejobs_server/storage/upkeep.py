@@ -18,7 +18,6 @@ The task is ended by a flag, like the health check's (api/health.py says why not
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +27,7 @@ from datetime import datetime
 import pymongo
 
 from pipelinejobs_server.domain.errors import DatabaseUnavailable
+from pipelinejobs_server.stopping import pause
 
 from .counts import Counters
 from .database import Declared, translate_errors
@@ -100,9 +100,7 @@ class Upkeep:
             except DatabaseUnavailable as error:
                 self.status.last_error = str(error)
                 log.warning("upkeep: %s; trying again in %.0f s", error, RETRY_S)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RETRY_S):
-                        await self._stopping.wait()
+                await pause(self._stopping, RETRY_S)
         if self.status.done:
             log.info("upkeep done: %d indexes built, counts exact", len(self.status.built))
 
