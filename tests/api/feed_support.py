@@ -27,7 +27,9 @@ def list_all(
             return entries, after
 
 
-def fed(api: Stubs, count: int, feed_filter: feed_pb2.FeedFilter | None = None) -> list[feed_pb2.FeedEntry]:
+def fed(
+    api: Stubs, count: int, feed_filter: feed_pb2.FeedFilter | None = None, *, timeout_s: float = 30
+) -> list[feed_pb2.FeedEntry]:
     """The feed once it holds ``count`` entries (the relay feeds within a poll)."""
     found: list[feed_pb2.FeedEntry] = []
 
@@ -36,7 +38,7 @@ def fed(api: Stubs, count: int, feed_filter: feed_pb2.FeedFilter | None = None) 
         found = list_all(api, feed_filter=feed_filter)[0]
         return len(found) >= count
 
-    eventually(enough, what=f"{count} entries in the feed")
+    eventually(enough, timeout_s, what=f"{count} entries in the feed")
     return found
 
 

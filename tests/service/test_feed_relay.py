@@ -17,12 +17,13 @@ from pymongo.database import Database as SyncDatabase
 from pipelinejobs_server.app import build_feed
 from pipelinejobs_server.domain.clock import SYSTEM_CLOCK
 from pipelinejobs_server.domain.records import RecordedEntry
-from pipelinejobs_server.settings import Settings
+from pipelinejobs_server.settings import Feed, Settings
 from pipelinejobs_server.storage.database import Database
 from pipelinejobs_server.storage.documents import event_to_document, job_from_document
 from pipelinejobs_server.storage.feed import FeedStore
 from tests.api.feed_support import fed, list_all
-from tests.support import Stubs, create_job, eventually, history, register_pipeline, send
+from tests.servers import ServerThread, test_settings
+from tests.support import Stubs, create_job, eventually, history, register_pipeline, send, stubs
 
 Db = SyncDatabase[dict[str, Any]]
 
@@ -147,3 +148,21 @@ def test_prune_moves_the_horizon_before_it_deletes(
     assert through == horizon >= 3
     assert db.feed.count_documents({"p": {"$lte": horizon}}) == 0
     assert [e.uuid for e in list_all(api)[0]] == [e.uuid for e in entries[horizon:]]
+
+
+def test_events_written_in_a_batch_wake_the_relay_without_waiting_for_its_poll(
+    mongodb_uri: str, database_name: str
+) -> None:
+    # A poll far longer than the test may wait: only the writers' wake-up can feed the events in time.
+    slow_poll = Feed(bookmark_s=1.0, poll_s=60.0)
+    server = ServerThread(test_settings(mongodb_uri, database_name, feed=slow_poll)).start()
+    try:
+        with stubs(server.address) as api:
+            job = create_job(api, register_pipeline(api))
+            fed(api, 1)
+            for n in range(3):  # SendEvent: group commit's batch write (advance_many), not advance
+                send(api, job.job.uuid, "run" if n == 0 else "update", token=job.token)
+            entries = fed(api, 4, timeout_s=10)
+            assert [entry.seq for entry in entries] == [1, 2, 3, 4]
+    finally:
+        server.stop()

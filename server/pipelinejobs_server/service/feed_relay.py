@@ -37,7 +37,7 @@ from pipelinejobs_server.domain.tokens import StoredToken
 from pipelinejobs_server.storage.database import Database, Document
 from pipelinejobs_server.storage.documents import event_from_document
 from pipelinejobs_server.storage.feed import FeedStore, JobFacts, PositionTaken
-from pipelinejobs_server.storage.jobs import JobStore
+from pipelinejobs_server.storage.jobs import Advance, JobStore
 
 from .settling import RecordSettler
 
@@ -301,3 +301,10 @@ class WakingJobStore(JobStore):
         if advanced:
             self._relay.poke()
         return advanced
+
+    async def advance_many(self, advances: Sequence[Advance]) -> list[bool]:
+        """Group commit's batches (service/events.py) wake it too: most events are written so."""
+        moved = await super().advance_many(advances)
+        if any(moved):
+            self._relay.poke()
+        return moved
