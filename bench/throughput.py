@@ -63,8 +63,8 @@ def _service_round(
     return elapsed, [latency for part in results for latency in part]
 
 
-def _started_jobs(apis: list[Api], plan: Plan) -> list[list[JobHandle]]:
-    """Each thread's share of RUNNING jobs, created through ``apis[0]``'s server."""
+def _started_jobs(apis: list[Api], plan: Plan) -> tuple[str, list[list[JobHandle]]]:
+    """The bench's pipeline and each thread's share of RUNNING jobs, created through ``apis[0]``'s server."""
     pipeline = apis[0].register_pipeline("bench-throughput")
     jobs = [
         [
@@ -76,7 +76,7 @@ def _started_jobs(apis: list[Api], plan: Plan) -> list[list[JobHandle]]:
     for api, share in zip(apis, jobs, strict=True):
         for job in share:
             api.start(job, WARM_SEQ)
-    return jobs
+    return pipeline, jobs
 
 
 def _free_port() -> int:
@@ -122,9 +122,8 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         at_once_apis = [
             stack.enter_context(connect(at_once.address, env.client_key)) for _ in range(plan.threads)
         ]
-        jobs = _started_jobs(apis, plan)
-        at_once_jobs = _started_jobs(at_once_apis, plan)
-        pipeline = apis[0].register_pipeline("bench-throughput")
+        pipeline, jobs = _started_jobs(apis, plan)
+        _, at_once_jobs = _started_jobs(at_once_apis, plan)
         hot = apis[0].create_job(pipeline, {"bench": "throughput", "hot": True})
         apis[0].start(hot, WARM_SEQ)
         hot_jobs = [[hot] for _ in range(plan.threads)]
