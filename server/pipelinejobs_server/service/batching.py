@@ -170,8 +170,6 @@ class GroupCommit(Generic[Item, Result]):
         Used once: a writer that finds the queue empty afterwards ends, and the next arrival starts
         one that waits for nothing."""
         expected, self._expected = self._expected, 0
-        if len(self._queue) >= expected:
-            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._expected_for_s
         while len(self._queue) < expected:
