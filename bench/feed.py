@@ -13,7 +13,9 @@ The writers mark each entry for the feed in all three (ADR 015): that part of th
 baseline too. Beside the rates, the database's CPU time per event of each round, counted until the
 feed holds the round's entries (the relay's catch-up after the writers stopped is its cost too): on a
 machine other work loads, CPU per event moves far less than the rates do. And the database commands
-per event (bench/commands.py): what the relay's rounds add in round trips.
+per event (bench/commands.py): what the relay's rounds add in round trips. And in the same rounds, the
+bound (bench/feed_floor.py): group commit's batched floor with and without the least work a copied feed
+needs, the relay's three writes per round and none of its reads.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pipelinejobs_client.api.v1 import feed_pb2, job_pb2
 from .api import TIMEOUT_S, Api, JobHandle, connect, send_request
 from .commands import CommandMeter
 from .cpu import CpuMeter
+from .feed_floor import FedFloor
 from .harness import Environment
 from .latency import open_loop
 from .plan import Plan
@@ -171,7 +174,7 @@ def _until_fed(api: Api, epoch: str, position: int) -> None:
 
 
 def measure(env: Environment, plan: Plan) -> list[Row]:
-    rounds = ("no relay", "relay", "relay + watcher")
+    rounds = ("no relay", "relay", "relay + watcher", "floor", "floor + feed copy")
     rates: dict[str, list[float]] = {name: [] for name in rounds}
     cpu: dict[str, list[float]] = {name: [] for name in rounds}
     commands: dict[str, list[float]] = {name: [] for name in rounds}
@@ -194,18 +197,27 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         epoch, _ = _head(watcher_api)
         head = sum(len(share) for share in jobs["on"]) * WARM_SEQ
         _until_fed(watcher_api, epoch, head)
+        floors = {
+            name: FedFloor(env.uri, plan.threads, plan.jobs_per_thread, fed=name == "floor + feed copy")
+            for name in ("floor", "floor + feed copy")
+        }
+        for floor in floors.values():
+            stack.callback(floor.close)
         meter = CpuMeter({"database": env.database_pid})
         command_meter = CommandMeter(env.uri)
         stack.callback(command_meter.close)
         for rep in range(plan.throughput_reps):
             for name in rounds[rep % len(rounds) :] + rounds[: rep % len(rounds)]:
-                side = "off" if servers[name] is plain else "on"
                 watch = Watch(watcher_api) if name == "relay + watcher" else None
                 meter.start()
                 command_meter.start()
                 try:
-                    elapsed, _ = _service_round(apis[side], jobs[side], plan.events_per_thread)
-                    if side == "on":
+                    if name in floors:
+                        elapsed, _ = floors[name].round(plan.events_per_thread)
+                    elif servers[name] is plain:
+                        elapsed, _ = _service_round(apis["off"], jobs["off"], plan.events_per_thread)
+                    else:
+                        elapsed, _ = _service_round(apis["on"], jobs["on"], plan.events_per_thread)
                         head += events
                         _until_fed(watcher_api, epoch, head)
                 finally:
@@ -251,6 +263,18 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
             f"database CPU per event, {clients}",
             "ms",
             (("no relay", cpu["no relay"]), ("relay + a watcher", cpu["relay + watcher"])),
+        ),
+        paired_row(
+            SECTION,
+            f"bound: batched floor's events/s, {clients}",
+            "1/s",
+            (("floor", rates["floor"]), ("floor + feed copy", rates["floor + feed copy"])),
+        ),
+        paired_row(
+            SECTION,
+            f"bound: batched floor's database CPU per event, {clients}",
+            "ms",
+            (("floor", cpu["floor"]), ("floor + feed copy", cpu["floor + feed copy"])),
         ),
         paired_row(
             SECTION,

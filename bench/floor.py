@@ -99,6 +99,7 @@ class Floor:
         self.client: MongoClient[Document] = MongoClient(uri, tz_aware=True)
         name = f"bench_floor_{step}{tag}"
         db = self.client.get_database(name, write_concern=DURABLE)
+        self.database = db
         service_shaped = self.step >= STEPS.index("indexes")
         self.events: Collection[Document] = db["job_events" if service_shaped else "events"]
         self.jobs: Collection[Document] = db["jobs"]
@@ -205,8 +206,10 @@ class BatchedFloor(Floor):
     ``insert_many`` and advanced in one unordered ``bulk_write``. The database's own limit for batches
     of this size."""
 
-    def __init__(self, uri: str, threads: int, jobs_per_thread: int, *, shared: bool = False) -> None:
-        super().__init__(uri, threads, jobs_per_thread, "schema", shared=shared, tag="_batched")
+    def __init__(
+        self, uri: str, threads: int, jobs_per_thread: int, *, shared: bool = False, tag: str = "_batched"
+    ) -> None:
+        super().__init__(uri, threads, jobs_per_thread, "schema", shared=shared, tag=tag)
 
     def round(self, per_thread: int) -> tuple[float, list[float]]:
         latencies: list[float] = []
@@ -219,7 +222,8 @@ class BatchedFloor(Floor):
             latencies += [time.perf_counter() - began] * len(batch)
         return time.perf_counter() - started, latencies
 
-    def _batch(self, batch: list[FloorJob]) -> None:
+    def _batch(self, batch: list[FloorJob]) -> list[Document]:
+        """One batch; the history documents it inserted."""
         unique = {job.uuid: job for job in batch}
         records = {doc["_id"]: doc for doc in self.jobs.find({"_id": {"$in": list(unique)}})}
         now = datetime.now(UTC).replace(microsecond=0)
@@ -253,3 +257,4 @@ class BatchedFloor(Floor):
         ]
         if self.jobs.bulk_write(updates, ordered=False).modified_count != len(updates):
             raise RuntimeError("a batched compare-and-set did not apply")
+        return documents

@@ -110,7 +110,12 @@ def test_get_unknown_pipeline_is_not_found(api: Stubs) -> None:
     assert metadata == {"uuid": unknown}
 
 
-@pytest.mark.parametrize("bad", ["", "not-a-uuid", str(uuid.uuid4()).upper(), uuid.uuid4().hex], ids=repr)
+# Fixed values, not fresh uuids: test ids must be the same in every process that collects them (xdist).
+@pytest.mark.parametrize(
+    "bad",
+    ["", "not-a-uuid", "CBC82792-0CF7-4B61-B662-40485439643E", "57426318e8344f729ec839921193ebf1"],
+    ids=repr,
+)
 def test_get_pipeline_with_an_invalid_uuid_is_invalid_argument(api: Stubs, bad: str) -> None:
     metadata = refused(
         lambda: api.pipelines.GetPipeline(GetPipelineRequest(uuid=bad), metadata=CLIENT),
