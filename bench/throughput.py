@@ -4,11 +4,13 @@
 SendEvent('update') as fast as they can; the floors do the same count of events straight through pymongo
 from as many threads over as many jobs, one by one, and batched as group commit writes them. The same
 again with every thread on one hot job. The server's batch-size histogram (its metrics endpoint) gives
-the events per batch of each service round. A second server on a database of its own takes its
-queue at once (``PIPELINEJOBS_EVENT_BATCH_GATHER_MS=0``): what waiting for the callers a batch answered
-(ADR 017) changes, side by side. Each repetition runs one round of each, in an order that rotates,
-against the same database process. The CPU time each process used in a round, per event, says which
-process the rate is waiting for: on this machine it is the database (see docs/performance.md).
+the events per batch of each service round. Beside the service, servers changed by one setting, each on
+a database of its own (``SIDE_SERVERS``): one takes its queue at once
+(``PIPELINEJOBS_EVENT_BATCH_GATHER_MS=0``: what waiting for the callers a batch answered, ADR 017,
+changes), one does not relay the feed (``PIPELINEJOBS_FEED_RELAY=off``: the write path without the
+feed's cost, against the same floors). Each repetition runs one round of each, in an order that
+rotates, against the same database process. The CPU time each process used in a round, per event, says
+which process the rate is waiting for: on this machine it is the database (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ DATABASE = "bench_throughput"
 WARM_SEQ = 5
 ONE_BY_ONE_TARGET = Target(1.0, at_least=True)  # issue 15: group commit beats the one-by-one floor
 BATCHED_TARGET = Target(0.6, at_least=True)  # and reaches 0.6 of the database's batched limit
-SPREAD = ("service", "service_at_once", *STEPS, "batched")  # 8 clients over 64 jobs
+SPREAD = ("service", "service_at_once", "service_no_relay", *STEPS, "batched")  # 8 clients over 64 jobs
 HOT = ("service_hot", "read_hot", "batched_hot")  # 8 clients on one job
 ROUNDS = SPREAD + HOT
 LABELS = {
     "service": "service: SendEvent",
     "service_at_once": "service, queue taken at once",
+    "service_no_relay": "service, feed relay off",
     "bare": "floor: insert + CAS",
     "read": "floor: read + insert + CAS",
     "indexes": "floor + service indexes",
@@ -100,33 +103,41 @@ def _batches(metrics_port: int) -> tuple[float, float]:
     )
 
 
+# Servers beside the service, each on a database of its own, changed by one setting: what that setting
+# costs or saves, side by side.
+SIDE_SERVERS = {
+    "service_at_once": {"PIPELINEJOBS_EVENT_BATCH_GATHER_MS": "0"},
+    "service_no_relay": {"PIPELINEJOBS_FEED_RELAY": "off"},
+}
+
+
 def measure(env: Environment, plan: Plan) -> list[Row]:
     rates: dict[str, list[float]] = {name: [] for name in ROUNDS}
     p50s: dict[str, list[float]] = {name: [] for name in ROUNDS}
     cpu: dict[str, dict[str, list[float]]] = {name: {} for name in ROUNDS}
-    batch_sizes: dict[str, list[float]] = {"service": [], "service_hot": [], "service_at_once": []}
+    batch_sizes: dict[str, list[float]] = {"service": [], "service_hot": [], **{n: [] for n in SIDE_SERVERS}}
     events = plan.threads * plan.events_per_thread
     with ExitStack() as stack:
-        metrics_port, at_once_metrics_port = _free_port(), _free_port()
-        server = env.start_server(DATABASE, settings={"PIPELINEJOBS_METRICS_PORT": str(metrics_port)})
-        stack.callback(server.stop)
-        at_once = env.start_server(
-            f"{DATABASE}_at_once",
-            settings={
-                "PIPELINEJOBS_METRICS_PORT": str(at_once_metrics_port),
-                "PIPELINEJOBS_EVENT_BATCH_GATHER_MS": "0",
-            },
-        )
-        stack.callback(at_once.stop)
-        apis = [stack.enter_context(connect(server.address, env.client_key)) for _ in range(plan.threads)]
-        at_once_apis = [
-            stack.enter_context(connect(at_once.address, env.client_key)) for _ in range(plan.threads)
-        ]
-        pipeline, jobs = _started_jobs(apis, plan)
-        _, at_once_jobs = _started_jobs(at_once_apis, plan)
-        hot = apis[0].create_job(pipeline, {"bench": "throughput", "hot": True})
-        apis[0].start(hot, WARM_SEQ)
-        hot_jobs = [[hot] for _ in range(plan.threads)]
+        ports = {name: _free_port() for name in ("service", *SIDE_SERVERS)}
+        servers = {
+            name: env.start_server(
+                DATABASE if name == "service" else f"{DATABASE}_{name.removeprefix('service_')}",
+                settings={"PIPELINEJOBS_METRICS_PORT": str(ports[name]), **SIDE_SERVERS.get(name, {})},
+            )
+            for name in ports
+        }
+        for server in servers.values():
+            stack.callback(server.stop)
+        apis = {
+            name: [stack.enter_context(connect(server.address, env.client_key)) for _ in range(plan.threads)]
+            for name, server in servers.items()
+        }
+        started = {name: _started_jobs(apis[name], plan) for name in servers}
+        pipeline = started["service"][0]
+        jobs = {name: share for name, (_, share) in started.items()}
+        hot = apis["service"][0].create_job(pipeline, {"bench": "throughput", "hot": True})
+        apis["service"][0].start(hot, WARM_SEQ)
+        jobs["service_hot"] = [[hot] for _ in range(plan.threads)]
         floors: dict[str, Floor] = {
             step: Floor(env.uri, plan.threads, plan.jobs_per_thread, step) for step in STEPS
         }
@@ -135,28 +146,25 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         floors["batched_hot"] = BatchedFloor(env.uri, plan.threads, 1, shared=True)
         for floor in floors.values():
             stack.callback(floor.close)
-        meter = CpuMeter({"database": env.database_pid, "server": server.pid, "clients": None})
-        at_once_meter = CpuMeter({"database": env.database_pid, "server": at_once.pid, "clients": None})
+        meters = {
+            name: CpuMeter({"database": env.database_pid, "server": server.pid, "clients": None})
+            for name, server in servers.items()
+        }
         for rep in range(plan.throughput_reps):
             for name in ROUNDS[rep % len(ROUNDS) :] + ROUNDS[: rep % len(ROUNDS)]:
-                port = at_once_metrics_port if name == "service_at_once" else metrics_port
-                round_meter = at_once_meter if name == "service_at_once" else meter
-                before = _batches(port) if name in batch_sizes else (0.0, 0.0)
-                round_meter.start()
-                if name == "service_at_once":
-                    elapsed, latencies = _service_round(at_once_apis, at_once_jobs, plan.events_per_thread)
-                elif name in batch_sizes:
-                    elapsed, latencies = _service_round(
-                        apis, jobs if name == "service" else hot_jobs, plan.events_per_thread
-                    )
-                else:
+                side = "service" if name in ("service_hot", *floors) else name
+                before = _batches(ports[side]) if name in batch_sizes else (0.0, 0.0)
+                meters[side].start()
+                if name in floors:
                     elapsed, latencies = floors[name].round(plan.events_per_thread)
-                for process, ms in round_meter.per(events).items():
+                else:
+                    elapsed, latencies = _service_round(apis[side], jobs[name], plan.events_per_thread)
+                for process, ms in meters[side].per(events).items():
                     cpu[name].setdefault(process, []).append(ms)
                 rates[name].append(events / elapsed)
                 p50s[name].append(percentile(latencies, 50) * 1000)
                 if name in batch_sizes:
-                    after = _batches(port)
+                    after = _batches(ports[side])
                     batch_sizes[name].append((after[0] - before[0]) / max(after[1] - before[1], 1.0))
         progress(
             f"throughput: {plan.throughput_reps} repetitions of {events} events per round "
@@ -192,6 +200,27 @@ def _rows(
             f"events/s, {spread}",
             "1/s",
             ((LABELS["service_at_once"], rates["service_at_once"]), (LABELS["service"], rates["service"])),
+        )
+    )
+    # What the write path does without the feed's relay (issue 12's cost, on issue 15's targets): info.
+    rows += [
+        paired_row(
+            SECTION,
+            f"events/s, {spread}",
+            "1/s",
+            ((LABELS[f], rates[f]), (LABELS["service_no_relay"], rates["service_no_relay"])),
+        )
+        for f in ("read", "batched")
+    ]
+    rows.append(
+        paired_row(
+            SECTION,
+            f"database CPU per event, {spread}",
+            "ms",
+            (
+                (LABELS["batched"], cpu["batched"]["database"]),
+                (LABELS["service_no_relay"], cpu["service_no_relay"]["database"]),
+            ),
         )
     )
     rows += [
@@ -237,6 +266,13 @@ def _rows(
             "events",
             LABELS["service_at_once"],
             Runs.of(batch_sizes["service_at_once"]),
+        ),
+        Row(
+            SECTION,
+            f"events per batch, {spread}",
+            "events",
+            LABELS["service_no_relay"],
+            Runs.of(batch_sizes["service_no_relay"]),
         ),
         Row(
             SECTION,
