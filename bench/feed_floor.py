@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from pymongo import WriteConcern
 
-from pipelinejobs_server.domain.feed import EVENT, FeedEntry
+from pipelinejobs_server.service.feed_relay import fed_entry
 from pipelinejobs_server.storage.database import Database
-from pipelinejobs_server.storage.documents import event_from_document
-from pipelinejobs_server.storage.feed import FEED, FEED_META, PENDING, FeedStore, entry_to_document
+from pipelinejobs_server.storage.feed import FEED, FEED_META, PENDING, FeedStore, JobFacts, entry_to_document
 
 from .floor import DURABLE, BatchedFloor, Document, FloorJob
 
@@ -75,24 +76,6 @@ class FedFloor(BatchedFloor):
 
     @staticmethod
     def _fed_document(document: Document, position: int) -> Document:
-        recorded = event_from_document(document)
-        entry = recorded.entry
-        return entry_to_document(
-            FeedEntry(
-                position=position,
-                kind=EVENT,
-                uuid=entry.uuid,
-                job_uuid=entry.job_uuid,
-                pipeline_uuid=PIPELINE,
-                links=LINKS,
-                seq=entry.seq,
-                name=entry.name,
-                from_state=entry.from_state,
-                to_state=entry.to_state,
-                timestamp=entry.timestamp,
-                data=entry.data,
-                source=entry.source,
-                hash=recorded.hash,
-                fed_at=entry.timestamp,
-            )
-        )
+        facts = JobFacts(int(document["seq"]), "RUNNING", False, PIPELINE, LINKS)
+        entry = fed_entry(document, facts, datetime.now(UTC))
+        return entry_to_document(replace(entry, position=position))

@@ -55,7 +55,8 @@ REMEMBERED_JOBS = 10_000  # jobs whose last fed seq the relay keeps in memory (a
 CANCELLED_NAMESPACE = uuid_module.UUID("5b0c6c1e-77c4-4d2e-9a57-2f3e0d0b6a15")
 
 
-def _fed_entry(document: Document, facts: JobFacts, now: datetime) -> FeedEntry:
+def fed_entry(document: Document, facts: JobFacts, now: datetime) -> FeedEntry:
+    """A history document as the feed holds it, before its position is taken (also bench/feed_floor.py)."""
     recorded = event_from_document(document)
     entry = recorded.entry
     return FeedEntry(
@@ -179,7 +180,7 @@ class FeedRelay:
                     if not job.cancelled and age > STUCK_S:
                         stuck.append(job_uuid)
                     break
-                ready.append(_fed_entry(document, job, now))
+                ready.append(fed_entry(document, job, now))
                 expected += 1
         fed = await self._feed(ready)
         await self._store.mark_fed(orphans)
@@ -220,7 +221,7 @@ class FeedRelay:
         for attempt in range(64):
             pending = await self._store.pending_of(job.uuid)
             facts, now = _facts(job), self._clock.now()
-            entries = [_fed_entry(document, facts, now) for document in pending if document["seq"] <= job.seq]
+            entries = [fed_entry(document, facts, now) for document in pending if document["seq"] <= job.seq]
             entries.append(cancelled_entry(job, now))
             already = await self._store.fed([entry.uuid for entry in entries])
             new = [entry for entry in entries if entry.uuid not in already]
