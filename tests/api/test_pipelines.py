@@ -110,7 +110,8 @@ def test_get_unknown_pipeline_is_not_found(api: Stubs) -> None:
     assert metadata == {"uuid": unknown}
 
 
-# Fixed values, not fresh uuids: test ids must be the same in every process that collects them (xdist).
+# Fixed values, not fresh uuids: a test id must be the same each time the suite is collected (a rerun
+# by id, a runner that collects in several processes).
 @pytest.mark.parametrize(
     "bad",
     ["", "not-a-uuid", "CBC82792-0CF7-4B61-B662-40485439643E", "57426318e8344f729ec839921193ebf1"],
