@@ -15,7 +15,11 @@ feed holds the round's entries (the relay's catch-up after the writers stopped i
 machine other work loads, CPU per event moves far less than the rates do. And the database commands
 per event (bench/commands.py): what the relay's rounds add in round trips. And in the same rounds, the
 bound (bench/feed_floor.py): group commit's batched floor with and without the least work a copied feed
-needs, the relay's three writes per round and none of its reads.
+needs, the relay's three writes per round and none of its reads; and that copy by parts, each beside the
+floor: the history without marks, the insert and head without marks (what a relay that needs no marks
+costs at the least), the marks cleared alone, and the insert and head of entries read from the history's
+change stream (a relay that finds them so). The two without marks also beside the history without marks:
+what they cost against a write path with no feed at all.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from pipelinejobs_client.api.v1 import feed_pb2, job_pb2
 from .api import TIMEOUT_S, Api, JobHandle, connect, send_request
 from .commands import CommandMeter
 from .cpu import CpuMeter
-from .feed_floor import FedFloor
+from .feed_floor import FEED_COPY, NO_COPY, PARTS, Copy, FedFloor
 from .harness import Environment
 from .latency import open_loop
 from .plan import Plan
@@ -45,6 +49,10 @@ SECTION = "feed"
 RATE = 100.0
 LAG_TARGET_MS = 250.0
 COST_TARGET = Target(0.9, at_least=True)  # at most 10 % fewer events/s
+FLOORS: dict[str, Copy] = {"floor": NO_COPY, "floor + feed copy": FEED_COPY, **PARTS}
+# The history without marks alone, and the floors that copy without marks (the relays that need none).
+UNMARKED = next(name for name, copy in FLOORS.items() if not copy.marked and not copy.per_round)
+MARKLESS = [name for name, copy in FLOORS.items() if not copy.marked and copy.per_round]
 
 
 class Watch:
@@ -174,7 +182,7 @@ def _until_fed(api: Api, epoch: str, position: int) -> None:
 
 
 def measure(env: Environment, plan: Plan) -> list[Row]:
-    rounds = ("no relay", "relay", "relay + watcher", "floor", "floor + feed copy")
+    rounds = ("no relay", "relay", "relay + watcher", *FLOORS)
     rates: dict[str, list[float]] = {name: [] for name in rounds}
     cpu: dict[str, list[float]] = {name: [] for name in rounds}
     commands: dict[str, list[float]] = {name: [] for name in rounds}
@@ -198,8 +206,7 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         head = sum(len(share) for share in jobs["on"]) * WARM_SEQ
         _until_fed(watcher_api, epoch, head)
         floors = {
-            name: FedFloor(env.uri, plan.threads, plan.jobs_per_thread, fed=name == "floor + feed copy")
-            for name in ("floor", "floor + feed copy")
+            name: FedFloor(env.uri, plan.threads, plan.jobs_per_thread, copy) for name, copy in FLOORS.items()
         }
         for floor in floors.values():
             stack.callback(floor.close)
@@ -264,18 +271,7 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
             "ms",
             (("no relay", cpu["no relay"]), ("relay + a watcher", cpu["relay + watcher"])),
         ),
-        paired_row(
-            SECTION,
-            f"bound: batched floor's events/s, {clients}",
-            "1/s",
-            (("floor", rates["floor"]), ("floor + feed copy", rates["floor + feed copy"])),
-        ),
-        paired_row(
-            SECTION,
-            f"bound: batched floor's database CPU per event, {clients}",
-            "ms",
-            (("floor", cpu["floor"]), ("floor + feed copy", cpu["floor + feed copy"])),
-        ),
+        *_bound_rows(rates, cpu, clients),
         paired_row(
             SECTION,
             f"database commands per event, {clients}",
@@ -292,4 +288,15 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
             (("target", target), (f"{RATE:g}/s open loop", lag_runs[99])),
             Target(1.0),
         ),
+    ]
+
+
+def _bound_rows(rates: dict[str, list[float]], cpu: dict[str, list[float]], clients: str) -> list[Row]:
+    """Each floor beside the plain one; the rates of those without marks beside a history without them."""
+    by_floor = [("floor", name) for name in FLOORS if name != "floor"]
+    pairs = [(rates, "events/s", "1/s", pair) for pair in by_floor + [(UNMARKED, name) for name in MARKLESS]]
+    pairs += [(cpu, "database CPU per event", "ms", pair) for pair in by_floor]
+    return [
+        paired_row(SECTION, f"bound: batched floor's {figure}, {clients}", unit, ((a, runs[a]), (b, runs[b])))
+        for runs, figure, unit, (a, b) in pairs
     ]

@@ -246,7 +246,7 @@ class BatchedFloor(Floor):
                 idempotency_key=uuid.uuid4().hex,
                 prev_hash=head,
             )
-            documents.append(event_to_document(entry, digest))
+            documents.append(self._document(entry, digest))
             heads[job.uuid] = (seq + 1, digest)
         self.events.insert_many(documents, ordered=True)
         updates = [
@@ -258,3 +258,7 @@ class BatchedFloor(Floor):
         if self.jobs.bulk_write(updates, ordered=False).modified_count != len(updates):
             raise RuntimeError("a batched compare-and-set did not apply")
         return documents
+
+    def _document(self, entry: Entry, digest: str) -> Document:
+        """The history document of ``entry``, as the service writes it."""
+        return event_to_document(entry, digest)
