@@ -104,8 +104,8 @@ def test_several_relays_at_once_feed_each_entry_once_in_order(
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 await asyncio.gather(*(feed.relay.relay_once() for feed in feeds))
-                # Racing until the last writer is done, not the first: then the server's relay is the
-                # only one left to finish, and the race the test is about was cut short.
+                # Until the last writer is done, not the first: stopping at the first cut the race short
+                # and left the server's relay to finish alone.
                 if len(finished) == len(jobs) and db.job_events.count_documents({"feed_pending": True}) == 0:
                     return
         finally:
