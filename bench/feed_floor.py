@@ -104,8 +104,8 @@ class FedFloor(BatchedFloor):
 
     def _document(self, entry: Entry, digest: str) -> Document:
         document = super()._document(entry, digest)
-        if not self.copy.marked:
-            del document[PENDING]
+        if self.copy.marked:
+            document[PENDING] = True  # as writers mark them for a database without change streams
         return document
 
     def _batch(self, batch: list[FloorJob]) -> list[Document]:

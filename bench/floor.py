@@ -260,5 +260,6 @@ class BatchedFloor(Floor):
         return documents
 
     def _document(self, entry: Entry, digest: str) -> Document:
-        """The history document of ``entry``, as the service writes it."""
+        """The history document of ``entry``, as the service writes it on a database with change
+        streams (the embedded one): without the feed's mark."""
         return event_to_document(entry, digest)

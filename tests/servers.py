@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -30,7 +30,7 @@ from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from pipelinejobs_server.web.connections import ConnectionLimits
 from pipelinejobs_server.web.mounting import mounted
 from pipelinejobs_server.web.serving import RunningApp, bind, start_app
-from tests.support import ADMIN_KEY, CLIENT_KEY
+from tests.support import ADMIN_KEY, CLIENT_KEY, Stubs, stubs
 
 
 def test_settings(uri: str, database: str, **changes: Any) -> Settings:
@@ -122,6 +122,17 @@ class ServerThread(_LoopThread[RunningServer]):
     def address(self) -> str:
         assert self.running is not None
         return f"127.0.0.1:{self.running.port}"
+
+
+@contextlib.contextmanager
+def served(settings: Settings) -> Iterator[Stubs]:
+    """Stubs of a server started for the block and stopped after it (a test that restarts its server)."""
+    server = ServerThread(settings).start()
+    try:
+        with stubs(server.address) as api:
+            yield api
+    finally:
+        server.stop()
 
 
 class _AppThread(_LoopThread[RunningApp]):

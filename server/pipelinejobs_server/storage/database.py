@@ -165,6 +165,7 @@ class Database:
             job_counts=database[COUNTS],
             job_count_changes=database[COUNT_CHANGES],
         )
+        self._change_streams: bool | None = None
 
     def declared_indexes(self) -> list[Declared]:
         """Every index the service uses. ``required`` ones guard correctness (uniqueness) and exist
@@ -285,6 +286,15 @@ class Database:
                 if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
                     raise
             last = page[-1]["_id"]
+
+    @translate_errors
+    async def has_change_streams(self) -> bool:
+        """Whether the server keeps the log of its writes that change streams follow: a replica set (the
+        embedded default is one) or a sharded cluster does, a standalone server does not. Asked once."""
+        if self._change_streams is None:
+            hello = await self.client.admin.command("hello")
+            self._change_streams = "setName" in hello or hello.get("msg") == "isdbgrid"
+        return self._change_streams
 
     @translate_errors
     async def ping(self) -> None:

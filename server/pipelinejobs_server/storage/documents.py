@@ -114,7 +114,10 @@ def job_from_document(document: Document) -> JobRecord:
     )
 
 
-def event_to_document(entry: Entry, digest: str) -> Document:
+def event_to_document(entry: Entry, digest: str, *, marked: bool = False) -> Document:
+    """``marked``: with ``feed_pending``, for a database without change streams, where the feed's relay
+    finds the entries it has not fed by that mark (service/feed_finding.py). Not part of the entry, nor
+    of its hash."""
     document: Document = {
         "_id": entry.uuid,
         "job_uuid": entry.job_uuid,
@@ -127,10 +130,9 @@ def event_to_document(entry: Entry, digest: str) -> Document:
         "source": entry.source,
         "prev_hash": entry.prev_hash,
         "hash": digest,
-        # Until the feed's relay copied the entry into the feed (storage/feed.py): the partial index on
-        # it holds only what is not fed yet. Not part of the entry, nor of its hash.
-        "feed_pending": True,
     }
+    if marked:
+        document["feed_pending"] = True  # until the relay fed it: a partial index holds only these
     # Absent rather than empty, so the partial unique index only covers events that carry a key.
     if entry.idempotency_key:
         document["idempotency_key"] = entry.idempotency_key

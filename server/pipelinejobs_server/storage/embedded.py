@@ -52,6 +52,12 @@ CONFIG_FILE = "secantusd.toml"
 CONFIG_TEXT = "# Written by pipelinejobs: the embedded database takes its settings from flags only.\n"
 # Present while the database's user is being set up: what kind of store it is being set up in.
 SETUP_MARKER = "db.setup"
+# The database's log of its writes, which change streams follow: the feed's relay resumes in it after a
+# restart or a hand-over (service/feed_finding.py). The database's defaults (1 hour, 100,000 entries)
+# held about 20,000 events, some minutes of a busy fleet. Each entry takes about 0.6-1 KB on disk: the
+# cap costs up to about 1 GB. A relay away longer than this still loses nothing, but its recovery scans.
+OPLOG_RETENTION_S = 24 * 3600
+OPLOG_MAX_ENTRIES = 1_000_000
 NEW_STORE, OLDER_STORE = "new\n", "older\n"
 
 LOG = logging.getLogger(__name__)
@@ -120,6 +126,7 @@ class EmbeddedDatabase:
         port: int = 0,
         standalone: bool = False,
         test_commands: bool = False,
+        oplog_max_entries: int = OPLOG_MAX_ENTRIES,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -128,6 +135,7 @@ class EmbeddedDatabase:
         self.standalone = standalone
         # mongod's enableTestCommands (configureFailPoint): for the fault suites only, never for a service.
         self.test_commands = test_commands
+        self.oplog_max_entries = oplog_max_entries  # smaller in the tests of a relay the log outran
         self.process: subprocess.Popen[bytes] | None = None
         self._process_port = port
         self._password: str | None = None
@@ -286,6 +294,8 @@ class EmbeddedDatabase:
             "--port", str(port),
             "--storage-path", str(self.storage_path),
             "--log-level", "WARNING",
+            "--oplog-retention-seconds", str(OPLOG_RETENTION_S),
+            "--oplog-max-entries", str(self.oplog_max_entries),
             *(["--auth"] if authenticated else []),
             *(["--standalone"] if self.standalone else []),
             *(["--enable-test-commands"] if self.test_commands else []),

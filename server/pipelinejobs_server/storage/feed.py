@@ -41,18 +41,25 @@ from pipelinejobs_server.domain.canonical import canonical_json
 from pipelinejobs_server.domain.feed import CANCELLED, EVENT, FeedEntry, FeedFilter
 
 from .database import Database, Document, translate_errors
+from .history_stream import HistoryStream, Point
 
 FEED, FEED_META = "feed", "feed_meta"
-PENDING = "feed_pending"  # on a job_events document until the relay fed it (storage/documents.py)
+# On the job_events documents a database without change streams holds, until fed (storage/documents.py).
+PENDING = "feed_pending"
 _EPOCH, _HORIZON, _HEAD, _LEASE = "epoch", "horizon", "head", "relay"
 MAJORITY = ReadConcern("majority")
 MARK_TIMEOUT_S = 0.5
 OP_TIMEOUT_S = 1.0
+RECOVERY_STEP = 64  # entries of a job read at once by a recovery, looking back for the last one fed
 log = logging.getLogger("pipelinejobs.feed")
 
 
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _point_fields(point: Point) -> Document:
+    return {"resume": point.token, "resume_at": point.at}
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,7 @@ class FeedStore:
         self._jobs = database.collections.jobs.with_options(read_concern=concern)
         # A mark lost in a crash only costs the next round a look at the feed (mark_fed): no journal wait.
         self._marks = database.collections.job_events.with_options(write_concern=WriteConcern(w=1))
+        self._database = database
         self._epoch: str | None = None
 
     @translate_errors
@@ -197,6 +205,26 @@ class FeedStore:
             ]
         )
         await self.epoch()
+        if await self.follows_stream():
+            await self._start_resume_point()
+
+    async def _start_resume_point(self) -> None:
+        """A feed without a resume point gets one now, before this process writes anything: the relay
+        then follows the history from before every entry written since (a relay that opened the stream
+        only at its first round missed the entries written before it)."""
+        if await self.resume_point() is not None:
+            return
+        stream = self.history_stream()
+        await stream.open(None)
+        await stream.close()
+        assert stream.token is not None, "a change stream always has a starting point"
+        query = {"_id": _HEAD, "resume": {"$exists": False}}
+        with contextlib.suppress(DuplicateKeyError):  # another replica started at the same time
+            await self._meta.update_one(query, {"$set": _point_fields(stream.point)}, upsert=True)
+
+    async def follows_stream(self) -> bool:
+        """Whether the relay follows the history's change stream (or, without one, the writers' marks)."""
+        return await self._database.has_change_streams()
 
     @translate_errors
     async def epoch(self) -> str:
@@ -233,8 +261,30 @@ class FeedStore:
             return taken[-1]
         return head
 
-    async def _advance_head(self, position: int) -> None:
-        await self._meta.update_one({"_id": _HEAD}, {"$max": {"p": position}}, upsert=True)
+    async def _advance_head(self, position: int, resume: Point | None = None) -> None:
+        update: Document = {"$max": {"p": position}}
+        if resume is not None:
+            update["$set"] = _point_fields(resume)  # in the same write: no second write per round
+        await self._meta.update_one({"_id": _HEAD}, update, upsert=True)
+
+    @translate_errors
+    @bounded
+    async def resume_point(self) -> Point | None:
+        """Where the relay resumes the history's stream: every entry before it was fed."""
+        document = await self._meta.find_one({"_id": _HEAD}, {"resume": 1, "resume_at": 1}) or {}
+        token, at = document.get("resume"), document.get("resume_at")
+        if not token:
+            return None
+        return Point(dict(token), _utc(at) if isinstance(at, datetime) else datetime.min.replace(tzinfo=UTC))
+
+    @translate_errors
+    @bounded
+    async def save_resume_point(self, point: Point) -> None:
+        """The resume point moved with nothing fed (no entries, or only ones that are never fed)."""
+        await self._meta.update_one({"_id": _HEAD}, {"$set": _point_fields(point)}, upsert=True)
+
+    def history_stream(self) -> HistoryStream:
+        return HistoryStream(self._events)
 
     @translate_errors
     @bounded
@@ -284,12 +334,6 @@ class FeedStore:
 
     @translate_errors
     @bounded
-    async def pending_of(self, job_uuid: str) -> list[Document]:
-        cursor = self._events.find({PENDING: True, "job_uuid": job_uuid}).sort("seq", ASCENDING)
-        return [document async for document in cursor]
-
-    @translate_errors
-    @bounded
     async def still_pending(self, entries: Sequence[tuple[str, int]]) -> set[str]:
         """Of these (job, seq) pairs, the jobs whose entry at that seq is not fed yet.
 
@@ -304,6 +348,39 @@ class FeedStore:
             async for document in cursor
             if (document["job_uuid"], document["seq"]) in wanted
         }
+
+    @translate_errors
+    async def jobs_updated_since(self, since: datetime) -> list[tuple[str, int]]:
+        """Every job whose record was advanced at ``since`` or later, with its seq. A scan of the records
+        (they have no index on the time): only a recovery asks it (service/feed_finding.py)."""
+        cursor = self._jobs.find({"updated_at": {"$gte": since}}, {"seq": 1})
+        return [(document["_id"], int(document.get("seq", 0))) async for document in cursor]
+
+    @translate_errors
+    async def unfed_entries(self, job_uuid: str, seq: int, since: datetime) -> list[Document]:
+        """The job's entries after the last one of it in the feed, by seq, looking back from ``seq``
+        (and including any after it, in flight). An entry written before ``since`` ends the look: it
+        was fed before the point the recovery starts from, though the retention may have deleted it."""
+        unfed: list[Document] = []
+        high: int | None = None
+        while high is None or high > 0:
+            low = max((seq if high is None else high) - RECOVERY_STEP, 0)
+            span: Document = {"$gt": low} if high is None else {"$gt": low, "$lte": high}
+            cursor = self._events.find({"job_uuid": job_uuid, "seq": span}).sort("seq", ASCENDING)
+            chunk = [document async for document in cursor]
+            fed = await self.fed([document["_id"] for document in chunk])
+            for index in range(len(chunk) - 1, -1, -1):
+                if chunk[index]["_id"] in fed or _utc(chunk[index]["timestamp"]) < since:
+                    return chunk[index + 1 :] + unfed
+            unfed, high = chunk + unfed, low
+        return unfed
+
+    @translate_errors
+    @bounded
+    async def entries_of(self, job_uuid: str) -> list[Document]:
+        """A job's whole history, by seq (a cancelled job's: it never ran, so it is short)."""
+        cursor = self._events.find({"job_uuid": job_uuid}).sort("seq", ASCENDING)
+        return [document async for document in cursor]
 
     @translate_errors
     @bounded
@@ -331,9 +408,15 @@ class FeedStore:
     @translate_errors
     @bounded
     async def append(
-        self, entries: Sequence[FeedEntry], *, known_head: int | None = None, trusted: bool = False
+        self,
+        entries: Sequence[FeedEntry],
+        *,
+        known_head: int | None = None,
+        trusted: bool = False,
+        resume: Point | None = None,
     ) -> list[FeedEntry]:
         """Feed ``entries`` in this order at the next positions; the entries as fed (with positions).
+        ``resume``, the history stream's new resume point, is stored with the head.
 
         Raises ``PositionTaken`` when another feeder got in between: some of ``entries`` may have been
         fed then, which the caller's next read of ``fed`` tells."""
@@ -344,7 +427,7 @@ class FeedStore:
             await self._feed.insert_many([entry_to_document(entry) for entry in placed], ordered=True)
         except (BulkWriteError, DuplicateKeyError) as error:
             raise PositionTaken from error
-        await self._advance_head(placed[-1].position)  # only now may readers read up to them
+        await self._advance_head(placed[-1].position, resume)  # only now may readers read up to them
         return placed
 
     @translate_errors

@@ -78,6 +78,7 @@ class TokenOutcome(enum.Enum):
 
 class JobStore:
     def __init__(self, database: Database) -> None:
+        self._database = database
         self._jobs = database.collections.jobs
         self._events = database.collections.job_events
         self._listing = database.collections.job_listing
@@ -185,7 +186,8 @@ class JobStore:
     @translate_errors
     async def append(self, entry: Entry, digest: str) -> AppendOutcome:
         try:
-            await self._events.insert_one(event_to_document(entry, digest))
+            marked = not await self._database.has_change_streams()
+            await self._events.insert_one(event_to_document(entry, digest, marked=marked))
         except DuplicateKeyError as error:
             if duplicate_index(error) == "job_idempotency_key":
                 return AppendOutcome.KEY_TAKEN
@@ -203,8 +205,9 @@ class JobStore:
         """
         outcomes: list[AppendOutcome | None] = [None] * len(entries)
         todo = list(range(len(entries)))
+        marked = not await self._database.has_change_streams()
         while todo:
-            documents = [event_to_document(*entries[i]) for i in todo]
+            documents = [event_to_document(*entries[i], marked=marked) for i in todo]
             try:
                 await self._events.insert_many(documents, ordered=True)
             except BulkWriteError as error:
