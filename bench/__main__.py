@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import time
@@ -54,6 +55,16 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=",".join(SECTIONS),
         help=f"comma-separated sections to run (default: all of {', '.join(SECTIONS)})",
     )
+    parser.add_argument(
+        "--large-jobs",
+        type=int,
+        help="jobs of the larger seeded database (collection, list, counts): 1000000 for ADR 004's run",
+    )
+    parser.add_argument(
+        "--without-histories",
+        action="store_true",
+        help="seed the jobs without their history entries (a million jobs' take about an hour to seed here)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
     parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a row misses its target (default: report it only)"
@@ -73,6 +84,10 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(argv)
     plan = QUICK if options.quick else FULL
+    if options.large_jobs:
+        plan = dataclasses.replace(plan, large_jobs=options.large_jobs)
+    if options.without_histories:
+        plan = dataclasses.replace(plan, seeded_histories=False)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup, a hangup stays ignored
             signal.signal(signum, _interrupt)

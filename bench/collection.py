@@ -59,8 +59,8 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         runs.setdefault(f"large_{key}", []).append(median(pair[1]) * 1000)
 
     with ExitStack() as stack:
-        small = _side(env, stack, seeded(env, plan.small_jobs))
-        large = _side(env, stack, seeded(env, plan.large_jobs))
+        small = _side(env, stack, seeded(env, plan.small_jobs, plan.seeded_histories))
+        large = _side(env, stack, seeded(env, plan.large_jobs, plan.seeded_histories))
         for _ in range(plan.collection_reps):
             add(
                 "events",

@@ -21,7 +21,7 @@ from .harness import Environment
 from .paired import paired
 from .plan import Plan
 from .report import progress
-from .seeding import SeededDatabase, seeded
+from .seeding import SeededDatabase, seeded_pair
 from .stats import AT_MOST_1_2, Row, Runs, median, paired_row
 from .upkeep import wait_for_upkeep
 
@@ -65,7 +65,7 @@ def _count_calls(
 
 
 def measure(env: Environment, plan: Plan) -> list[Row]:
-    small, large = seeded(env, plan.small_jobs), seeded(env, plan.large_jobs)
+    small, large = seeded_pair(env, plan)
     runs = _count_calls(small, large, env, plan)
     progress("counts: CountJobs measured")
     starts: dict[str, list[float]] = {"small": [], "large": [], "uncounted": [], "recount": []}

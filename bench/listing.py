@@ -34,7 +34,7 @@ from .harness import Environment
 from .parallel import check_stop
 from .plan import Plan
 from .report import progress
-from .seeding import NEWEST, SPARSE_LAB, SeededDatabase, seeded
+from .seeding import NEWEST, SPARSE_LAB, SeededDatabase, seeded_pair
 from .stats import AT_MOST_1_2, Row, median, paired_row
 
 SECTION = "list"
@@ -167,7 +167,7 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
     with ExitStack() as stack:
         small, large = (
             Side(db, stack.enter_context(connect(db.server.address, env.client_key)))
-            for db in (seeded(env, plan.small_jobs), seeded(env, plan.large_jobs))
+            for db in seeded_pair(env, plan)
         )
         for query in QUERIES:
             deep, page = _token_before(small.api, query, small.db, plan.page_size, plan.list_deep_page)

@@ -45,6 +45,8 @@ class Plan:
     # profile: one round of the throughput workload against a server run under cProfile.
     profile_events_per_thread: int
     page_size: int = 100
+    # Whether the seeded jobs get their history entries (ListJobs, the counts and start-up read none).
+    seeded_histories: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

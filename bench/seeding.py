@@ -10,6 +10,7 @@ afterwards, so the indexes are built by the server itself (``ensure_indexes``) o
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from pipelinejobs_server.storage.feed import PENDING
 from pipelinejobs_server.storage.listed import listing_document
 
 from .harness import Environment, ServerProcess
+from .plan import Plan
 from .report import progress
 from .upkeep import wait_for_upkeep
 
@@ -152,7 +154,7 @@ def _fed(document: Document) -> Document:
     return document
 
 
-def _seed(uri: str, name: str, count: int) -> tuple[str, ...]:
+def _seed(uri: str, name: str, count: int, histories: bool) -> tuple[str, ...]:
     client: MongoClient[Document] = MongoClient(uri, tz_aware=True)
     try:
         database = client.get_database(name, write_concern=FAST)
@@ -167,7 +169,8 @@ def _seed(uri: str, name: str, count: int) -> tuple[str, ...]:
             created = newest - timedelta(seconds=count - number)
             job, history = _job(number, count, pipelines[number % PIPELINES].uuid, created)
             jobs.append(job)
-            events += history
+            if histories:
+                events += history
             if len(jobs) == BATCH or number == count - 1:
                 database["jobs"].insert_many(jobs, ordered=False)
                 # Listed as the server lists them (storage/listed.py): otherwise its first start lists
@@ -175,7 +178,8 @@ def _seed(uri: str, name: str, count: int) -> tuple[str, ...]:
                 # 100,000 jobs on a loaded machine.
                 listings = [listing_document(job_from_document(job)) for job in jobs]
                 database["job_listing"].insert_many(listings, ordered=False)
-                database["job_events"].insert_many(events, ordered=False)
+                if events:
+                    database["job_events"].insert_many(events, ordered=False)
                 jobs, events = [], []
         return tuple(record.uuid for record in pipelines)
     finally:
@@ -185,14 +189,17 @@ def _seed(uri: str, name: str, count: int) -> tuple[str, ...]:
 _SEEDED: dict[tuple[Path, int], SeededDatabase] = {}
 
 
-def seeded(env: Environment, count: int) -> SeededDatabase:
-    """A database of ``count`` seeded jobs with a server on it; made once per run and size."""
+def seeded(env: Environment, count: int, histories: bool = True) -> SeededDatabase:
+    """A database of ``count`` seeded jobs with a server on it; made once per run and size. Without
+    ``histories`` the jobs have records and listings only (what ListJobs, the counts and start-up read)."""
     key = (env.root, count)
     if key not in _SEEDED:
         name = f"bench_jobs_{count}"
-        progress(f"seeding {count} jobs with their histories into {name}")
-        pipelines = _seed(env.uri, name, count)
-        progress(f"seeded {name}; a server builds the indexes")
+        what = "with their histories" if histories else "without histories"
+        progress(f"seeding {count} jobs {what} into {name}")
+        started = time.monotonic()
+        pipelines = _seed(env.uri, name, count, histories)
+        progress(f"seeded {name} in {time.monotonic() - started:.0f} s; a server builds the indexes")
         # Building an index over 100,000 documents takes the embedded database longer than the server's
         # default socket timeout (10 s): this first start gets a longer one. The measured server then
         # starts with the defaults, on indexes that exist.
@@ -204,6 +211,13 @@ def seeded(env: Environment, count: int) -> SeededDatabase:
         server = env.start_server(name)
         _SEEDED[key] = SeededDatabase(name, count, pipelines, server)
     return _SEEDED[key]
+
+
+def seeded_pair(env: Environment, plan: Plan) -> tuple[SeededDatabase, SeededDatabase]:
+    """The plan's small and large seeded databases."""
+    return seeded(env, plan.small_jobs, plan.seeded_histories), seeded(
+        env, plan.large_jobs, plan.seeded_histories
+    )
 
 
 def extend_history(uri: str, database: str, job: str, until_seq: int) -> int:
