@@ -157,8 +157,8 @@ def test_what_is_written_while_no_relay_runs_is_fed_by_the_next_one(
 ) -> None:
     """The next relay resumes the history's stream where the last one stored its point: nothing written
     in between is missed, nothing fed before is fed again."""
-    relaying, quiet = test_settings(mongodb_uri, database_name), test_settings(mongodb_uri, database_name)
-    quiet = replace(quiet, feed=replace(quiet.feed, relay=False))
+    relaying = test_settings(mongodb_uri, database_name)
+    quiet = replace(relaying, feed=replace(relaying.feed, relay=False))
     with served(relaying) as api:
         job = create_job(api, register_pipeline(api))
         send(api, job.job.uuid, "run", token=job.token)
