@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -23,13 +22,11 @@ from pymongo.database import Database as SyncDatabase
 
 from pipelinejobs_server.app import build_feed
 from pipelinejobs_server.domain.clock import SYSTEM_CLOCK
-from pipelinejobs_server.domain.records import RecordedEntry
 from pipelinejobs_server.settings import Feed, Settings
 from pipelinejobs_server.storage.database import Database
-from pipelinejobs_server.storage.documents import event_to_document, job_from_document
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from pipelinejobs_server.storage.feed import FeedStore
-from tests.api.feed_support import fed, list_all
+from tests.api.feed_support import fed, left_behind, list_all, marked, rounds_of_another_relay
 from tests.servers import served, test_settings
 from tests.support import Stubs, create_job, eventually, history, register_pipeline, send
 
@@ -50,27 +47,6 @@ def embedded(
     database.start()
     yield database
     database.stop()
-
-
-def marked(db: Db) -> bool:
-    """Whether the writers mark their entries for the relay: on a database without change streams."""
-    return "setName" not in db.client.admin.command("hello")
-
-
-def left_behind(db: Db, job_uuid: str, name: str = "update") -> RecordedEntry:
-    """Insert the job's next entry without advancing its record: a writer that died between its writes."""
-    record = job_from_document(db.jobs.find_one({"_id": job_uuid}) or {})
-    entry = record.next_entry(
-        name,
-        record.state,
-        uuid=str(uuid.uuid4()),
-        timestamp=record.updated_at,
-        data={"left": True},
-        source="grpc",
-    )
-    recorded = RecordedEntry.of(entry)
-    db.job_events.insert_one(event_to_document(entry, recorded.hash, marked=marked(db)))
-    return recorded
 
 
 def test_an_entry_its_dead_writer_left_behind_is_fed_once_rolled_forward(api: Stubs, db: Db) -> None:
@@ -101,17 +77,6 @@ def _resume_point(db: Db) -> Any:
     return (db.feed_meta.find_one({"_id": "head"}) or {}).get("resume")
 
 
-async def _rounds_of_another_relay(uri: str, name: str, rounds: int) -> None:
-    """A relay of another replica (the lease ignored), ``rounds`` rounds from the stored resume point."""
-    database = Database(uri, name)
-    try:
-        relay = build_feed(Settings(), database, SYSTEM_CLOCK).relay
-        for _ in range(rounds):
-            await relay.relay_once()
-    finally:
-        await database.close()
-
-
 def test_a_relay_that_died_before_storing_its_resume_point_feeds_nothing_twice(
     api: Stubs, db: Db, mongodb_uri: str, database_name: str
 ) -> None:
@@ -127,7 +92,7 @@ def test_a_relay_that_died_before_storing_its_resume_point_feeds_nothing_twice(
     # A relay killed after its insert and before the head (and the resume point with it) was written
     # leaves the resume point in front of entries already fed: the next relay reads them again.
     db.feed_meta.update_one({"_id": "head"}, {"$set": {"resume": early}})
-    asyncio.run(_rounds_of_another_relay(mongodb_uri, database_name, 3))
+    asyncio.run(rounds_of_another_relay(mongodb_uri, database_name, 3))
     send(api, job.job.uuid, "run", token=job.token)
     after = [e.uuid for e in fed(api, 5)]
     assert after[:4] == before

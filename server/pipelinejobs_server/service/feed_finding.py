@@ -145,12 +145,15 @@ class StreamedEntries:
             error,
             since.isoformat(),
         )
-        started = self._stream.point
+        # While any entry found so would wait, the point to resume from stays the lost one: a relay that
+        # stops before feeding them all is followed by one that recovers again, not by one that resumes
+        # after entries it never saw (the stream started after them).
+        before = lost if lost is not None else self._stream.point
         jobs = await self._store.jobs_updated_since(since)
         found = 0
         for job_uuid, seq in jobs:
             for document in await self._store.unfed_entries(job_uuid, seq, since):
-                self._waiting.setdefault(document["_id"], (document, started))
+                self._waiting.setdefault(document["_id"], (document, before))
                 found += 1
         log.warning("feed relay: recovery looked at %d jobs and found %d entries to feed", len(jobs), found)
 
