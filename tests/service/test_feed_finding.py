@@ -13,6 +13,7 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from pipelinejobs_server.service import feed_finding
 from pipelinejobs_server.settings import Settings
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
 from tests.api.feed_support import fed, left_behind, list_all, rounds_of_another_relay
@@ -86,10 +87,12 @@ def test_what_was_written_after_a_resume_point_the_log_lost_is_fed_once_in_order
 
 
 def test_entries_an_older_version_marked_are_fed_first_when_the_stream_starts(
-    mongodb_uri: str, database_name: str, db: Db
+    mongodb_uri: str, database_name: str, db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A feed kept by a version that marked every entry (no resume point): the first relay that follows
-    the stream starts it from now and takes over what was marked before, in order, clearing the marks."""
+    the stream starts it from now and takes over what was marked before, in order, clearing the marks,
+    in as many reads as the marked entries take (two of two here)."""
+    monkeypatch.setattr(feed_finding, "ADOPTED", 2)
     relaying = test_settings(mongodb_uri, database_name)
     quiet = _quiet(relaying)
     with served(relaying) as api:

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from pipelinejobs_server.domain.feed import FeedEntry
 from pipelinejobs_server.storage.database import Document
-from pipelinejobs_server.storage.feed import FeedStore
+from pipelinejobs_server.storage.feed import PENDING, FeedStore
 from pipelinejobs_server.storage.history_stream import HistoryLost, Point
 
 log = logging.getLogger("pipelinejobs.feed")
@@ -116,6 +116,8 @@ class StreamedEntries:
         # before it; and the resume point stored last.
         self._waiting: dict[str, tuple[Document, Point]] = {}
         self._saved: Point | None = None
+        self._started: Point | None = None  # where the stream began at the last open
+        self._more_marked = False  # the last read of marked entries took as many as it may
 
     @property
     def opened(self) -> bool:
@@ -130,11 +132,18 @@ class StreamedEntries:
         except HistoryLost as error:
             await self._stream.open(None)
             await self._recover(stored, error)
-        started = self._stream.point
-        # Entries marked by a server that had no stream (the database was a standalone one then) wait
-        # too, in front of what the stream brings (one read of an index that holds only them).
-        for document in await self._store.pending(ADOPTED):
-            self._waiting.setdefault(document["_id"], (document, started))
+        self._started = self._stream.point
+        await self._adopt()
+
+    async def _adopt(self) -> None:
+        """Entries marked by a server that had no stream (an older version, or the database was a
+        standalone one then) wait too, in front of what the stream brings: one read of an index that
+        holds only them, and another once those are fed if it took as many as it may."""
+        assert self._started is not None, "adopted when the stream opens"
+        marked = await self._store.pending(ADOPTED)
+        self._more_marked = len(marked) >= ADOPTED
+        for document in marked:
+            self._waiting.setdefault(document["_id"], (document, self._started))
 
     async def _recover(self, lost: Point | None, error: HistoryLost) -> None:
         """The stream starts from now: find what was written after ``lost`` and not fed, job by job."""
@@ -158,6 +167,8 @@ class StreamedEntries:
         log.warning("feed relay: recovery looked at %d jobs and found %d entries to feed", len(jobs), found)
 
     async def waiting(self) -> list[Document]:
+        if self._more_marked and not any(PENDING in document for document, _ in self._waiting.values()):
+            await self._adopt()
         for change in await self._stream.read(BATCH):
             if change.document is None:
                 self._waiting.pop(change.uuid, None)  # refused after the fact, or a cancel's purge
