@@ -10,6 +10,7 @@ follows the history's change stream, and a standalone server, where it follows t
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pymongo.database import Database as SyncDatabase
 
 from pipelinejobs_server.app import build_feed
 from pipelinejobs_server.domain.clock import SYSTEM_CLOCK
+from pipelinejobs_server.service.feed_relay import FAILING_PAUSE_MAX_S, failing_pause
 from pipelinejobs_server.settings import Feed, Settings
 from pipelinejobs_server.storage.database import Database
 from pipelinejobs_server.storage.embedded import EmbeddedDatabase
@@ -222,3 +224,31 @@ def test_events_written_in_a_batch_wake_the_relay_without_waiting_for_its_poll(
             send(api, job.job.uuid, "run" if n == 0 else "update", token=job.token)
         entries = fed(api, 4, timeout_s=10)
         assert [entry.seq for entry in entries] == [1, 2, 3, 4]
+
+
+def test_a_relay_whose_rounds_keep_failing_says_so_once_and_waits_longer_each_time(
+    closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that does not answer: the relay warns once, not at every try, and its pauses double
+    up to a cap (at one try per poll, the tries' abandoned requests once filled the database's
+    connections while it built an index)."""
+    assert [failing_pause(0.05, n) for n in (1, 2, 3, 4)] == [0.05, 0.1, 0.2, 0.4]
+    assert failing_pause(0.05, 10) == failing_pause(0.05, 10_000) == FAILING_PAUSE_MAX_S
+
+    async def relay_a_while() -> None:
+        database = Database(f"mongodb://127.0.0.1:{closed_port}/?serverSelectionTimeoutMS=200", "down")
+        try:
+            relay = build_feed(Settings(), database, SYSTEM_CLOCK).relay
+            relay.start()
+            await asyncio.sleep(3.0)
+            relay.stop()
+            assert relay.task is not None
+            await asyncio.wait_for(relay.task, 10)
+        finally:
+            await database.close()
+
+    with caplog.at_level(logging.DEBUG, logger="pipelinejobs.feed"):
+        asyncio.run(relay_a_while())
+    tries = [r for r in caplog.records if r.getMessage().startswith("feed relay:")]
+    assert len(tries) >= 3, [r.getMessage() for r in tries]
+    assert [r.levelno for r in tries].count(logging.WARNING) == 1

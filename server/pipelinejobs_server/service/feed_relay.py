@@ -35,6 +35,7 @@ from pipelinejobs_server.domain.errors import ConcurrentModification, NotFound, 
 from pipelinejobs_server.domain.feed import CANCELLED, EVENT, FeedEntry
 from pipelinejobs_server.domain.records import JobRecord, RecordedEntry
 from pipelinejobs_server.domain.tokens import StoredToken
+from pipelinejobs_server.stopping import pause
 from pipelinejobs_server.storage.database import Database, Document
 from pipelinejobs_server.storage.documents import event_from_document
 from pipelinejobs_server.storage.feed import PENDING, FeedStore, JobFacts, PositionTaken
@@ -53,6 +54,10 @@ PRUNE_S = 60.0  # how often the holder deletes what passed the retention
 COALESCE_S = 0.01  # after a wake-up, wait this long for more: fewer, larger rounds
 COALESCE_BUSY_S = 0.04  # ... and this long after a round of BUSY_ROUND entries or more
 BUSY_ROUND = 4
+# A relay whose rounds keep failing waits longer after each, up to this: every try against a database
+# that does not answer (one building an index on the embedded database blocks every other request) left
+# a request and its connection behind, and at one try per poll they filled its 1,000 connections.
+FAILING_PAUSE_MAX_S = 5.0
 REMEMBERED_JOBS = 10_000  # jobs whose records this relay knows without reading them
 CANCELLED_NAMESPACE = uuid_module.UUID("5b0c6c1e-77c4-4d2e-9a57-2f3e0d0b6a15")
 
@@ -78,6 +83,12 @@ def fed_entry(document: Document, facts: JobFacts, now: datetime) -> FeedEntry:
         hash=recorded.hash,
         fed_at=now,
     )
+
+
+def failing_pause(poll_s: float, failures: int) -> float:
+    """The pause after ``failures`` failed rounds in a row: the poll, doubled after each, at most
+    ``FAILING_PAUSE_MAX_S``."""
+    return min(poll_s * float(2 ** min(failures - 1, 30)), FAILING_PAUSE_MAX_S)
 
 
 def cancelled_entry(job: JobRecord, now: datetime) -> FeedEntry:
@@ -128,6 +139,7 @@ class FeedRelay:
         self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.holding = False
+        self._failures = 0  # rounds failed in a row
         # Until a round went through cleanly: the head may be behind what was taken, and entries marked
         # pending may be fed already (a feeder died, or lost its answers, between its writes).
         self._suspect = True
@@ -260,6 +272,14 @@ class FeedRelay:
             await self._finder.close()
         self._suspect = True
 
+    async def _failed(self, message: str, level: int, *, exc_info: bool = False) -> None:
+        """A round failed: start again from what the database holds, after a pause that grows while the
+        rounds keep failing. Said once, not at every try; the rest go to the debug log."""
+        await self._close_finder()
+        self._failures += 1
+        log.log(level if self._failures == 1 else logging.DEBUG, message, exc_info=exc_info)
+        await pause(self._stopping, failing_pause(self._poll_s, self._failures))
+
     async def record_cancel(self, job: JobRecord) -> None:
         """Before a cancelled job's history is deleted: feed its accepted entries that are not fed yet,
         then its ``cancelled`` entry. ``job`` is the record as the cancel marked it."""
@@ -317,14 +337,17 @@ class FeedRelay:
                         await self._store.prune(self._clock.now() - self._retention)
                         prune_at = loop.time() + PRUNE_S
             except PipelineJobsError as error:
-                await self._close_finder()
-                log.warning("feed relay: %s; trying again", error.message)
+                await self._failed(f"feed relay: {error.message}; trying again", logging.WARNING)
+                continue
             except HistoryLost as error:
                 await self._close_finder()
                 log.error("feed relay: the history's stream cannot resume (%s)", error)
             except Exception:
-                await self._close_finder()
-                log.exception("feed relay failed; trying again")
+                await self._failed("feed relay failed; trying again", logging.ERROR, exc_info=True)
+                continue
+            if self._failures:
+                log.info("feed relay: working again after %d failed rounds", self._failures)
+                self._failures = 0
             if fed >= BATCH:
                 continue  # a backlog: no pause until it is fed
             with contextlib.suppress(TimeoutError):
