@@ -195,22 +195,39 @@ def seeded(env: Environment, count: int, histories: bool = True) -> SeededDataba
     key = (env.root, count)
     if key not in _SEEDED:
         name = f"bench_jobs_{count}"
+        # The indexes first, as a lab's database has them while it grows: a server on the empty database
+        # makes them at once. Built after the seeding instead, over a million jobs, they had taken the
+        # embedded database hours, and it answered nothing else meanwhile (docs/performance.md §12.6).
+        _upkeep(env, name, "indexes made")
         what = "with their histories" if histories else "without histories"
         progress(f"seeding {count} jobs {what} into {name}")
         started = time.monotonic()
         pipelines = _seed(env.uri, name, count, histories)
-        progress(f"seeded {name} in {time.monotonic() - started:.0f} s; a server builds the indexes")
-        # Building an index over 100,000 documents takes the embedded database longer than the server's
-        # default socket timeout (10 s): this first start gets a longer one. The measured server then
-        # starts with the defaults, on indexes that exist.
-        builder = env.start_server(name, timeout_s=1800.0, settings={"PIPELINEJOBS_DB_TIMEOUT_MS": "360000"})
-        # It serves before its indexes and counts are done (storage/upkeep.py): wait for them.
-        progress(f"{name}: upkeep done in {wait_for_upkeep(builder.address):.1f} s after serving")
-        builder.stop()
-        progress(f"{name}: indexes built")
+        progress(f"seeded {name} in {time.monotonic() - started:.0f} s")
+        _uncount(env.uri, name)
+        _upkeep(env, name, "jobs counted")
         server = env.start_server(name)
         _SEEDED[key] = SeededDatabase(name, count, pipelines, server)
     return _SEEDED[key]
+
+
+def _upkeep(env: Environment, name: str, done: str) -> None:
+    """Start a server on ``name`` and stop it once its upkeep is done (storage/upkeep.py: it serves
+    before its indexes and counts are). Its reads get a longer timeout than the default 10 s socket
+    timeout: the first count of a big seeded database reads every record."""
+    builder = env.start_server(name, timeout_s=1800.0, settings={"PIPELINEJOBS_DB_TIMEOUT_MS": "360000"})
+    progress(f"{name}: {done}, upkeep done in {wait_for_upkeep(builder.address):.1f} s after serving")
+    builder.stop()
+    env.servers.remove(builder)
+
+
+def _uncount(uri: str, name: str) -> None:
+    """The seeding wrote records behind the counters' back: without counters, the next server counts."""
+    client: MongoClient[Document] = MongoClient(uri)
+    try:
+        client[name].drop_collection("job_counts")
+    finally:
+        client.close()
 
 
 def seeded_pair(env: Environment, plan: Plan) -> tuple[SeededDatabase, SeededDatabase]:
