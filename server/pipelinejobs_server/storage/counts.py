@@ -261,12 +261,6 @@ class Counters:
         if change is not None:
             await self.write([change])
 
-    @translate_errors
-    async def forget(self, changes: Sequence[Document]) -> None:
-        """Remove the pending changes of entries that never were: their job was deleted under them."""
-        if changes:
-            await self._changes.delete_many({"_id": {"$in": [c["_id"] for c in changes]}, PENDING: True})
-
     # -- reading -----------------------------------------------------------------------------------------
 
     @translate_errors
