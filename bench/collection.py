@@ -18,7 +18,7 @@ from .harness import Environment
 from .paired import paired
 from .plan import Plan
 from .report import progress
-from .seeding import SeededDatabase, seeded
+from .seeding import SeededDatabase, seeded_pair
 from .stats import AT_MOST_1_2, Row, median, paired_row
 
 SECTION = "collection"
@@ -59,8 +59,7 @@ def measure(env: Environment, plan: Plan) -> list[Row]:
         runs.setdefault(f"large_{key}", []).append(median(pair[1]) * 1000)
 
     with ExitStack() as stack:
-        small = _side(env, stack, seeded(env, plan.small_jobs, plan.seeded_histories))
-        large = _side(env, stack, seeded(env, plan.large_jobs, plan.seeded_histories))
+        small, large = (_side(env, stack, db) for db in seeded_pair(env, plan))
         for _ in range(plan.collection_reps):
             add(
                 "events",

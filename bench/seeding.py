@@ -232,9 +232,8 @@ def _uncount(uri: str, name: str) -> None:
 
 def seeded_pair(env: Environment, plan: Plan) -> tuple[SeededDatabase, SeededDatabase]:
     """The plan's small and large seeded databases."""
-    return seeded(env, plan.small_jobs, plan.seeded_histories), seeded(
-        env, plan.large_jobs, plan.seeded_histories
-    )
+    histories = plan.seeded_histories
+    return seeded(env, plan.small_jobs, histories), seeded(env, plan.large_jobs, histories)
 
 
 def extend_history(uri: str, database: str, job: str, until_seq: int) -> int:

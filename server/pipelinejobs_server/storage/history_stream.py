@@ -1,4 +1,4 @@
-"""The history's change stream, as the feed's relay follows it (ADR 015, amendment 3).
+"""The history's change stream, as the feed's relay follows it (ADR 015, amendments 3 and 4).
 
 The relay learns of new history entries from the database's own log of its writes instead of a mark on
 each entry: a mark had to be cleared once the entry was fed, and that rewrite of every history document
